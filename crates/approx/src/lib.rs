@@ -1,0 +1,1 @@
+//! Approximations of smooth functions (placeholder; see issue 3).

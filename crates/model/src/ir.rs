@@ -1,0 +1,228 @@
+//! The network description every other layer works from: an ordered list of
+//! nodes (a DAG in topological order) over CHW tensors without a batch axis.
+//!
+//! Value ids: `0` is the network input; node `i` produces value `i + 1`. The
+//! network output is the last node's value. Shapes are public (both parties
+//! know them); weights live in the ops and only the provider has real ones.
+
+use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
+use serde::{Deserialize, Serialize};
+
+/// Identifies a tensor in the network: `0` is the input, `i + 1` is node `i`'s output.
+pub type ValueId = usize;
+
+/// A dense tensor of reals, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: Vec<f64>,
+}
+
+impl Tensor {
+    /// A tensor from its shape and data; panics if the sizes disagree (a programming error).
+    pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor size");
+        Self { shape, data }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// Element-wise activation functions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` if positive, else `alpha * x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f64,
+    },
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `ln(1 + e^x)` (PyTorch's default beta 1; its threshold is exact in our approximation).
+    Softplus,
+    /// `x` if positive, else `alpha * (e^x - 1)`.
+    Elu {
+        /// Scale of the negative branch.
+        alpha: f64,
+    },
+    /// Scaled ELU with the standard constants.
+    Selu,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// `x * Phi(x)` with the exact (erf) normal CDF.
+    GeluErf,
+    /// GELU with the tanh approximation.
+    GeluTanh,
+    /// The error function.
+    Erf,
+    /// `e^x`.
+    Exp,
+}
+
+impl Activation {
+    /// Short lower-case name (`relu`, `sigmoid`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softplus => "softplus",
+            Activation::Elu { .. } => "elu",
+            Activation::Selu => "selu",
+            Activation::Silu => "silu",
+            Activation::GeluErf => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Erf => "erf",
+            Activation::Exp => "exp",
+        }
+    }
+}
+
+/// What a node computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `y = W x + b`, `W` of shape `[out, in]`; the input is read flat.
+    Dense {
+        /// Weights `[out, in]`.
+        weight: Tensor,
+        /// Bias of length `out`.
+        bias: Option<Vec<f64>>,
+    },
+    /// 2-D convolution; weights `[out_ch, in_ch/groups, kh, kw]`.
+    Conv2d {
+        /// Shapes and hyper-parameters.
+        geom: Conv2dGeom,
+        /// Weights.
+        weight: Tensor,
+        /// Bias of length `out_ch`.
+        bias: Option<Vec<f64>>,
+    },
+    /// Average pooling; the divisor is the window size, or the count of
+    /// non-padded cells when `count_include_pad` is false.
+    AvgPool {
+        /// Window geometry.
+        geom: Pool2dGeom,
+        /// Whether padded cells count in the divisor.
+        count_include_pad: bool,
+    },
+    /// Mean over each channel's spatial extent: `[C, H, W] -> [C]`.
+    GlobalAvgPool,
+    /// Max pooling (padded cells never win).
+    MaxPool {
+        /// Window geometry.
+        geom: Pool2dGeom,
+    },
+    /// `y = scale * x + shift` per channel (axis 0); a length-1 vector broadcasts.
+    /// Batch norm that cannot be folded and in-graph standardisation land here.
+    Affine {
+        /// Multiplier per channel.
+        scale: Vec<f64>,
+        /// Offset per channel.
+        shift: Vec<f64>,
+    },
+    /// An element-wise activation.
+    Act(Activation),
+    /// Changes the shape only (flatten, reshape); data order is unchanged.
+    Reshape,
+    /// Element-wise sum of two values of the same shape (residual connections).
+    Add,
+    /// Element-wise product of two values of the same shape.
+    Mul,
+    /// Softmax over the last axis (only as the final node).
+    Softmax,
+}
+
+impl Op {
+    /// Short lower-case name of the operator.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Dense { .. } => "dense",
+            Op::Conv2d { .. } => "conv2d",
+            Op::AvgPool { .. } => "avgpool",
+            Op::GlobalAvgPool => "global_avgpool",
+            Op::MaxPool { .. } => "maxpool",
+            Op::Affine { .. } => "affine",
+            Op::Act(a) => a.name(),
+            Op::Reshape => "reshape",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Softmax => "softmax",
+        }
+    }
+
+    /// Number of weights the op carries (the provider's private parameters).
+    pub fn param_count(&self) -> usize {
+        match self {
+            Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                weight.len() + bias.as_ref().map_or(0, Vec::len)
+            }
+            Op::Affine { scale, shift } => scale.len() + shift.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// One step of the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Name (from ONNX, or generated), used in reports and errors.
+    pub name: String,
+    /// What it computes.
+    pub op: Op,
+    /// Values it reads (one, or two for `Add`/`Mul`).
+    pub inputs: Vec<ValueId>,
+    /// Shape of its output, without a batch axis.
+    pub shape: Vec<usize>,
+}
+
+/// A whole network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Name (benchmark name or model file stem).
+    pub name: String,
+    /// Shape of one input record, without a batch axis (`[C, H, W]` or `[D]`).
+    pub input_shape: Vec<usize>,
+    /// Nodes in topological order.
+    pub nodes: Vec<Node>,
+    /// Class names from the model's metadata, when present.
+    pub class_names: Option<Vec<String>>,
+}
+
+impl Network {
+    /// Shape of value `v`.
+    pub fn shape_of(&self, v: ValueId) -> &[usize] {
+        if v == 0 { &self.input_shape } else { &self.nodes[v - 1].shape }
+    }
+
+    /// Number of elements of one input record.
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// Number of outputs (classes).
+    pub fn output_len(&self) -> usize {
+        self.nodes.last().map_or(self.input_len(), |n| n.shape.iter().product())
+    }
+
+    /// Total number of weights.
+    pub fn param_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.op.param_count()).sum()
+    }
+}

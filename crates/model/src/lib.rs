@@ -1,0 +1,9 @@
+//! The clear network: its description ([`ir`]), the benchmark networks built
+//! in code ([`zoo`]), ONNX import, record loaders and the plaintext reference.
+//!
+//! No cryptography here: this crate must stay fast to build and test.
+
+pub mod ir;
+pub mod zoo;
+
+pub use ir::{Activation, Network, Node, Op, Tensor, ValueId};

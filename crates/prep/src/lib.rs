@@ -1,0 +1,1 @@
+//! cryptmed-prep (being written).

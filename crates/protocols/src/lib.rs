@@ -1,0 +1,1 @@
+//! cryptmed-protocols (being written).

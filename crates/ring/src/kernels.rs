@@ -1,0 +1,270 @@
+//! Clear-text tensor kernels, generic over the ring and `f64`.
+//!
+//! The secure linear protocols run these on shares (the ring version wraps),
+//! and the plaintext reference runs the same code on `f64`, so there is one
+//! definition of what a convolution or a pooling window is. Tensors are flat
+//! row-major slices in CHW order with no batch axis.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Elem;
+
+/// Numbers the kernels run on: the ring (wrapping) and `f64`.
+pub trait Scalar: Copy + Default + PartialEq + Send + Sync + 'static {
+    /// `self + o`.
+    fn add(self, o: Self) -> Self;
+    /// `self - o`.
+    fn sub(self, o: Self) -> Self;
+    /// `self * o`.
+    fn mul(self, o: Self) -> Self;
+}
+
+impl Scalar for Elem {
+    #[inline]
+    fn add(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+    #[inline]
+    fn sub(self, o: Self) -> Self {
+        self.wrapping_sub(o)
+    }
+    #[inline]
+    fn mul(self, o: Self) -> Self {
+        self.wrapping_mul(o)
+    }
+}
+
+impl Scalar for f64 {
+    #[inline]
+    fn add(self, o: Self) -> Self {
+        self + o
+    }
+    #[inline]
+    fn sub(self, o: Self) -> Self {
+        self - o
+    }
+    #[inline]
+    fn mul(self, o: Self) -> Self {
+        self * o
+    }
+}
+
+/// `y = W x` for `W` of shape `[rows, cols]` (row-major) and `x` of `cols`.
+pub fn matvec<T: Scalar>(w: &[T], rows: usize, cols: usize, x: &[T]) -> Vec<T> {
+    assert_eq!(w.len(), rows * cols, "weight size");
+    assert_eq!(x.len(), cols, "input size");
+    w.chunks_exact(cols)
+        .map(|row| row.iter().zip(x).fold(T::default(), |acc, (a, b)| acc.add(a.mul(*b))))
+        .collect()
+}
+
+/// Shape and hyper-parameters of a 2-D convolution over one CHW tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Conv2dGeom {
+    /// Input channels.
+    pub in_ch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output channels.
+    pub out_ch: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride along height and width.
+    pub stride: [usize; 2],
+    /// Zero padding: top, left, bottom, right.
+    pub pads: [usize; 4],
+    /// Dilation along height and width.
+    pub dilation: [usize; 2],
+    /// Channel groups (1 for an ordinary convolution).
+    pub groups: usize,
+}
+
+impl Conv2dGeom {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        out_len(self.in_h, self.kernel[0], self.stride[0], self.pads[0] + self.pads[2], self.dilation[0])
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        out_len(self.in_w, self.kernel[1], self.stride[1], self.pads[1] + self.pads[3], self.dilation[1])
+    }
+
+    /// Number of input elements.
+    pub fn in_len(&self) -> usize {
+        self.in_ch * self.in_h * self.in_w
+    }
+
+    /// Number of output elements.
+    pub fn out_len(&self) -> usize {
+        self.out_ch * self.out_h() * self.out_w()
+    }
+
+    /// Number of weights: `out_ch * in_ch/groups * kh * kw`.
+    pub fn weight_len(&self) -> usize {
+        self.out_ch * (self.in_ch / self.groups) * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Runs the convolution (no bias) of `x` with weights `w` laid out
+    /// `[out_ch, in_ch/groups, kh, kw]`.
+    pub fn apply<T: Scalar>(&self, w: &[T], x: &[T]) -> Vec<T> {
+        assert_eq!(w.len(), self.weight_len(), "weight size");
+        assert_eq!(x.len(), self.in_len(), "input size");
+        let (oh, ow) = (self.out_h(), self.out_w());
+        let (kh, kw) = (self.kernel[0], self.kernel[1]);
+        let icg = self.in_ch / self.groups;
+        let ocg = self.out_ch / self.groups;
+        let mut out = vec![T::default(); self.out_len()];
+        for oc in 0..self.out_ch {
+            let g = oc / ocg;
+            let plane = &mut out[oc * oh * ow..(oc + 1) * oh * ow];
+            for icl in 0..icg {
+                let ic = g * icg + icl;
+                let xin = &x[ic * self.in_h * self.in_w..(ic + 1) * self.in_h * self.in_w];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let wv = w[((oc * icg + icl) * kh + ky) * kw + kx];
+                        let dy = (ky * self.dilation[0]) as isize - self.pads[0] as isize;
+                        let dx = (kx * self.dilation[1]) as isize - self.pads[1] as isize;
+                        for oy in 0..oh {
+                            let iy = (oy * self.stride[0]) as isize + dy;
+                            if iy < 0 || iy >= self.in_h as isize {
+                                continue;
+                            }
+                            let row = &xin[iy as usize * self.in_w..(iy as usize + 1) * self.in_w];
+                            let orow = &mut plane[oy * ow..(oy + 1) * ow];
+                            for (ox, o) in orow.iter_mut().enumerate() {
+                                let ix = (ox * self.stride[1]) as isize + dx;
+                                if ix >= 0 && ix < self.in_w as isize {
+                                    *o = o.add(wv.mul(row[ix as usize]));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Output length of a sliding window along one axis.
+pub fn out_len(input: usize, kernel: usize, stride: usize, pad_total: usize, dilation: usize) -> usize {
+    let span = dilation * (kernel - 1) + 1;
+    if input + pad_total < span {
+        return 0;
+    }
+    (input + pad_total - span) / stride + 1
+}
+
+/// Shape and hyper-parameters of a 2-D pooling over one CHW tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Pool2dGeom {
+    /// Channels.
+    pub ch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Stride along height and width.
+    pub stride: [usize; 2],
+    /// Padding: top, left, bottom, right (padded cells are never in a window).
+    pub pads: [usize; 4],
+}
+
+impl Pool2dGeom {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        out_len(self.in_h, self.kernel[0], self.stride[0], self.pads[0] + self.pads[2], 1)
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        out_len(self.in_w, self.kernel[1], self.stride[1], self.pads[1] + self.pads[3], 1)
+    }
+
+    /// Number of output elements.
+    pub fn out_len(&self) -> usize {
+        self.ch * self.out_h() * self.out_w()
+    }
+
+    /// For each output element (CHW order), the flat input indices inside its
+    /// window, padding excluded, in row-major order.
+    pub fn windows(&self) -> Vec<Vec<usize>> {
+        let (oh, ow) = (self.out_h(), self.out_w());
+        let mut all = Vec::with_capacity(self.out_len());
+        for c in 0..self.ch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut win = Vec::with_capacity(self.kernel[0] * self.kernel[1]);
+                    for ky in 0..self.kernel[0] {
+                        let iy = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
+                        if iy < 0 || iy >= self.in_h as isize {
+                            continue;
+                        }
+                        for kx in 0..self.kernel[1] {
+                            let ix = (ox * self.stride[1] + kx) as isize - self.pads[1] as isize;
+                            if ix >= 0 && ix < self.in_w as isize {
+                                win.push((c * self.in_h + iy as usize) * self.in_w + ix as usize);
+                            }
+                        }
+                    }
+                    all.push(win);
+                }
+            }
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_matches_hand_computation() {
+        // 1 channel 3x3 input, 2x2 kernel of ones, stride 1, no pad -> 2x2 sums.
+        let g = Conv2dGeom {
+            in_ch: 1, in_h: 3, in_w: 3, out_ch: 1, kernel: [2, 2], stride: [1, 1],
+            pads: [0; 4], dilation: [1, 1], groups: 1,
+        };
+        let x: Vec<f64> = (1..=9).map(|v| v as f64).collect();
+        assert_eq!(g.apply(&[1.0; 4], &x), vec![12.0, 16.0, 24.0, 28.0]);
+        // pad 1 stride 2: corners see one 2x2 block each.
+        let g2 = Conv2dGeom { pads: [1; 4], stride: [2, 2], ..g };
+        assert_eq!((g2.out_h(), g2.out_w()), (2, 2));
+        assert_eq!(g2.apply(&[1.0; 4], &x), vec![1.0, 5.0, 11.0, 28.0]);
+    }
+
+    #[test]
+    fn ring_conv_wraps_like_f64_on_small_ints() {
+        let g = Conv2dGeom {
+            in_ch: 2, in_h: 4, in_w: 4, out_ch: 3, kernel: [3, 3], stride: [1, 1],
+            pads: [1; 4], dilation: [1, 1], groups: 1,
+        };
+        let w: Vec<i64> = (0..g.weight_len() as i64).map(|i| (i % 7) - 3).collect();
+        let x: Vec<i64> = (0..g.in_len() as i64).map(|i| (i % 5) - 2).collect();
+        let wf: Vec<f64> = w.iter().map(|v| *v as f64).collect();
+        let xf: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+        let wr: Vec<u64> = w.iter().map(|v| *v as u64).collect();
+        let xr: Vec<u64> = x.iter().map(|v| *v as u64).collect();
+        let yf = g.apply(&wf, &xf);
+        let yr = g.apply(&wr, &xr);
+        for (a, b) in yf.iter().zip(&yr) {
+            assert_eq!(*a as i64, *b as i64);
+        }
+    }
+
+    #[test]
+    fn pool_windows_overlap_and_skip_padding() {
+        let p = Pool2dGeom { ch: 1, in_h: 3, in_w: 3, kernel: [2, 2], stride: [1, 1], pads: [0; 4] };
+        assert_eq!(p.windows()[0], vec![0, 1, 3, 4]);
+        assert_eq!(p.windows()[3], vec![4, 5, 7, 8]);
+        let q = Pool2dGeom { pads: [1, 1, 0, 0], stride: [2, 2], ..p };
+        assert_eq!(q.windows()[0], vec![0]);
+    }
+}

@@ -1,0 +1,1 @@
+//! cryptmed-service (being written).

@@ -1,0 +1,1 @@
+//! cryptmed-share (being written).
