@@ -54,6 +54,15 @@ pub trait Channel {
     /// Pushes every queued byte to the peer.
     fn flush(&mut self) -> Result<(), ChannelError>;
 
+    /// Sends `out` and receives `input.len()` bytes as one simultaneous
+    /// exchange (both parties call it at the same step). Implementations over
+    /// real sockets interleave bounded chunks so that two peers exchanging
+    /// large messages never both block in `write`.
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        self.send(out)?;
+        self.recv(input)
+    }
+
     /// Receives exactly `len` bytes into a new vector.
     fn recv_vec(&mut self, len: usize) -> Result<Vec<u8>, ChannelError> {
         let mut v = vec![0u8; len];
@@ -72,6 +81,9 @@ impl<C: Channel + ?Sized> Channel for &mut C {
     fn flush(&mut self) -> Result<(), ChannelError> {
         (**self).flush()
     }
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        (**self).exchange(out, input)
+    }
 }
 
 impl<C: Channel + ?Sized> Channel for Box<C> {
@@ -83,5 +95,8 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
     }
     fn flush(&mut self) -> Result<(), ChannelError> {
         (**self).flush()
+    }
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        (**self).exchange(out, input)
     }
 }

@@ -100,4 +100,15 @@ impl<C: Channel> Channel for Counted<C> {
     fn flush(&mut self) -> Result<(), ChannelError> {
         self.inner.flush()
     }
+
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        if !self.last_was_send {
+            self.stats.rounds += 1;
+        }
+        self.last_was_send = false;
+        self.stats.messages += 1;
+        self.stats.bytes_sent += out.len() as u64;
+        self.stats.bytes_recv += input.len() as u64;
+        self.inner.exchange(out, input)
+    }
 }

@@ -7,6 +7,10 @@ use std::io::{Read, Write};
 
 use crate::{Channel, ChannelError};
 
+/// Size of the interleaved chunks of [`Channel::exchange`]: well under the
+/// smallest default TCP socket buffer, and one TLS record.
+pub const EXCHANGE_CHUNK: usize = 16 * 1024;
+
 /// Buffered channel over a stream. Timeouts are the stream's own (set them on
 /// the socket); a timed-out read surfaces as [`ChannelError::Timeout`].
 #[derive(Debug)]
@@ -43,6 +47,28 @@ impl<S: Read + Write> Channel for StreamChannel<S> {
         self.stream.read_exact(buf).map_err(ChannelError::from_io)
     }
 
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        // Alternate one chunk out, one chunk in: neither peer is ever more than
+        // one chunk ahead of its reads, so the socket buffers never fill on
+        // both sides at once.
+        self.flush()?;
+        let (mut sent, mut got) = (0, 0);
+        while sent < out.len() || got < input.len() {
+            if sent < out.len() {
+                let end = (sent + EXCHANGE_CHUNK).min(out.len());
+                self.stream.write_all(&out[sent..end]).map_err(ChannelError::from_io)?;
+                self.stream.flush().map_err(ChannelError::from_io)?;
+                sent = end;
+            }
+            if got < input.len() {
+                let end = (got + EXCHANGE_CHUNK).min(input.len());
+                self.stream.read_exact(&mut input[got..end]).map_err(ChannelError::from_io)?;
+                got = end;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), ChannelError> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).map_err(ChannelError::from_io)?;
@@ -73,5 +99,24 @@ mod tests {
         assert_eq!(c.recv_vec(5).unwrap(), b"hello");
         t.join().unwrap();
         assert!(matches!(c.recv_vec(1), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn large_simultaneous_exchange_does_not_deadlock() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = 8 << 20;
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut c = StreamChannel::new(s);
+            let mut got = vec![0u8; n];
+            c.exchange(&vec![2u8; n], &mut got).unwrap();
+            assert!(got.iter().all(|b| *b == 1));
+        });
+        let mut c = StreamChannel::new(TcpStream::connect(addr).unwrap());
+        let mut got = vec![0u8; n];
+        c.exchange(&vec![1u8; n], &mut got).unwrap();
+        assert!(got.iter().all(|b| *b == 2));
+        t.join().unwrap();
     }
 }

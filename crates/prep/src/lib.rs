@@ -1,1 +1,258 @@
-//! cryptmed-prep (being written).
+//! Correlated randomness: what the dealer generates and how each party gets
+//! its half.
+//!
+//! **Seed expansion.** At the start of a session the dealer sends each party
+//! a 32-byte seed. Every share a party can derive on its own comes from its
+//! seed's PRG (free); where a share must satisfy a correlation the dealer
+//! computes it and sends the *client* only the correction (`value - provider
+//! share`). So per correlated element the dealer sends one element (or one
+//! bit) instead of two, and nothing to the provider beyond its seed.
+//!
+//! **Mirrored calls.** [`Dealer`] and [`PartyPrep`] have the same methods
+//! with the same names. A protocol's dealer-side `gen` and party-side `take`
+//! call them in the same order, so both sides' PRG streams and the
+//! correction stream stay aligned. If they ever diverge (a different plan),
+//! the party runs out of or has left-over corrections and gets a typed
+//! [`PrepError`] at the end of the batch; a plan digest checked before any
+//! material is used catches a different architecture up front.
+//!
+//! The trait-free design is deliberate: a dealer-free (OT- or HE-based)
+//! generator will implement the same two roles of [`PartyPrep`]'s API.
+
+use cryptmed_ring::bits::{BitVec, bytes_for};
+use cryptmed_ring::{ELEM_BYTES, Elem, bytes_to_elems, elems_to_bytes};
+use cryptmed_share::{Prg, Role, Seed};
+
+/// Why material could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepError {
+    /// The dealer sent less material than this party's plan consumes.
+    #[error("dealer material exhausted: wanted {wanted} more bytes, {left} left (plans differ)")]
+    Exhausted {
+        /// Bytes requested.
+        wanted: usize,
+        /// Bytes remaining.
+        left: usize,
+    },
+    /// The dealer sent more material than this party's plan consumed.
+    #[error("dealer material left over: {0} bytes unused (plans differ)")]
+    LeftOver(usize),
+}
+
+/// Counts of material by kind (for reports and plan-versus-actual checks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Ring elements derived from seeds (free).
+    pub seeded_elems: u64,
+    /// Bits derived from seeds (free).
+    pub seeded_bits: u64,
+    /// Ring elements sent as corrections.
+    pub corrected_elems: u64,
+    /// Bits sent as corrections.
+    pub corrected_bits: u64,
+}
+
+/// The dealer's side: mirrors both parties' PRGs and collects corrections for the client.
+#[derive(Debug)]
+pub struct Dealer {
+    prg: [Prg; 2],
+    corrections: Vec<u8>,
+    usage: Usage,
+}
+
+impl Dealer {
+    /// A dealer for a session whose parties hold `seeds[0]` (provider) and `seeds[1]` (client).
+    pub fn new(provider_seed: &Seed, client_seed: &Seed) -> Self {
+        Self {
+            prg: [Prg::new(provider_seed, 0), Prg::new(client_seed, 0)],
+            corrections: Vec::new(),
+            usage: Usage::default(),
+        }
+    }
+
+    /// Values known to `owner` only (for instance the provider's weight mask).
+    pub fn private(&mut self, owner: Role, n: usize) -> Vec<Elem> {
+        self.usage.seeded_elems += n as u64;
+        self.prg[owner.index()].elems(n)
+    }
+
+    /// A uniformly random value shared between the parties; both shares are
+    /// seeded, so it costs nothing to send. Returns the value.
+    pub fn random_arith(&mut self, n: usize) -> Vec<Elem> {
+        self.usage.seeded_elems += 2 * n as u64;
+        let a = self.prg[0].elems(n);
+        let b = self.prg[1].elems(n);
+        cryptmed_ring::add(&a, &b)
+    }
+
+    /// Shares the dealer-computed `v`: the provider's share is seeded, the client gets `v - share`.
+    pub fn share_arith(&mut self, v: &[Elem]) {
+        self.usage.seeded_elems += v.len() as u64;
+        self.usage.corrected_elems += v.len() as u64;
+        let s0 = self.prg[0].elems(v.len());
+        elems_to_bytes(&cryptmed_ring::sub(v, &s0), &mut self.corrections);
+    }
+
+    /// Uniformly random bits XOR-shared between the parties (both seeded). Returns the bits.
+    pub fn random_bits(&mut self, n: usize) -> BitVec {
+        self.usage.seeded_bits += 2 * n as u64;
+        let a = self.prg[0].bits(n);
+        a.xor(&self.prg[1].bits(n))
+    }
+
+    /// XOR-shares the dealer-computed bits `v`: seeded provider share, client gets the correction.
+    pub fn share_bits(&mut self, v: &BitVec) {
+        self.usage.seeded_bits += v.len() as u64;
+        self.usage.corrected_bits += v.len() as u64;
+        let s0 = self.prg[0].bits(v.len());
+        v.xor(&s0).write_bytes(&mut self.corrections);
+    }
+
+    /// Takes the corrections collected so far (to send to the client).
+    pub fn take_corrections(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.corrections)
+    }
+
+    /// Material generated so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
+/// A party's side: its seeded PRG and the corrections received from the dealer.
+#[derive(Debug)]
+pub struct PartyPrep {
+    role: Role,
+    prg: Prg,
+    corrections: Vec<u8>,
+    pos: usize,
+    error: Option<PrepError>,
+}
+
+impl PartyPrep {
+    /// The material source of `role`, seeded with the seed the dealer sent it.
+    pub fn new(role: Role, seed: &Seed) -> Self {
+        Self { role, prg: Prg::new(seed, 0), corrections: Vec::new(), pos: 0, error: None }
+    }
+
+    /// This party's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Installs a batch of corrections from the dealer (client only; the provider receives none).
+    pub fn load(&mut self, corrections: Vec<u8>) {
+        self.corrections = corrections;
+        self.pos = 0;
+        self.error = None;
+    }
+
+    /// Checks that the batch's material was consumed exactly.
+    pub fn finish(&mut self) -> Result<(), PrepError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let left = self.corrections.len() - self.pos;
+        if left != 0 {
+            return Err(PrepError::LeftOver(left));
+        }
+        Ok(())
+    }
+
+    /// Mirror of [`Dealer::private`]: `Some(values)` for the owner, `None` for the other party.
+    pub fn private(&mut self, owner: Role, n: usize) -> Option<Vec<Elem>> {
+        (owner == self.role).then(|| self.prg.elems(n))
+    }
+
+    /// Mirror of [`Dealer::random_arith`]: this party's share.
+    pub fn random_arith(&mut self, n: usize) -> Vec<Elem> {
+        self.prg.elems(n)
+    }
+
+    /// Mirror of [`Dealer::share_arith`]: this party's share of the dealer's value.
+    pub fn share_arith(&mut self, n: usize) -> Vec<Elem> {
+        match self.role {
+            Role::Provider => self.prg.elems(n),
+            Role::Client => bytes_to_elems(self.read(n * ELEM_BYTES)),
+        }
+    }
+
+    /// Mirror of [`Dealer::random_bits`]: this party's share.
+    pub fn random_bits(&mut self, n: usize) -> BitVec {
+        self.prg.bits(n)
+    }
+
+    /// Mirror of [`Dealer::share_bits`]: this party's share of the dealer's bits.
+    pub fn share_bits(&mut self, n: usize) -> BitVec {
+        match self.role {
+            Role::Provider => self.prg.bits(n),
+            Role::Client => BitVec::from_bytes(self.read(bytes_for(n)), n),
+        }
+    }
+
+    /// Reads `n` correction bytes; on exhaustion records the error (reported by
+    /// [`finish`](Self::finish)) and returns zeros so the protocol can unwind.
+    fn read(&mut self, n: usize) -> &[u8] {
+        let left = self.corrections.len() - self.pos;
+        if n > left {
+            if self.error.is_none() {
+                self.error = Some(PrepError::Exhausted { wanted: n, left });
+            }
+            self.corrections.resize(self.pos + n, 0);
+        }
+        let s = &self.corrections[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+
+    /// True when an inconsistency has been seen in this batch.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrored_calls_give_consistent_shares() {
+        let (s0, s1) = (Seed::from_u64(1), Seed::from_u64(2));
+        let mut d = Dealer::new(&s0, &s1);
+        let mut p = PartyPrep::new(Role::Provider, &s0);
+        let mut c = PartyPrep::new(Role::Client, &s1);
+        let r = d.random_arith(5);
+        let v: Vec<Elem> = r.iter().map(|x| x.wrapping_mul(3)).collect();
+        d.share_arith(&v);
+        let bits = d.random_bits(70);
+        d.share_bits(&bits.not());
+        let b = d.private(Role::Provider, 3);
+        c.load(d.take_corrections());
+
+        let (r0, r1) = (p.random_arith(5), c.random_arith(5));
+        assert_eq!(cryptmed_ring::add(&r0, &r1), r);
+        let (v0, v1) = (p.share_arith(5), c.share_arith(5));
+        assert_eq!(cryptmed_ring::add(&v0, &v1), v);
+        assert_eq!(p.random_bits(70).xor(&c.random_bits(70)), bits);
+        assert_eq!(p.share_bits(70).xor(&c.share_bits(70)), bits.not());
+        assert_eq!(p.private(Role::Provider, 3), Some(b));
+        assert_eq!(c.private(Role::Provider, 3), None);
+        assert_eq!(p.finish(), Ok(()));
+        assert_eq!(c.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_different_plan_is_a_typed_error() {
+        let (s0, s1) = (Seed::from_u64(1), Seed::from_u64(2));
+        let mut d = Dealer::new(&s0, &s1);
+        d.share_arith(&[1, 2, 3]);
+        let mut c = PartyPrep::new(Role::Client, &s1);
+        c.load(d.take_corrections());
+        c.share_arith(2);
+        assert_eq!(c.finish(), Err(PrepError::LeftOver(8)));
+        c.load(vec![0; 8]);
+        c.share_arith(2);
+        assert!(matches!(c.finish(), Err(PrepError::Exhausted { wanted: 16, left: 8 })));
+    }
+}
