@@ -22,7 +22,14 @@ pub struct MemoryChannel {
 pub fn memory_pair(timeout: Duration) -> (MemoryChannel, MemoryChannel) {
     let (t0, r1) = channel();
     let (t1, r0) = channel();
-    let mk = |tx, rx| MemoryChannel { tx, rx, out: Vec::new(), pending: Vec::new(), pos: 0, timeout };
+    let mk = |tx, rx| MemoryChannel {
+        tx,
+        rx,
+        out: Vec::new(),
+        pending: Vec::new(),
+        pos: 0,
+        timeout,
+    };
     (mk(t0, r0), mk(t1, r1))
 }
 
@@ -89,8 +96,14 @@ mod tests {
         assert_eq!(&one, b"z");
         let sb = t.join().unwrap();
         let sa = a.stats();
-        assert_eq!((sa.bytes_sent, sa.bytes_recv, sa.messages, sa.rounds), (3, 3, 2, 1));
-        assert_eq!((sb.bytes_sent, sb.bytes_recv, sb.messages, sb.rounds), (3, 3, 2, 2));
+        assert_eq!(
+            (sa.bytes_sent, sa.bytes_recv, sa.messages, sa.rounds),
+            (3, 3, 2, 1)
+        );
+        assert_eq!(
+            (sb.bytes_sent, sb.bytes_recv, sb.messages, sb.rounds),
+            (3, 3, 2, 2)
+        );
     }
 
     #[test]

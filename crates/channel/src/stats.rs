@@ -23,7 +23,6 @@ pub struct CommStats {
     pub rounds: u64,
 }
 
-
 impl CommStats {
     /// Total bytes both ways.
     pub fn bytes(&self) -> u64 {
@@ -61,7 +60,11 @@ pub struct Counted<C> {
 impl<C: Channel> Counted<C> {
     /// Starts counting from zero.
     pub fn new(inner: C) -> Self {
-        Self { inner, stats: CommStats::default(), last_was_send: false }
+        Self {
+            inner,
+            stats: CommStats::default(),
+            last_was_send: false,
+        }
     }
 
     /// Counters so far.

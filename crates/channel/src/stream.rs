@@ -22,7 +22,10 @@ pub struct StreamChannel<S> {
 impl<S: Read + Write> StreamChannel<S> {
     /// Wraps `stream`.
     pub fn new(stream: S) -> Self {
-        Self { stream, out: Vec::with_capacity(1 << 14) }
+        Self {
+            stream,
+            out: Vec::with_capacity(1 << 14),
+        }
     }
 
     /// The wrapped stream.
@@ -56,13 +59,17 @@ impl<S: Read + Write> Channel for StreamChannel<S> {
         while sent < out.len() || got < input.len() {
             if sent < out.len() {
                 let end = (sent + EXCHANGE_CHUNK).min(out.len());
-                self.stream.write_all(&out[sent..end]).map_err(ChannelError::from_io)?;
+                self.stream
+                    .write_all(&out[sent..end])
+                    .map_err(ChannelError::from_io)?;
                 self.stream.flush().map_err(ChannelError::from_io)?;
                 sent = end;
             }
             if got < input.len() {
                 let end = (got + EXCHANGE_CHUNK).min(input.len());
-                self.stream.read_exact(&mut input[got..end]).map_err(ChannelError::from_io)?;
+                self.stream
+                    .read_exact(&mut input[got..end])
+                    .map_err(ChannelError::from_io)?;
                 got = end;
             }
         }
@@ -71,7 +78,9 @@ impl<S: Read + Write> Channel for StreamChannel<S> {
 
     fn flush(&mut self) -> Result<(), ChannelError> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).map_err(ChannelError::from_io)?;
+            self.stream
+                .write_all(&self.out)
+                .map_err(ChannelError::from_io)?;
             self.out.clear();
         }
         self.stream.flush().map_err(ChannelError::from_io)

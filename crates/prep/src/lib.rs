@@ -133,7 +133,13 @@ pub struct PartyPrep {
 impl PartyPrep {
     /// The material source of `role`, seeded with the seed the dealer sent it.
     pub fn new(role: Role, seed: &Seed) -> Self {
-        Self { role, prg: Prg::new(seed, 0), corrections: Vec::new(), pos: 0, error: None }
+        Self {
+            role,
+            prg: Prg::new(seed, 0),
+            corrections: Vec::new(),
+            pos: 0,
+            error: None,
+        }
     }
 
     /// This party's role.
@@ -253,6 +259,12 @@ mod tests {
         assert_eq!(c.finish(), Err(PrepError::LeftOver(8)));
         c.load(vec![0; 8]);
         c.share_arith(2);
-        assert!(matches!(c.finish(), Err(PrepError::Exhausted { wanted: 16, left: 8 })));
+        assert!(matches!(
+            c.finish(),
+            Err(PrepError::Exhausted {
+                wanted: 16,
+                left: 8
+            })
+        ));
     }
 }

@@ -32,12 +32,18 @@ pub fn bytes_for(len: usize) -> usize {
 impl BitVec {
     /// All-zero vector of `len` bits.
     pub fn zeros(len: usize) -> Self {
-        Self { words: vec![0; words_for(len)], len }
+        Self {
+            words: vec![0; words_for(len)],
+            len,
+        }
     }
 
     /// All-one vector of `len` bits.
     pub fn ones(len: usize) -> Self {
-        let mut v = Self { words: vec![u64::MAX; words_for(len)], len };
+        let mut v = Self {
+            words: vec![u64::MAX; words_for(len)],
+            len,
+        };
         v.mask_tail();
         v
     }
@@ -138,7 +144,10 @@ impl BitVec {
 
     /// Lane-wise NOT.
     pub fn not(&self) -> BitVec {
-        let mut r = Self { words: self.words.iter().map(|w| !w).collect(), len: self.len };
+        let mut r = Self {
+            words: self.words.iter().map(|w| !w).collect(),
+            len: self.len,
+        };
         r.mask_tail();
         r
     }
@@ -171,7 +180,10 @@ pub fn bit_planes(xs: &[u64], bits: u32) -> Vec<BitVec> {
             v >>= 1;
         }
     }
-    planes.into_iter().map(|p| BitVec::from_words(p, n)).collect()
+    planes
+        .into_iter()
+        .map(|p| BitVec::from_words(p, n))
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ pub enum FixedError {
     #[error("value {0} is not a finite number")]
     NotFinite(f64),
     /// The value is too large in magnitude for the ring at this precision.
-    #[error("value {value} is outside the fixed-point range (|v| must be below {limit} with {frac_bits} fractional bits)")]
+    #[error(
+        "value {value} is outside the fixed-point range (|v| must be below {limit} with {frac_bits} fractional bits)"
+    )]
     OutOfRange {
         /// The offending value.
         value: f64,
@@ -151,10 +153,16 @@ mod tests {
         let fp = FixedPoint::default();
         let lim = fp.limit();
         assert!(matches!(fp.encode(lim), Err(FixedError::OutOfRange { .. })));
-        assert!(matches!(fp.encode(-lim), Err(FixedError::OutOfRange { .. })));
+        assert!(matches!(
+            fp.encode(-lim),
+            Err(FixedError::OutOfRange { .. })
+        ));
         assert!(fp.encode(lim * 0.99).is_ok());
         assert!(matches!(fp.encode(f64::NAN), Err(FixedError::NotFinite(_))));
-        assert!(matches!(fp.encode(f64::INFINITY), Err(FixedError::NotFinite(_))));
+        assert!(matches!(
+            fp.encode(f64::INFINITY),
+            Err(FixedError::NotFinite(_))
+        ));
         let err = fp.encode(1e20).unwrap_err().to_string();
         assert!(err.contains("outside the fixed-point range"), "{err}");
         assert!(FixedPoint::new(0).is_err());

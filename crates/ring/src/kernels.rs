@@ -54,7 +54,11 @@ pub fn matvec<T: Scalar>(w: &[T], rows: usize, cols: usize, x: &[T]) -> Vec<T> {
     assert_eq!(w.len(), rows * cols, "weight size");
     assert_eq!(x.len(), cols, "input size");
     w.chunks_exact(cols)
-        .map(|row| row.iter().zip(x).fold(T::default(), |acc, (a, b)| acc.add(a.mul(*b))))
+        .map(|row| {
+            row.iter()
+                .zip(x)
+                .fold(T::default(), |acc, (a, b)| acc.add(a.mul(*b)))
+        })
         .collect()
 }
 
@@ -84,12 +88,24 @@ pub struct Conv2dGeom {
 impl Conv2dGeom {
     /// Output height.
     pub fn out_h(&self) -> usize {
-        out_len(self.in_h, self.kernel[0], self.stride[0], self.pads[0] + self.pads[2], self.dilation[0])
+        out_len(
+            self.in_h,
+            self.kernel[0],
+            self.stride[0],
+            self.pads[0] + self.pads[2],
+            self.dilation[0],
+        )
     }
 
     /// Output width.
     pub fn out_w(&self) -> usize {
-        out_len(self.in_w, self.kernel[1], self.stride[1], self.pads[1] + self.pads[3], self.dilation[1])
+        out_len(
+            self.in_w,
+            self.kernel[1],
+            self.stride[1],
+            self.pads[1] + self.pads[3],
+            self.dilation[1],
+        )
     }
 
     /// Number of input elements.
@@ -151,7 +167,13 @@ impl Conv2dGeom {
 }
 
 /// Output length of a sliding window along one axis.
-pub fn out_len(input: usize, kernel: usize, stride: usize, pad_total: usize, dilation: usize) -> usize {
+pub fn out_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad_total: usize,
+    dilation: usize,
+) -> usize {
     let span = dilation * (kernel - 1) + 1;
     if input + pad_total < span {
         return 0;
@@ -179,12 +201,24 @@ pub struct Pool2dGeom {
 impl Pool2dGeom {
     /// Output height.
     pub fn out_h(&self) -> usize {
-        out_len(self.in_h, self.kernel[0], self.stride[0], self.pads[0] + self.pads[2], 1)
+        out_len(
+            self.in_h,
+            self.kernel[0],
+            self.stride[0],
+            self.pads[0] + self.pads[2],
+            1,
+        )
     }
 
     /// Output width.
     pub fn out_w(&self) -> usize {
-        out_len(self.in_w, self.kernel[1], self.stride[1], self.pads[1] + self.pads[3], 1)
+        out_len(
+            self.in_w,
+            self.kernel[1],
+            self.stride[1],
+            self.pads[1] + self.pads[3],
+            1,
+        )
     }
 
     /// Number of output elements.
@@ -229,13 +263,24 @@ mod tests {
     fn conv_matches_hand_computation() {
         // 1 channel 3x3 input, 2x2 kernel of ones, stride 1, no pad -> 2x2 sums.
         let g = Conv2dGeom {
-            in_ch: 1, in_h: 3, in_w: 3, out_ch: 1, kernel: [2, 2], stride: [1, 1],
-            pads: [0; 4], dilation: [1, 1], groups: 1,
+            in_ch: 1,
+            in_h: 3,
+            in_w: 3,
+            out_ch: 1,
+            kernel: [2, 2],
+            stride: [1, 1],
+            pads: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
         };
         let x: Vec<f64> = (1..=9).map(|v| v as f64).collect();
         assert_eq!(g.apply(&[1.0; 4], &x), vec![12.0, 16.0, 24.0, 28.0]);
         // pad 1 stride 2: corners see one 2x2 block each.
-        let g2 = Conv2dGeom { pads: [1; 4], stride: [2, 2], ..g };
+        let g2 = Conv2dGeom {
+            pads: [1; 4],
+            stride: [2, 2],
+            ..g
+        };
         assert_eq!((g2.out_h(), g2.out_w()), (2, 2));
         assert_eq!(g2.apply(&[1.0; 4], &x), vec![1.0, 5.0, 11.0, 28.0]);
     }
@@ -243,8 +288,15 @@ mod tests {
     #[test]
     fn ring_conv_wraps_like_f64_on_small_ints() {
         let g = Conv2dGeom {
-            in_ch: 2, in_h: 4, in_w: 4, out_ch: 3, kernel: [3, 3], stride: [1, 1],
-            pads: [1; 4], dilation: [1, 1], groups: 1,
+            in_ch: 2,
+            in_h: 4,
+            in_w: 4,
+            out_ch: 3,
+            kernel: [3, 3],
+            stride: [1, 1],
+            pads: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
         };
         let w: Vec<i64> = (0..g.weight_len() as i64).map(|i| (i % 7) - 3).collect();
         let x: Vec<i64> = (0..g.in_len() as i64).map(|i| (i % 5) - 2).collect();
@@ -261,10 +313,21 @@ mod tests {
 
     #[test]
     fn pool_windows_overlap_and_skip_padding() {
-        let p = Pool2dGeom { ch: 1, in_h: 3, in_w: 3, kernel: [2, 2], stride: [1, 1], pads: [0; 4] };
+        let p = Pool2dGeom {
+            ch: 1,
+            in_h: 3,
+            in_w: 3,
+            kernel: [2, 2],
+            stride: [1, 1],
+            pads: [0; 4],
+        };
         assert_eq!(p.windows()[0], vec![0, 1, 3, 4]);
         assert_eq!(p.windows()[3], vec![4, 5, 7, 8]);
-        let q = Pool2dGeom { pads: [1, 1, 0, 0], stride: [2, 2], ..p };
+        let q = Pool2dGeom {
+            pads: [1, 1, 0, 0],
+            stride: [2, 2],
+            ..p
+        };
         assert_eq!(q.windows()[0], vec![0]);
     }
 }

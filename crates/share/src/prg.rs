@@ -57,7 +57,9 @@ impl Seed {
 
 fn blake_like(label: &str) -> u64 {
     // FNV-1a: only separates labels; secrecy comes from the parent seed.
-    label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// A deterministic stream of pseudo-random ring elements and bits.

@@ -1,0 +1,178 @@
+//! Label-only output: the index of the largest of `n` shared values, revealed
+//! to the client alone.
+//!
+//! All `n(n-1)/2` pairwise comparisons run at once from one opening (a
+//! tournament would need `log2 n` sequential comparisons). Value `i` wins
+//! when it beats every `j` (`x_i >= x_j` for `j > i`, `x_i > x_j` for `j < i`,
+//! so exactly one index wins, the first maximum). The `n - 1` win bits of each
+//! candidate are ANDed in a tree (`ceil(log2(n-1))` rounds), and the provider
+//! sends its shares of the one-hot vector to the client, who alone learns the
+//! label. Rounds for 10 classes: 1 + 4 + 4 + 1 (one-way).
+
+use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_ring::Elem;
+use cryptmed_ring::bits::{BitVec, bytes_for};
+use cryptmed_share::open::{open_bits, recv_bits, send_bits};
+
+use crate::compare::Comparison;
+use crate::cost::Trace;
+use crate::mask::{self, Mask};
+use crate::{Ctx, ProtocolError, and};
+
+/// Number of ANDs (each over all candidates) per level of the win-bit tree.
+fn and_levels(classes: usize) -> Vec<usize> {
+    let mut count = classes.saturating_sub(1);
+    let mut out = Vec::new();
+    while count > 1 {
+        out.push(count / 2);
+        count -= count / 2;
+    }
+    out
+}
+
+fn pairs(classes: usize) -> Vec<(usize, usize)> {
+    (0..classes)
+        .flat_map(|i| (i + 1..classes).map(move |j| (i, j)))
+        .collect()
+}
+
+/// This party's material for `batch` argmaxes over `classes` values.
+pub struct ArgmaxMaterial<C: Comparison> {
+    mask: Mask,
+    cmp: C::Material,
+    ands: Vec<Vec<and::Triple>>,
+}
+
+/// Dealer: material for `batch` argmaxes over `classes` values.
+pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, batch: usize, classes: usize) {
+    let m = batch * pairs(classes).len();
+    let r = mask::deal(d, m);
+    cmp.deal(d, &r, 1);
+    for count in and_levels(classes) {
+        for _ in 0..count {
+            and::deal(d, batch * classes, 1);
+        }
+    }
+}
+
+/// Party: mirror of [`deal`].
+pub fn take<C: Comparison>(
+    cmp: &C,
+    p: &mut PartyPrep,
+    batch: usize,
+    classes: usize,
+) -> ArgmaxMaterial<C> {
+    let m = batch * pairs(classes).len();
+    let mask = mask::take(p, m);
+    let cmp_mat = cmp.take(p, m, 1);
+    let ands = and_levels(classes)
+        .into_iter()
+        .map(|count| {
+            (0..count)
+                .map(|_| and::take(p, batch * classes, 1))
+                .collect()
+        })
+        .collect();
+    ArgmaxMaterial {
+        mask,
+        cmp: cmp_mat,
+        ands,
+    }
+}
+
+/// The labels (client) or `None` (provider), for `x` holding `batch` rows of `classes` values.
+pub fn eval<C: Comparison>(
+    cmp: &C,
+    ctx: &mut Ctx<'_>,
+    x: &[Elem],
+    classes: usize,
+    mat: &ArgmaxMaterial<C>,
+) -> Result<Option<Vec<usize>>, ProtocolError> {
+    let lead = ctx.lead();
+    let batch = x.len() / classes;
+    let prs = pairs(classes);
+    let lanes = batch * classes;
+    let mut wins: Vec<BitVec> = if classes == 1 {
+        vec![if lead {
+            BitVec::ones(lanes)
+        } else {
+            BitVec::zeros(lanes)
+        }]
+    } else {
+        let diff: Vec<Elem> = (0..batch)
+            .flat_map(|b| prs.iter().map(move |(i, j)| (b, *i, *j)))
+            .map(|(b, i, j)| x[b * classes + i].wrapping_sub(x[b * classes + j]))
+            .collect();
+        let c = mask::open(ctx, &diff, &mat.mask)?;
+        let less = cmp.less_than(ctx, &c, &[0], &mat.cmp)?.remove(0);
+        // Position q of candidate (b, i)'s list: its q-th opponent.
+        (0..classes - 1)
+            .map(|q| {
+                let mut v = BitVec::zeros(lanes);
+                for b in 0..batch {
+                    for i in 0..classes {
+                        let j = if q < i { q } else { q + 1 };
+                        let (lo, hi) = (i.min(j), i.max(j));
+                        let k = prs.iter().position(|p| *p == (lo, hi)).unwrap_or(0);
+                        let s = less.get(b * prs.len() + k);
+                        // s = [x_lo < x_hi]: i = lo wins with !s, i = hi wins with s.
+                        let bit = if i == lo { s ^ u64::from(lead) } else { s };
+                        v.set(b * classes + i, bit);
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+    for level in &mat.ands {
+        let mut opened = Vec::new();
+        for (k, t) in level.iter().enumerate() {
+            opened.extend(and::masked(&wins[2 * k], &[&wins[2 * k + 1]], t));
+        }
+        let refs: Vec<&BitVec> = opened.iter().collect();
+        let public = open_bits(ctx.ch, &refs)?;
+        let mut next: Vec<BitVec> = level
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                and::finish(lead, &public[2 * k], &public[2 * k + 1..2 * k + 2], t).remove(0)
+            })
+            .collect();
+        if wins.len() % 2 == 1 {
+            next.push(wins[wins.len() - 1].clone());
+        }
+        wins = next;
+    }
+    let onehot = &wins[0];
+    if lead {
+        send_bits(ctx.ch, &[onehot])?;
+        ctx.ch.flush().map_err(ProtocolError::from)?;
+        Ok(None)
+    } else {
+        let theirs = recv_bits(ctx.ch, &[lanes])?.remove(0);
+        let full = onehot.xor(&theirs);
+        Ok(Some(
+            (0..batch)
+                .map(|b| {
+                    (0..classes)
+                        .find(|i| full.get(b * classes + i) == 1)
+                        .unwrap_or(0)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The communication of [`eval`].
+pub fn trace<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Trace {
+    let lanes = batch * classes;
+    let mut t = Trace::default();
+    if classes > 1 {
+        let m = batch * pairs(classes).len();
+        t.append(Trace::exchange(8 * m as u64).then(cmp.trace(m, 1)));
+    }
+    for count in and_levels(classes) {
+        t.append(Trace::exchange((2 * count * bytes_for(lanes)) as u64));
+    }
+    t.then(Trace::provider_to_client(bytes_for(lanes) as u64))
+}

@@ -1,0 +1,118 @@
+//! Max pooling as a tournament of comparisons.
+//!
+//! `max(a, b) = b + (a - b) * [a >= b]`. Each level pairs up the remaining
+//! candidates of every window (an odd one passes through), opens
+//! `c = (a - b) + r` for all pairs at once, compares, and selects with one
+//! opened bit (`a - b = c - r` is a linear form of the mask). A `k x k`
+//! window takes `ceil(log2(k^2))` levels of 6 rounds each. No truncation is
+//! needed: run it on the untruncated output of the preceding linear layer
+//! and the following ReLU truncates (max pooling commutes with ReLU and with
+//! the monotone truncation, so the engine evaluates max-pool first).
+
+use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_ring::Elem;
+
+use crate::compare::Comparison;
+use crate::cost::Trace;
+use crate::mask::{self, Mask};
+use crate::relu::value_form;
+use crate::select::{self, SelectMaterial};
+use crate::{Ctx, ProtocolError};
+
+/// Number of comparisons at each level of the tournament over windows of these sizes.
+pub fn level_sizes(window_sizes: &[usize]) -> Vec<usize> {
+    let mut sizes = window_sizes.to_vec();
+    let mut out = Vec::new();
+    while sizes.iter().any(|s| *s > 1) {
+        out.push(sizes.iter().map(|s| s / 2).sum());
+        sizes.iter_mut().for_each(|s| *s = s.div_ceil(2));
+    }
+    out
+}
+
+/// This party's material for one level.
+pub struct LevelMaterial<C: Comparison> {
+    mask: Mask,
+    cmp: C::Material,
+    select: SelectMaterial,
+}
+
+/// Dealer: material for a tournament over windows of the given sizes.
+pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, window_sizes: &[usize]) {
+    for n in level_sizes(window_sizes) {
+        let r = mask::deal(d, n);
+        cmp.deal(d, &r, 1);
+        select::deal(d, n, &[&r]);
+    }
+}
+
+/// Party: mirror of [`deal`].
+pub fn take<C: Comparison>(
+    cmp: &C,
+    p: &mut PartyPrep,
+    window_sizes: &[usize],
+) -> Vec<LevelMaterial<C>> {
+    level_sizes(window_sizes)
+        .into_iter()
+        .map(|n| LevelMaterial {
+            mask: mask::take(p, n),
+            cmp: cmp.take(p, n, 1),
+            select: select::take(p, n, 1),
+        })
+        .collect()
+}
+
+/// Shares of the maximum of each window (`windows[i]` indexes into `x`).
+pub fn eval<C: Comparison>(
+    cmp: &C,
+    ctx: &mut Ctx<'_>,
+    x: &[Elem],
+    windows: &[Vec<usize>],
+    mat: &[LevelMaterial<C>],
+) -> Result<Vec<Elem>, ProtocolError> {
+    let mut cands: Vec<Vec<Elem>> = windows
+        .iter()
+        .map(|w| w.iter().map(|i| x[*i]).collect())
+        .collect();
+    for level in mat {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for cs in &cands {
+            for pair in cs.chunks_exact(2) {
+                a.push(pair[0]);
+                b.push(pair[1]);
+            }
+        }
+        let diff = cryptmed_ring::sub(&a, &b);
+        let c = mask::open(ctx, &diff, &level.mask)?;
+        let less = cmp.less_than(ctx, &c, &[0], &level.cmp)?.remove(0);
+        let geq = if ctx.lead() { less.not() } else { less };
+        let form = value_form(&c, 0, &level.mask, None);
+        let chosen = select::select(ctx, &geq, &form, &level.select)?;
+        let mut at = 0;
+        for cs in cands.iter_mut() {
+            let mut next = Vec::with_capacity(cs.len().div_ceil(2));
+            for _ in 0..cs.len() / 2 {
+                next.push(b[at].wrapping_add(chosen[at]));
+                at += 1;
+            }
+            if cs.len() % 2 == 1 {
+                next.push(cs[cs.len() - 1]);
+            }
+            *cs = next;
+        }
+    }
+    Ok(cands.into_iter().map(|c| c[0]).collect())
+}
+
+/// The communication of [`eval`].
+pub fn trace<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Trace {
+    let mut t = Trace::default();
+    for n in level_sizes(window_sizes) {
+        t.append(
+            Trace::exchange(8 * n as u64)
+                .then(cmp.trace(n, 1))
+                .then(select::trace(n)),
+        );
+    }
+    t
+}

@@ -1,0 +1,390 @@
+//! Every protocol against the plaintext reference, with exact traffic.
+
+use cryptmed_prep::PartyPrep;
+use cryptmed_protocols::cost::Trace;
+use cryptmed_protocols::linear::{self, Bilinear, Holder};
+use cryptmed_protocols::testing::{PairRun, run_pair};
+use cryptmed_protocols::{Comparison, Ctx, Ppa, argmax, mask, mul, pool, relu, trunc};
+use cryptmed_ring::Elem;
+use cryptmed_ring::kernels::Conv2dGeom;
+use cryptmed_share::{Prg, Seed};
+use proptest::prelude::*;
+
+const LIMIT: i64 = 1 << 62;
+
+/// Splits `x` into two random additive shares.
+fn split(x: &[Elem], seed: u64) -> (Vec<Elem>, Vec<Elem>) {
+    let mut prg = Prg::new(&Seed::from_u64(seed), 99);
+    let s0 = prg.elems(x.len());
+    let s1 = cryptmed_ring::sub(x, &s0);
+    (s0, s1)
+}
+
+fn assert_trace<P, C>(run: &PairRun<P, C>, trace: &Trace) {
+    assert_eq!(
+        run.provider_stats,
+        trace.provider_stats(),
+        "provider traffic vs trace"
+    );
+    assert_eq!(
+        run.client_stats,
+        trace.client_stats(),
+        "client traffic vs trace"
+    );
+}
+
+fn edge_values(k: u32) -> Vec<i64> {
+    let mut v = vec![
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        LIMIT - 1,
+        -(LIMIT - 1),
+        LIMIT / 2,
+        -LIMIT / 2,
+    ];
+    for s in [k, k + 1, 16, 32, 48, 61] {
+        if s < 62 {
+            let p = 1i64 << s;
+            v.extend([p, p - 1, p + 1, -p, -p + 1, -p - 1]);
+        }
+    }
+    v
+}
+
+fn run_relu(ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
+    let cmp = Ppa::default();
+    let n = ys.len();
+    let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
+    let (y0, y1) = split(&y, seed);
+    let run = run_pair(
+        seed,
+        |d| relu::deal(&cmp, d, n, k),
+        |ctx: &mut Ctx<'_>, p: &mut PartyPrep| {
+            let m = relu::take(&cmp, p, n, k);
+            relu::eval(&cmp, ctx, &y0, k, &m).unwrap()
+        },
+        |ctx: &mut Ctx<'_>, p: &mut PartyPrep| {
+            let m = relu::take(&cmp, p, n, k);
+            relu::eval(&cmp, ctx, &y1, k, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &relu::trace(&cmp, n));
+    cryptmed_ring::add(&run.provider, &run.client)
+        .into_iter()
+        .map(|v| v as i64)
+        .collect()
+}
+
+fn check_relu(ys: &[i64], k: u32, seed: u64) {
+    let got = run_relu(ys, k, seed);
+    for (y, g) in ys.iter().zip(&got) {
+        let want = (y >> k).max(0);
+        assert!(
+            *g == want || (*g == want + 1 && *y >= 0),
+            "relu({y} >> {k}) = {g}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn relu_edges_without_and_with_truncation() {
+    for k in [0, 16, 20] {
+        check_relu(&edge_values(k), k, 1);
+    }
+}
+
+#[test]
+fn relu_exact_without_truncation() {
+    let ys = edge_values(0);
+    let got = run_relu(&ys, 0, 5);
+    for (y, g) in ys.iter().zip(&got) {
+        assert_eq!(*g, (*y).max(0));
+    }
+}
+
+#[test]
+fn relu_cost_per_element_meets_target() {
+    // 1024 elements: bytes both ways per element and rounds.
+    let t = relu::trace(&Ppa::default(), 1024);
+    let per = t.bytes() as f64 / 1024.0;
+    assert!(per <= 120.0, "{per} bytes per ReLU");
+    assert!(t.rounds() <= 9, "{} rounds", t.rounds());
+    assert_eq!(t.rounds(), 6);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn relu_random_full_range(ys in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..150), seed in any::<u64>(), k in prop_oneof![Just(0u32), Just(16u32), 1u32..40]) {
+        check_relu(&ys, k, seed);
+    }
+
+    #[test]
+    fn less_than_many_thresholds(xs in proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), 1..80), ts in proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), 1..6), seed in any::<u64>(), chunk in 1u32..=5) {
+        let cmp = Ppa::new(chunk);
+        let n = xs.len();
+        let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+        let (x0, x1) = split(&x, seed);
+        let thr: Vec<Elem> = ts.iter().map(|v| *v as Elem).collect();
+        let k = thr.len();
+        let body = |ctx: &mut Ctx<'_>, p: &mut PartyPrep, xs: &[Elem]| {
+            let m = mask::take(p, n);
+            let cm = cmp.take(p, n, k);
+            let c = mask::open(ctx, xs, &m).unwrap();
+            cmp.less_than(ctx, &c, &thr, &cm).unwrap()
+        };
+        let run = run_pair(seed, |d| { let r = mask::deal(d, n); cmp.deal(d, &r, k); },
+            |ctx, p| body(ctx, p, &x0), |ctx, p| body(ctx, p, &x1));
+        assert_trace(&run, &Trace::exchange(8 * n as u64).then(cmp.trace(n, k)));
+        for (ti, t) in ts.iter().enumerate() {
+            let bits = run.provider[ti].xor(&run.client[ti]);
+            for (i, xv) in xs.iter().enumerate() {
+                prop_assert_eq!(bits.get(i), u64::from(xv < t), "x={} t={}", xv, t);
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_is_exact_to_one_ulp(ys in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..100), k in 1u32..48, seed in any::<u64>()) {
+        let n = ys.len();
+        let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
+        let (y0, y1) = split(&y, seed);
+        let run = run_pair(seed, |d| trunc::deal(d, n, k),
+            |ctx, p| { let m = trunc::take(p, n); trunc::eval(ctx, &y0, k, &m).unwrap() },
+            |ctx, p| { let m = trunc::take(p, n); trunc::eval(ctx, &y1, k, &m).unwrap() });
+        assert_trace(&run, &trunc::trace(n));
+        for (v, g) in ys.iter().zip(cryptmed_ring::add(&run.provider, &run.client)) {
+            let want = v >> k;
+            prop_assert!(g as i64 == want || g as i64 == want + 1, "{} >> {} = {}", v, k, g as i64);
+        }
+    }
+}
+
+#[test]
+fn truncation_edges() {
+    let ys = edge_values(16);
+    let n = ys.len();
+    let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
+    let (y0, y1) = split(&y, 3);
+    let run = run_pair(
+        3,
+        |d| trunc::deal(d, n, 16),
+        |ctx, p| {
+            let m = trunc::take(p, n);
+            trunc::eval(ctx, &y0, 16, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = trunc::take(p, n);
+            trunc::eval(ctx, &y1, 16, &m).unwrap()
+        },
+    );
+    for (v, g) in ys
+        .iter()
+        .zip(cryptmed_ring::add(&run.provider, &run.client))
+    {
+        let want = v >> 16;
+        assert!(
+            g as i64 == want || g as i64 == want + 1,
+            "{v} -> {}",
+            g as i64
+        );
+    }
+}
+
+#[test]
+fn maxpool_matches_clear_max_with_ties_and_odd_windows() {
+    let cmp = Ppa::default();
+    let mut prg = Prg::new(&Seed::from_u64(8), 0);
+    let mut xs: Vec<i64> = prg.elems(60).iter().map(|v| (*v as i64) >> 3).collect();
+    xs[1] = xs[0]; // a tie
+    xs[5] = LIMIT / 2 - 1;
+    xs[6] = -(LIMIT / 2) + 1;
+    let windows: Vec<Vec<usize>> = vec![
+        vec![0, 1, 2, 3],
+        vec![4, 5, 6],
+        vec![7],
+        vec![8, 9, 10, 11, 12, 13, 14, 15, 16],
+        (17..60).collect(),
+    ];
+    let sizes: Vec<usize> = windows.iter().map(Vec::len).collect();
+    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+    let (x0, x1) = split(&x, 9);
+    let run = run_pair(
+        4,
+        |d| pool::deal(&cmp, d, &sizes),
+        |ctx, p| {
+            let m = pool::take(&cmp, p, &sizes);
+            pool::eval(&cmp, ctx, &x0, &windows, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = pool::take(&cmp, p, &sizes);
+            pool::eval(&cmp, ctx, &x1, &windows, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &pool::trace(&cmp, &sizes));
+    let got = cryptmed_ring::add(&run.provider, &run.client);
+    for (w, g) in windows.iter().zip(got) {
+        let want = w.iter().map(|i| xs[*i]).max().unwrap();
+        assert_eq!(g as i64, want);
+    }
+}
+
+fn run_argmax(rows: &[Vec<i64>], seed: u64) -> Vec<usize> {
+    let cmp = Ppa::default();
+    let classes = rows[0].len();
+    let batch = rows.len();
+    let x: Vec<Elem> = rows.iter().flatten().map(|v| *v as Elem).collect();
+    let (x0, x1) = split(&x, seed);
+    let run = run_pair(
+        seed,
+        |d| argmax::deal(&cmp, d, batch, classes),
+        |ctx, p| {
+            let m = argmax::take(&cmp, p, batch, classes);
+            argmax::eval(&cmp, ctx, &x0, classes, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = argmax::take(&cmp, p, batch, classes);
+            argmax::eval(&cmp, ctx, &x1, classes, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &argmax::trace(&cmp, batch, classes));
+    assert!(
+        run.provider.is_none(),
+        "the provider must not learn the label"
+    );
+    run.client.unwrap()
+}
+
+#[test]
+fn argmax_picks_first_maximum() {
+    for classes in [1usize, 2, 3, 5, 10] {
+        let mut prg = Prg::new(&Seed::from_u64(classes as u64), 0);
+        let mut rows: Vec<Vec<i64>> = (0..7)
+            .map(|_| {
+                prg.elems(classes)
+                    .iter()
+                    .map(|v| (*v as i64) >> 20)
+                    .collect()
+            })
+            .collect();
+        if classes > 2 {
+            rows[0][2] = rows[0].iter().copied().max().unwrap(); // tie with an earlier max
+            rows[1] = vec![0; classes];
+        }
+        let got = run_argmax(&rows, 11);
+        for (row, g) in rows.iter().zip(got) {
+            let max = row.iter().max().unwrap();
+            let want = row.iter().position(|v| v == max).unwrap();
+            assert_eq!(g, want, "{row:?}");
+        }
+    }
+}
+
+fn check_linear(op: Bilinear, batch: usize, seed: u64) {
+    let mut prg = Prg::new(&Seed::from_u64(seed), 1);
+    let w: Vec<Elem> = prg
+        .elems(op.weight_len())
+        .iter()
+        .map(|v| ((*v as i64) >> 40) as Elem)
+        .collect();
+    let bias: Vec<Elem> = prg
+        .elems(op.out_len())
+        .iter()
+        .map(|v| ((*v as i64) >> 40) as Elem)
+        .collect();
+    let x: Vec<Elem> = prg
+        .elems(batch * op.in_len())
+        .iter()
+        .map(|v| ((*v as i64) >> 40) as Elem)
+        .collect();
+    let (x0, x1) = split(&x, seed);
+    let bias_ref = match op {
+        Bilinear::Conv(g) => bias[..g.out_ch].to_vec(),
+        _ => bias.clone(),
+    };
+    let run = run_pair(
+        seed,
+        |d| {
+            let b = linear::deal_setup(d, &op);
+            linear::deal(d, &op, &b, batch);
+        },
+        |ctx, p| {
+            let b = linear::take_setup(p, &op).unwrap();
+            linear::send_masked_weights(ctx, &w, &b).unwrap();
+            let m = linear::take(p, &op, batch, None);
+            linear::eval(
+                ctx,
+                &op,
+                Holder::Provider {
+                    weights: &w,
+                    bias: Some(&bias_ref),
+                },
+                &x0,
+                &m,
+            )
+            .unwrap()
+        },
+        |ctx, p| {
+            assert!(linear::take_setup(p, &op).is_none());
+            let mw = linear::recv_masked_weights(ctx, &op).unwrap();
+            let m = linear::take(p, &op, batch, Some(&mw));
+            linear::eval(ctx, &op, Holder::Client, &x1, &m).unwrap()
+        },
+    );
+    assert_trace(
+        &run,
+        &linear::setup_trace(&op).then(linear::trace(&op, batch)),
+    );
+    let got = cryptmed_ring::add(&run.provider, &run.client);
+    let mut want = op.apply_batch(&w, &x);
+    let per = op.out_len() / bias_ref.len();
+    for rec in want.chunks_exact_mut(op.out_len()) {
+        for (i, v) in rec.iter_mut().enumerate() {
+            *v = v.wrapping_add(bias_ref[i / per]);
+        }
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn linear_dense_and_conv_are_exact() {
+    check_linear(Bilinear::Dense { rows: 7, cols: 13 }, 3, 1);
+    let g = Conv2dGeom {
+        in_ch: 2,
+        in_h: 9,
+        in_w: 8,
+        out_ch: 3,
+        kernel: [3, 3],
+        stride: [2, 1],
+        pads: [1, 0, 1, 2],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    check_linear(Bilinear::Conv(g), 2, 2);
+}
+
+#[test]
+fn beaver_product_is_exact() {
+    let mut prg = Prg::new(&Seed::from_u64(5), 2);
+    let (x, y) = (prg.elems(40), prg.elems(40));
+    let (x0, x1) = split(&x, 1);
+    let (y0, y1) = split(&y, 2);
+    let run = run_pair(
+        6,
+        |d| mul::deal(d, 40),
+        |ctx, p| {
+            let m = mul::take(p, 40);
+            mul::eval(ctx, &x0, &y0, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = mul::take(p, 40);
+            mul::eval(ctx, &x1, &y1, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &mul::trace(40));
+    let want: Vec<Elem> = x.iter().zip(&y).map(|(a, b)| a.wrapping_mul(*b)).collect();
+    assert_eq!(cryptmed_ring::add(&run.provider, &run.client), want);
+}
