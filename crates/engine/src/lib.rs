@@ -1,21 +1,38 @@
 //! Runs a network for one role — dealer, provider or client — over channels.
 //!
 //! This is where the model meets the protocols: [`Model::compile`] turns a
-//! [`Network`] into a plan of secure steps that all three roles derive
+//! [`Network`] into a [`Plan`] of secure steps that all three roles derive
 //! identically from the public architecture; the session types walk that
 //! plan batch by batch.
 //!
-//! Typical use (all three roles in one process, as `cryptmed bench` does):
-//! the dealer runs [`DealerSession`], the provider [`ProviderSession`] and the
-//! client [`ClientSession`]; each `new` performs the per-session setup
-//! (seeds, the provider's masked weights), each `run_batch` one batch of
-//! records. The caller agrees the batch sizes out of band (the service sends
-//! them in its control frames).
+//! Typical use (all three roles in one process, as `cryptmed bench` does; see
+//! [`local::run_local`]): the dealer runs [`DealerSession`], the provider
+//! [`ProviderSession`] and the client [`ClientSession`]; each `new` performs
+//! the per-session setup (seeds, the provider's masked weights), each
+//! `run_batch` one batch of records. The caller agrees the batch sizes out of
+//! band (the service sends them in its control frames); the dealer's batch
+//! header lets each party check size and plan before using any material.
+//!
+//! **Session wire layout** (raw, sizes from the plan): dealer -> each party:
+//! plan digest (32 bytes) then its seed (32 bytes); provider -> client: the
+//! masked weights of every linear layer in plan order. Per batch, dealer ->
+//! each party: digest (32), batch size (u64 LE), correction length (u64 LE),
+//! corrections (client only). Then the online protocol.
 
-use cryptmed_channel::{Channel, ChannelError};
+pub mod local;
+pub mod plan;
+mod reference;
+mod report;
+mod session;
+
+use cryptmed_channel::ChannelError;
 use cryptmed_model::Network;
 use cryptmed_ring::FixedPoint;
 use serde::{Deserialize, Serialize};
+
+pub use plan::{Plan, Step, StepKind};
+pub use report::{LayerReport, Report};
+pub use session::{ClientSession, DealerSession, ProviderSession};
 
 /// What the client may learn about a record's result (enforced by the provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -30,11 +47,24 @@ pub enum Reveal {
     Logits,
 }
 
+impl Reveal {
+    /// `label`, `probabilities` or `logits`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reveal::Label => "label",
+            Reveal::Probabilities => "probabilities",
+            Reveal::Logits => "logits",
+        }
+    }
+}
+
 /// Engine settings shared by all roles (part of the architecture digest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct EngineConfig {
     /// Fixed-point format.
     pub fixed: FixedPoint,
+    /// What the client learns.
+    pub reveal: Reveal,
 }
 
 /// Why a session step failed.
@@ -61,18 +91,42 @@ pub enum EngineError {
     PlanMismatch(String),
 }
 
+impl EngineError {
+    /// A copy of `original` (errors hold no clonable sources except channels).
+    pub(crate) fn relabel(self, original: &EngineError) -> EngineError {
+        match original {
+            EngineError::Unsupported(m) => EngineError::Unsupported(m.clone()),
+            EngineError::Encoding(m) => EngineError::Encoding(m.clone()),
+            EngineError::PlanMismatch(m) => EngineError::PlanMismatch(m.clone()),
+            _ => self,
+        }
+    }
+}
+
 /// A network compiled for secure evaluation.
 #[derive(Debug, Clone)]
 pub struct Model {
     network: Network,
     config: EngineConfig,
+    plan: Plan,
 }
 
 impl Model {
-    /// Compiles `network` (with real weights on the provider, any weights
-    /// elsewhere: only the architecture is used by the dealer and client).
+    /// Compiles `network`. The provider passes real weights; the dealer and the
+    /// client may pass the public network (weights emptied): only the
+    /// architecture is used on their side.
     pub fn compile(network: Network, config: EngineConfig) -> Result<Self, EngineError> {
-        Ok(Self { network, config })
+        if config.reveal == Reveal::Probabilities {
+            return Err(EngineError::Unsupported(
+                "the `probabilities` output policy needs the secure softmax, which is not in this build; use `label` or `logits`".into(),
+            ));
+        }
+        let plan = plan::build(&network, config.fixed.frac_bits())?;
+        Ok(Self {
+            network,
+            config,
+            plan,
+        })
     }
 
     /// The network.
@@ -85,10 +139,40 @@ impl Model {
         self.config
     }
 
-    /// BLAKE3 digest of the public architecture and the engine
-    /// configuration (never the weights): equal digests mean equal plans.
+    /// The plan all roles run.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// BLAKE3 digest of the plan's public steps and the engine configuration
+    /// (never the weights): equal digests mean equal plans.
     pub fn architecture_digest(&self) -> [u8; 32] {
-        todo!("engine: architecture digest")
+        let mut h = blake3::Hasher::new();
+        h.update(b"cryptmed plan v1\0");
+        h.update(&serde_json::to_vec(&self.plan).unwrap_or_default());
+        h.update(&serde_json::to_vec(&self.config).unwrap_or_default());
+        *h.finalize().as_bytes()
+    }
+
+    /// Predicted communication of one batch of `batch` records (online phase).
+    pub fn predict(&self, batch: usize) -> cryptmed_protocols::Trace {
+        session::trace(self, batch)
+    }
+
+    /// Predicted one-time setup traffic (masked weights), in bytes.
+    pub fn setup_bytes(&self) -> u64 {
+        self.plan
+            .linear
+            .iter()
+            .map(|l| 8 * l.op.weight_len() as u64)
+            .sum()
+    }
+
+    /// The plaintext reference in the engine's own fixed-point arithmetic:
+    /// the same plan, scales and truncations, computed in the clear (needs
+    /// real weights). Returns the output values decoded to reals.
+    pub fn reference_fixed(&self, input: &[f64]) -> Result<Vec<f64>, EngineError> {
+        reference::evaluate(self, input)
     }
 }
 
@@ -101,103 +185,4 @@ pub struct Prediction {
     pub probabilities: Option<Vec<f64>>,
     /// Raw outputs, when the policy reveals them.
     pub logits: Option<Vec<f64>>,
-}
-
-/// Traffic and time of one role over one session or batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Bytes sent to the peer party (online).
-    pub online_bytes_sent: u64,
-    /// Bytes received from the peer party (online).
-    pub online_bytes_recv: u64,
-    /// Online rounds.
-    pub online_rounds: u64,
-    /// Bytes received from (or, for the dealer, sent by) the dealer.
-    pub offline_bytes: u64,
-    /// One-time setup bytes (the masked weights), included in neither figure above.
-    pub setup_bytes: u64,
-    /// Wall time of the online phase, seconds.
-    pub online_seconds: f64,
-    /// Wall time spent on dealer material, seconds.
-    pub offline_seconds: f64,
-}
-
-/// The dealer's side of one session.
-pub struct DealerSession {
-    _model: Model,
-}
-
-impl DealerSession {
-    /// Starts a session: sends each party its seed and the setup material.
-    pub fn new(
-        _model: Model,
-        _to_provider: &mut impl Channel,
-        _to_client: &mut impl Channel,
-    ) -> Result<Self, EngineError> {
-        todo!("engine: dealer session")
-    }
-
-    /// Generates and sends the material for a batch of `batch` records.
-    pub fn run_batch(
-        &mut self,
-        _batch: usize,
-        _to_provider: &mut impl Channel,
-        _to_client: &mut impl Channel,
-    ) -> Result<Report, EngineError> {
-        todo!("engine: dealer batch")
-    }
-}
-
-/// The provider's side of one session.
-pub struct ProviderSession {
-    _model: Model,
-}
-
-impl ProviderSession {
-    /// Starts a session: receives the dealer's seed and sends the client the masked weights.
-    pub fn new(
-        _model: Model,
-        _reveal: Reveal,
-        _dealer: &mut impl Channel,
-        _client: &mut impl Channel,
-    ) -> Result<Self, EngineError> {
-        todo!("engine: provider session")
-    }
-
-    /// Runs one batch of `batch` records.
-    pub fn run_batch(
-        &mut self,
-        _batch: usize,
-        _dealer: &mut impl Channel,
-        _client: &mut impl Channel,
-    ) -> Result<Report, EngineError> {
-        todo!("engine: provider batch")
-    }
-}
-
-/// The client's side of one session.
-pub struct ClientSession {
-    _model: Model,
-}
-
-impl ClientSession {
-    /// Starts a session: receives the dealer's seed and the provider's masked weights.
-    pub fn new(
-        _model: Model,
-        _reveal: Reveal,
-        _dealer: &mut impl Channel,
-        _provider: &mut impl Channel,
-    ) -> Result<Self, EngineError> {
-        todo!("engine: client session")
-    }
-
-    /// Runs one batch; returns one prediction per record.
-    pub fn run_batch(
-        &mut self,
-        _records: &[Vec<f64>],
-        _dealer: &mut impl Channel,
-        _provider: &mut impl Channel,
-    ) -> Result<(Vec<Prediction>, Report), EngineError> {
-        todo!("engine: client batch")
-    }
 }

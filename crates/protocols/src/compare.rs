@@ -73,7 +73,7 @@ pub struct Ppa {
 
 impl Default for Ppa {
     fn default() -> Self {
-        Self { chunk: 4 }
+        Self::DEFAULT
     }
 }
 
@@ -91,6 +91,9 @@ pub struct PpaMaterial {
 }
 
 impl Ppa {
+    /// Chunks of 4 bits: 4 online rounds, about 5.5 bytes per party per comparison.
+    pub const DEFAULT: Ppa = Ppa { chunk: 4 };
+
     /// A comparison whose leaves are chunks of `chunk` bits (1 to 6).
     pub fn new(chunk: u32) -> Self {
         assert!((1..=6).contains(&chunk), "chunk must be 1..=6");

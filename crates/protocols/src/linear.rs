@@ -35,6 +35,11 @@ pub enum Bilinear {
     },
     /// 2-D convolution.
     Conv(Conv2dGeom),
+    /// Element-wise `w * x` (an affine layer with private per-element scales).
+    Diagonal {
+        /// Elements.
+        len: usize,
+    },
 }
 
 impl Bilinear {
@@ -43,6 +48,7 @@ impl Bilinear {
         match self {
             Bilinear::Dense { cols, .. } => *cols,
             Bilinear::Conv(g) => g.in_len(),
+            Bilinear::Diagonal { len } => *len,
         }
     }
 
@@ -51,6 +57,7 @@ impl Bilinear {
         match self {
             Bilinear::Dense { rows, .. } => *rows,
             Bilinear::Conv(g) => g.out_len(),
+            Bilinear::Diagonal { len } => *len,
         }
     }
 
@@ -59,6 +66,7 @@ impl Bilinear {
         match self {
             Bilinear::Dense { rows, cols } => rows * cols,
             Bilinear::Conv(g) => g.weight_len(),
+            Bilinear::Diagonal { len } => *len,
         }
     }
 
@@ -67,6 +75,7 @@ impl Bilinear {
         match self {
             Bilinear::Dense { rows, cols } => matvec(w, *rows, *cols, x),
             Bilinear::Conv(g) => g.apply(w, x),
+            Bilinear::Diagonal { .. } => w.iter().zip(x).map(|(a, b)| a.mul(*b)).collect(),
         }
     }
 

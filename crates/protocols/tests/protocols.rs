@@ -364,6 +364,7 @@ fn linear_dense_and_conv_are_exact() {
         groups: 1,
     };
     check_linear(Bilinear::Conv(g), 2, 2);
+    check_linear(Bilinear::Diagonal { len: 11 }, 2, 3);
 }
 
 #[test]

@@ -1,0 +1,534 @@
+//! The plan: the network as the sequence of secure steps all three roles run.
+//!
+//! Built deterministically from the public architecture, so the dealer, the
+//! provider and the client derive the same plan; its digest (over the public
+//! steps only, never weights) is checked before any material is used.
+//!
+//! Scales. Every value carries its number of fractional bits. Inputs are at
+//! `f`; a linear layer adds `f` (weights at `f`); ReLU truncates back to `f`
+//! inside its own opening; max pooling keeps the scale; an average over a
+//! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
+//! additions align scales by exact left shifts. A stand-alone truncation is
+//! inserted only where a linear layer would otherwise exceed `f + 8` bits.
+
+use cryptmed_model::{Activation, Network, Op, ValueId};
+use cryptmed_protocols::linear::Bilinear;
+use cryptmed_ring::Elem;
+use serde::Serialize;
+
+use crate::EngineError;
+
+/// Largest input scale a linear layer accepts before a truncation is inserted: `f + SLACK`.
+const SLACK: u32 = 8;
+
+/// One secure step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The network node it comes from (for reports and errors).
+    pub name: String,
+    /// What it does.
+    pub kind: StepKind,
+    /// Values read.
+    pub inputs: Vec<usize>,
+    /// Value written.
+    pub output: usize,
+    /// Elements of the output per record.
+    pub len: usize,
+}
+
+/// What a step computes (public parameters only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum StepKind {
+    /// Reusable-mask bilinear layer; `layer` indexes the provider's weights.
+    Linear {
+        /// The operator (shapes only).
+        #[serde(serialize_with = "ser_bilinear")]
+        op: Bilinear,
+        /// Index into the model's linear layers.
+        layer: usize,
+    },
+    /// ReLU after truncating by `shift` bits.
+    Relu {
+        /// Truncation in bits.
+        shift: u32,
+    },
+    /// Max over each window.
+    MaxPool {
+        /// Input indices of each output.
+        windows: Vec<Vec<usize>>,
+    },
+    /// Sum over each window (average pooling), then multiply by a public constant when given.
+    SumPool {
+        /// Input indices of each output.
+        windows: Vec<Vec<usize>>,
+        /// Per-output public multiplier at scale `f` (non-power-of-two divisors).
+        multiplier: Option<Vec<Elem>>,
+    },
+    /// Truncation by `shift` bits.
+    Trunc {
+        /// Bits.
+        shift: u32,
+    },
+    /// Element-wise sum; each input first shifted left by its entry.
+    Add {
+        /// Left shifts aligning the two scales.
+        align: [u32; 2],
+    },
+    /// Element-wise product (Beaver).
+    Mul,
+    /// Same data, new shape.
+    Alias,
+}
+
+fn ser_bilinear<S: serde::Serializer>(op: &Bilinear, s: S) -> Result<S::Ok, S::Error> {
+    match op {
+        Bilinear::Dense { rows, cols } => s.serialize_str(&format!("dense {rows}x{cols}")),
+        Bilinear::Conv(g) => s.serialize_str(&format!("{g:?}")),
+        Bilinear::Diagonal { len } => s.serialize_str(&format!("diagonal {len}")),
+    }
+}
+
+impl StepKind {
+    /// Name of the protocol that runs the step.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            StepKind::Linear { .. } => "reusable-mask linear",
+            StepKind::Relu { shift: 0 } => "relu (ppa compare + 1-bit select)",
+            StepKind::Relu { .. } => "relu + fused truncation",
+            StepKind::MaxPool { .. } => "max tournament (ppa compare)",
+            StepKind::SumPool {
+                multiplier: None, ..
+            } => "local sum (free)",
+            StepKind::SumPool { .. } => "local sum x public constant",
+            StepKind::Trunc { .. } => "truncation (masked opening)",
+            StepKind::Add { .. } => "local add (free)",
+            StepKind::Mul => "beaver product",
+            StepKind::Alias => "reshape (free)",
+        }
+    }
+}
+
+/// What the client gets at the end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputSpec {
+    /// Value holding the result.
+    pub value: usize,
+    /// Its scale in fractional bits.
+    pub scale: u32,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+/// A provider linear layer's clear parameters (encoded by the engine).
+#[derive(Debug, Clone)]
+pub(crate) struct LinearParams {
+    pub(crate) op: Bilinear,
+    pub(crate) weight: Vec<f64>,
+    pub(crate) bias: Option<Vec<f64>>,
+    pub(crate) bias_scale: u32,
+    pub(crate) node: String,
+}
+
+/// The plan plus the provider's clear parameters per linear layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Per-record length of every value.
+    pub value_len: Vec<usize>,
+    /// Scale of every value.
+    pub value_scale: Vec<u32>,
+    /// The result.
+    pub output: OutputSpec,
+    /// Fractional bits of the input.
+    pub frac_bits: u32,
+    #[serde(skip)]
+    pub(crate) linear: Vec<LinearParams>,
+}
+
+/// Builds the plan for `net` with `f` fractional bits.
+pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
+    let mut b = Builder {
+        plan: Plan {
+            steps: vec![],
+            value_len: vec![net.input_len()],
+            value_scale: vec![f],
+            output: OutputSpec {
+                value: 0,
+                scale: f,
+                classes: 0,
+            },
+            frac_bits: f,
+            linear: vec![],
+        },
+        f,
+        map: vec![0; net.nodes.len() + 1],
+        problems: vec![],
+    };
+    let consumers = consumers(net);
+    let mut skip_next = false;
+    let mut pending_affine: Option<(Vec<f64>, Vec<f64>, usize)> = None;
+    for (i, node) in net.nodes.iter().enumerate() {
+        let v = i + 1;
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let len: usize = node.shape.iter().product();
+        let input = node.inputs.first().copied().unwrap_or(0);
+        let next_is_sole = |op_pred: &dyn Fn(&Op) -> bool| {
+            consumers[v].len() == 1
+                && consumers[v][0] == v + 1
+                && net.nodes.get(i + 1).is_some_and(|n| op_pred(&n.op))
+        };
+        match &node.op {
+            Op::Affine { scale, shift } if next_is_sole(&|o| matches!(o, Op::Dense { .. })) => {
+                // Fold into the following dense layer (exact).
+                pending_affine = Some((
+                    scale.clone(),
+                    shift.clone(),
+                    node.shape.first().copied().unwrap_or(1),
+                ));
+                b.map[v] = b.map[input];
+            }
+            Op::Dense { weight, bias } => {
+                let (rows, cols) = (weight.shape[0], weight.shape[1]);
+                let (mut w, mut bias) = (weight.data.clone(), bias.clone());
+                if let Some((sc, sh, ch)) = pending_affine.take() {
+                    fold_affine(&mut w, &mut bias, rows, cols, &sc, &sh, ch);
+                }
+                let x = b.ready_for_linear(&node.name, b.map[input]);
+                b.linear(
+                    &node.name,
+                    v,
+                    x,
+                    Bilinear::Dense { rows, cols },
+                    w,
+                    bias,
+                    len,
+                );
+            }
+            Op::Conv2d { geom, weight, bias } => {
+                if geom.groups != 1 {
+                    b.problems.push(format!(
+                        "node {}: grouped convolution (groups = {}) is not supported",
+                        node.name, geom.groups
+                    ));
+                    continue;
+                }
+                let x = b.ready_for_linear(&node.name, b.map[input]);
+                b.linear(
+                    &node.name,
+                    v,
+                    x,
+                    Bilinear::Conv(*geom),
+                    weight.data.clone(),
+                    bias.clone(),
+                    len,
+                );
+            }
+            Op::Affine { scale, shift } => {
+                // Diagonal scaling with private parameters: a 1x1 "convolution" per channel.
+                let ch = if node.shape.len() == 3 {
+                    node.shape[0]
+                } else {
+                    1
+                };
+                let per = len / ch.max(1);
+                let mut weights = Vec::with_capacity(len);
+                let mut biases = Vec::with_capacity(len);
+                for c in 0..ch {
+                    let s = if scale.len() == 1 { scale[0] } else { scale[c] };
+                    let t = if shift.len() == 1 { shift[0] } else { shift[c] };
+                    weights.extend(std::iter::repeat_n(s, per));
+                    biases.extend(std::iter::repeat_n(t, per));
+                }
+                let x = b.ready_for_linear(&node.name, b.map[input]);
+                b.diagonal(&node.name, v, x, weights, biases, len);
+            }
+            Op::Act(Activation::Relu) => {
+                let x = b.map[input];
+                if next_is_sole(&|o| matches!(o, Op::MaxPool { .. })) {
+                    // max-pool first (cheaper, commutes with ReLU), then ReLU with truncation.
+                    let Op::MaxPool { geom } = &net.nodes[i + 1].op else {
+                        unreachable!()
+                    };
+                    let plen = geom.out_len();
+                    let pooled = b.push_value(plen, b.plan.value_scale[x]);
+                    b.step(
+                        &net.nodes[i + 1].name,
+                        StepKind::MaxPool {
+                            windows: geom.windows(),
+                        },
+                        vec![x],
+                        pooled,
+                        plen,
+                    );
+                    let shift = b.plan.value_scale[pooled] - f;
+                    let out = b.push_value(plen, f);
+                    b.step(
+                        &node.name,
+                        StepKind::Relu { shift },
+                        vec![pooled],
+                        out,
+                        plen,
+                    );
+                    b.map[v + 1] = out;
+                    skip_next = true;
+                } else {
+                    let shift = b.plan.value_scale[x] - f;
+                    let out = b.push_value(len, f);
+                    b.step(&node.name, StepKind::Relu { shift }, vec![x], out, len);
+                    b.map[v] = out;
+                }
+            }
+            Op::MaxPool { geom } => {
+                let x = b.map[input];
+                let out = b.push_value(len, b.plan.value_scale[x]);
+                b.step(
+                    &node.name,
+                    StepKind::MaxPool {
+                        windows: geom.windows(),
+                    },
+                    vec![x],
+                    out,
+                    len,
+                );
+                b.map[v] = out;
+            }
+            Op::AvgPool {
+                geom,
+                count_include_pad,
+            } => {
+                let windows = geom.windows();
+                let full = geom.kernel[0] * geom.kernel[1];
+                let divisors: Vec<usize> = windows
+                    .iter()
+                    .map(|w| if *count_include_pad { full } else { w.len() })
+                    .collect();
+                b.sum_pool(&node.name, v, b.map[input], windows, divisors, len);
+            }
+            Op::GlobalAvgPool => {
+                let s = net.shape_of(input);
+                let per: usize = s[1..].iter().product();
+                let windows: Vec<Vec<usize>> = (0..s[0])
+                    .map(|c| (c * per..(c + 1) * per).collect())
+                    .collect();
+                b.sum_pool(&node.name, v, b.map[input], windows, vec![per; s[0]], len);
+            }
+            Op::Reshape => {
+                b.map[v] = b.map[input];
+            }
+            Op::Add => {
+                let (x, y) = (b.map[node.inputs[0]], b.map[node.inputs[1]]);
+                let (sx, sy) = (b.plan.value_scale[x], b.plan.value_scale[y]);
+                let s = sx.max(sy);
+                let out = b.push_value(len, s);
+                b.step(
+                    &node.name,
+                    StepKind::Add {
+                        align: [s - sx, s - sy],
+                    },
+                    vec![x, y],
+                    out,
+                    len,
+                );
+                b.map[v] = out;
+            }
+            Op::Mul => {
+                let (x, y) = (
+                    b.ready_for_linear(&node.name, b.map[node.inputs[0]]),
+                    b.ready_for_linear(&node.name, b.map[node.inputs[1]]),
+                );
+                let s = b.plan.value_scale[x] + b.plan.value_scale[y];
+                let out = b.push_value(len, s);
+                b.step(&node.name, StepKind::Mul, vec![x, y], out, len);
+                b.map[v] = out;
+            }
+            Op::Softmax if i + 1 == net.nodes.len() => {
+                // The output policy decides (argmax, logits or secure softmax).
+                b.map[v] = b.map[input];
+            }
+            other => {
+                b.problems.push(format!(
+                    "node {} ({}): not supported by the secure engine yet",
+                    node.name,
+                    other.name()
+                ));
+            }
+        }
+    }
+    if !b.problems.is_empty() {
+        return Err(EngineError::Unsupported(b.problems.join("; ")));
+    }
+    let value = b.map[net.nodes.len()];
+    b.plan.output = OutputSpec {
+        value,
+        scale: b.plan.value_scale[value],
+        classes: b.plan.value_len[value],
+    };
+    Ok(b.plan)
+}
+
+/// `consumers[v]`: the nodes (as value ids) that read value `v`.
+fn consumers(net: &Network) -> Vec<Vec<ValueId>> {
+    let mut c = vec![Vec::new(); net.nodes.len() + 1];
+    for (i, n) in net.nodes.iter().enumerate() {
+        for x in &n.inputs {
+            c[*x].push(i + 1);
+        }
+    }
+    c
+}
+
+/// Folds `x' = scale * x + shift` (per channel of `ch`) into the following dense layer.
+fn fold_affine(
+    w: &mut [f64],
+    bias: &mut Option<Vec<f64>>,
+    rows: usize,
+    cols: usize,
+    scale: &[f64],
+    shift: &[f64],
+    ch: usize,
+) {
+    let per = (cols / ch.max(1)).max(1);
+    let at = |v: &[f64], j: usize| {
+        if v.len() == 1 {
+            v[0]
+        } else {
+            v[(j / per).min(v.len() - 1)]
+        }
+    };
+    let mut b = bias.take().unwrap_or_else(|| vec![0.0; rows]);
+    for r in 0..rows {
+        for j in 0..cols {
+            let wij = w[r * cols + j];
+            b[r] += wij * at(shift, j);
+            w[r * cols + j] = wij * at(scale, j);
+        }
+    }
+    *bias = Some(b);
+}
+
+struct Builder {
+    plan: Plan,
+    f: u32,
+    map: Vec<usize>,
+    problems: Vec<String>,
+}
+
+impl Builder {
+    fn push_value(&mut self, len: usize, scale: u32) -> usize {
+        self.plan.value_len.push(len);
+        self.plan.value_scale.push(scale);
+        self.plan.value_len.len() - 1
+    }
+
+    fn step(&mut self, name: &str, kind: StepKind, inputs: Vec<usize>, output: usize, len: usize) {
+        self.plan.steps.push(Step {
+            name: name.to_string(),
+            kind,
+            inputs,
+            output,
+            len,
+        });
+    }
+
+    /// Truncates `x` to `f` if its scale would overflow a linear layer.
+    fn ready_for_linear(&mut self, name: &str, x: usize) -> usize {
+        let s = self.plan.value_scale[x];
+        if s <= self.f + SLACK {
+            return x;
+        }
+        let len = self.plan.value_len[x];
+        let out = self.push_value(len, self.f);
+        self.step(
+            &format!("{name}.trunc"),
+            StepKind::Trunc { shift: s - self.f },
+            vec![x],
+            out,
+            len,
+        );
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &mut self,
+        name: &str,
+        v: usize,
+        x: usize,
+        op: Bilinear,
+        weight: Vec<f64>,
+        bias: Option<Vec<f64>>,
+        len: usize,
+    ) {
+        let scale = self.plan.value_scale[x] + self.f;
+        let layer = self.plan.linear.len();
+        self.plan.linear.push(LinearParams {
+            op,
+            weight,
+            bias,
+            bias_scale: scale,
+            node: name.to_string(),
+        });
+        let out = self.push_value(len, scale);
+        self.step(name, StepKind::Linear { op, layer }, vec![x], out, len);
+        self.map[v] = out;
+    }
+
+    /// `y = w * x + b` element-wise with private `w`, `b` (an affine layer that cannot be folded).
+    fn diagonal(
+        &mut self,
+        name: &str,
+        v: usize,
+        x: usize,
+        weights: Vec<f64>,
+        biases: Vec<f64>,
+        len: usize,
+    ) {
+        self.linear(
+            name,
+            v,
+            x,
+            Bilinear::Diagonal { len },
+            weights,
+            Some(biases),
+            len,
+        );
+    }
+
+    fn sum_pool(
+        &mut self,
+        name: &str,
+        v: usize,
+        x: usize,
+        windows: Vec<Vec<usize>>,
+        divisors: Vec<usize>,
+        len: usize,
+    ) {
+        let s = self.plan.value_scale[x];
+        let uniform = divisors.iter().all(|d| *d == divisors[0]);
+        let (scale, multiplier) = if uniform && divisors[0].is_power_of_two() {
+            (s + divisors[0].trailing_zeros(), None)
+        } else {
+            let m = divisors
+                .iter()
+                .map(|d| ((1u64 << self.f) as f64 / *d as f64).round() as i64 as Elem)
+                .collect();
+            (s + self.f, Some(m))
+        };
+        let out = self.push_value(len, scale);
+        self.step(
+            name,
+            StepKind::SumPool {
+                windows,
+                multiplier,
+            },
+            vec![x],
+            out,
+            len,
+        );
+        self.map[v] = out;
+    }
+}

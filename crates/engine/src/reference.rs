@@ -1,0 +1,77 @@
+//! The plaintext reference in the engine's own fixed-point arithmetic: the
+//! same plan, scales and (floor) truncations as the secure run, in the clear.
+//! The secure result differs from it only by the truncations' one-unit
+//! round-ups.
+
+use cryptmed_ring::Elem;
+use cryptmed_ring::fixed::shift_floor;
+
+use crate::plan::StepKind;
+use crate::session::encode_records;
+use crate::{EngineError, Model};
+
+pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineError> {
+    let fp = model.config.fixed;
+    let plan = &model.plan;
+    let mut values: Vec<Vec<Elem>> = vec![Vec::new(); plan.value_len.len()];
+    values[0] = encode_records(fp, &[input.to_vec()], plan.value_len[0])?;
+    for s in &plan.steps {
+        let x = &values[s.inputs[0]];
+        let y: Vec<Elem> = match &s.kind {
+            StepKind::Linear { op, layer } => {
+                let l = &plan.linear[*layer];
+                let w = fp.encode_all(&l.weight).map_err(|(i, e)| {
+                    EngineError::Encoding(format!("layer {} weight {i}: {e}", l.node))
+                })?;
+                let mut y = op.apply(&w, x);
+                if let Some(b) = &l.bias {
+                    let per = y.len() / b.len();
+                    for (i, v) in y.iter_mut().enumerate() {
+                        let bv = fp.encode_at(b[i / per], l.bias_scale).map_err(|e| {
+                            EngineError::Encoding(format!("layer {} bias: {e}", l.node))
+                        })?;
+                        *v = v.wrapping_add(bv);
+                    }
+                }
+                y
+            }
+            StepKind::Relu { shift } => x
+                .iter()
+                .map(|v| (shift_floor(*v, *shift) as i64).max(0) as Elem)
+                .collect(),
+            StepKind::MaxPool { windows } => windows
+                .iter()
+                .map(|w| w.iter().map(|i| x[*i] as i64).max().unwrap_or(0) as Elem)
+                .collect(),
+            StepKind::SumPool {
+                windows,
+                multiplier,
+            } => windows
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let sum = w.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
+                    multiplier.as_ref().map_or(sum, |m| sum.wrapping_mul(m[i]))
+                })
+                .collect(),
+            StepKind::Trunc { shift } => x.iter().map(|v| shift_floor(*v, *shift)).collect(),
+            StepKind::Add { align } => x
+                .iter()
+                .zip(&values[s.inputs[1]])
+                .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
+                .collect(),
+            StepKind::Mul => x
+                .iter()
+                .zip(&values[s.inputs[1]])
+                .map(|(a, b)| a.wrapping_mul(*b))
+                .collect(),
+            StepKind::Alias => x.clone(),
+        };
+        values[s.output] = y;
+    }
+    let o = &plan.output;
+    Ok(values[o.value]
+        .iter()
+        .map(|v| fp.decode_at(*v, o.scale))
+        .collect())
+}

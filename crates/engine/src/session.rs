@@ -1,0 +1,700 @@
+//! The three roles' sessions: setup, per-batch material and the online walk.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
+use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_protocols::linear::{self, Holder};
+use cryptmed_protocols::{Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, trunc};
+use cryptmed_ring::{Elem, FixedPoint};
+use cryptmed_share::{Role, Seed};
+
+use crate::plan::{Plan, StepKind};
+use crate::{EngineError, LayerReport, Model, Prediction, Report, Reveal};
+
+const CMP: Ppa = Ppa::DEFAULT;
+
+fn chan(step: &str) -> impl FnOnce(ChannelError) -> EngineError + '_ {
+    move |source| EngineError::Channel {
+        step: step.to_string(),
+        source,
+    }
+}
+
+fn proto(step: &str) -> impl FnOnce(cryptmed_protocols::ProtocolError) -> EngineError + '_ {
+    move |e| match e {
+        cryptmed_protocols::ProtocolError::Channel(source) => EngineError::Channel {
+            step: step.to_string(),
+            source,
+        },
+        other => EngineError::PlanMismatch(format!("{step}: {other}")),
+    }
+}
+
+/// Window lists of every record of a batch (record `b`'s indices offset by `b * in_len`).
+fn batch_windows(windows: &[Vec<usize>], in_len: usize, batch: usize) -> Vec<Vec<usize>> {
+    (0..batch)
+        .flat_map(|b| {
+            windows
+                .iter()
+                .map(move |w| w.iter().map(|i| i + b * in_len).collect())
+        })
+        .collect()
+}
+
+fn sizes(windows: &[Vec<usize>], batch: usize) -> Vec<usize> {
+    (0..batch)
+        .flat_map(|_| windows.iter().map(Vec::len))
+        .collect()
+}
+
+/// The predicted online traffic of one batch.
+pub(crate) fn trace(model: &Model, batch: usize) -> Trace {
+    let plan = &model.plan;
+    let mut t = Trace::default();
+    for s in &plan.steps {
+        let n = batch * s.len;
+        t.append(match &s.kind {
+            StepKind::Linear { op, .. } => linear::trace(op, batch),
+            StepKind::Relu { .. } => relu::trace(&CMP, n),
+            StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
+            StepKind::Trunc { .. } => trunc::trace(n),
+            StepKind::Mul => mul::trace(n),
+            _ => Trace::default(),
+        });
+    }
+    t.append(output_trace(model, batch));
+    t
+}
+
+fn output_trace(model: &Model, batch: usize) -> Trace {
+    let o = &model.plan.output;
+    match model.config.reveal {
+        Reveal::Label => argmax::trace(&CMP, batch, o.classes),
+        _ => reveal::trace(batch * o.classes),
+    }
+}
+
+/// Dealer side: material of every step for a batch, in plan order.
+fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) {
+    for s in &model.plan.steps {
+        let n = batch * s.len;
+        match &s.kind {
+            StepKind::Linear { op, layer } => linear::deal(d, op, &masks[*layer], batch),
+            StepKind::Relu { shift } => relu::deal(&CMP, d, n, *shift),
+            StepKind::MaxPool { windows } => pool::deal(&CMP, d, &sizes(windows, batch)),
+            StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
+            StepKind::Mul => mul::deal(d, n),
+            _ => {}
+        }
+    }
+    if model.config.reveal == Reveal::Label {
+        argmax::deal(&CMP, d, batch, model.plan.output.classes);
+    }
+}
+
+/// A party's material for one step.
+enum Material {
+    Linear(linear::LinearMaterial),
+    Relu(relu::ReluMaterial<Ppa>),
+    Pool(Vec<pool::LevelMaterial<Ppa>>),
+    Trunc(trunc::TruncMaterial),
+    Mul(mul::MulMaterial),
+    Argmax(argmax::ArgmaxMaterial<Ppa>),
+    None,
+}
+
+/// Party side: mirror of [`deal_batch`].
+fn take_batch(
+    model: &Model,
+    p: &mut PartyPrep,
+    masked: &[Vec<Elem>],
+    batch: usize,
+) -> Vec<Material> {
+    let mut out: Vec<Material> = model
+        .plan
+        .steps
+        .iter()
+        .map(|s| {
+            let n = batch * s.len;
+            match &s.kind {
+                StepKind::Linear { op, layer } => Material::Linear(linear::take(
+                    p,
+                    op,
+                    batch,
+                    masked.get(*layer).map(Vec::as_slice),
+                )),
+                StepKind::Relu { shift } => Material::Relu(relu::take(&CMP, p, n, *shift)),
+                StepKind::MaxPool { windows } => {
+                    Material::Pool(pool::take(&CMP, p, &sizes(windows, batch)))
+                }
+                StepKind::Trunc { .. } => Material::Trunc(trunc::take(p, n)),
+                StepKind::Mul => Material::Mul(mul::take(p, n)),
+                _ => Material::None,
+            }
+        })
+        .collect();
+    if model.config.reveal == Reveal::Label {
+        out.push(Material::Argmax(argmax::take(
+            &CMP,
+            p,
+            batch,
+            model.plan.output.classes,
+        )));
+    }
+    out
+}
+
+/// The provider's encoded parameters of one linear layer.
+struct Encoded {
+    w: Vec<Elem>,
+    bias: Option<Vec<Elem>>,
+}
+
+fn encode_params(model: &Model) -> Result<Vec<Encoded>, EngineError> {
+    let fp = model.config.fixed;
+    model
+        .plan
+        .linear
+        .iter()
+        .map(|l| {
+            if l.weight.len() != l.op.weight_len() {
+                return Err(EngineError::Encoding(format!(
+                    "layer {}: the provider's network has no weights (a public network was given)",
+                    l.node
+                )));
+            }
+            let w = fp.encode_all(&l.weight).map_err(|(i, e)| {
+                EngineError::Encoding(format!("layer {} weight {i}: {e}", l.node))
+            })?;
+            let bias = match &l.bias {
+                Some(b) => Some(
+                    b.iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            fp.encode_at(*v, l.bias_scale).map_err(|e| {
+                                EngineError::Encoding(format!("layer {} bias {i}: {e}", l.node))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                None => None,
+            };
+            Ok(Encoded { w, bias })
+        })
+        .collect()
+}
+
+/// Runs the online walk for one party; returns the shares of the output value and per-step reports.
+fn online(
+    model: &Model,
+    ctx: &mut Ctx<'_>,
+    counters: &Cell<CommStats>,
+    params: Option<&[Encoded]>,
+    mats: &[Material],
+    input: Vec<Elem>,
+    batch: usize,
+) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
+    let plan: &Plan = &model.plan;
+    let mut values: Vec<Option<Vec<Elem>>> = vec![None; plan.value_len.len()];
+    values[0] = Some(input);
+    let mut layers = Vec::with_capacity(plan.steps.len());
+    for (s, mat) in plan.steps.iter().zip(mats) {
+        let before = counters.get();
+        let t0 = Instant::now();
+        let x = values[s.inputs[0]].as_deref().unwrap_or(&[]);
+        let name = s.name.as_str();
+        let y = match (&s.kind, mat) {
+            (StepKind::Linear { op, layer }, Material::Linear(m)) => {
+                let holder = match params {
+                    Some(p) => Holder::Provider {
+                        weights: &p[*layer].w,
+                        bias: p[*layer].bias.as_deref(),
+                    },
+                    None => Holder::Client,
+                };
+                linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
+            }
+            (StepKind::Relu { shift }, Material::Relu(m)) => {
+                relu::eval(&CMP, ctx, x, *shift, m).map_err(proto(name))?
+            }
+            (StepKind::MaxPool { windows }, Material::Pool(m)) => {
+                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                pool::eval(&CMP, ctx, x, &w, m).map_err(proto(name))?
+            }
+            (StepKind::Trunc { shift }, Material::Trunc(m)) => {
+                trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
+            }
+            (StepKind::Mul, Material::Mul(m)) => {
+                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                mul::eval(ctx, x, y, m).map_err(proto(name))?
+            }
+            (
+                StepKind::SumPool {
+                    windows,
+                    multiplier,
+                },
+                _,
+            ) => {
+                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                let per = windows.len();
+                w.iter()
+                    .enumerate()
+                    .map(|(i, win)| {
+                        let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
+                        match multiplier {
+                            Some(m) => sum.wrapping_mul(m[i % per]),
+                            None => sum,
+                        }
+                    })
+                    .collect()
+            }
+            (StepKind::Add { align }, _) => {
+                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                x.iter()
+                    .zip(y)
+                    .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
+                    .collect()
+            }
+            (StepKind::Alias, _) => x.to_vec(),
+            _ => {
+                return Err(EngineError::PlanMismatch(format!(
+                    "step {name}: material of the wrong kind"
+                )));
+            }
+        };
+        values[s.output] = Some(y);
+        let d = counters.get().since(&before);
+        layers.push(LayerReport {
+            name: s.name.clone(),
+            protocol: s.kind.protocol().to_string(),
+            bytes_sent: d.bytes_sent,
+            bytes_recv: d.bytes_recv,
+            rounds: d.rounds,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let out = values[plan.output.value].take().unwrap_or_default();
+    Ok((out, layers))
+}
+
+/// Reads and checks the dealer's batch header; returns the corrections.
+fn recv_batch_header(
+    model: &Model,
+    dealer: &mut dyn Channel,
+    batch: usize,
+) -> Result<Vec<u8>, EngineError> {
+    let head = dealer.recv_vec(48).map_err(chan("dealer batch header"))?;
+    if head[..32] != model.architecture_digest() {
+        return Err(EngineError::PlanMismatch(
+            "the dealer's batch is for a different plan".into(),
+        ));
+    }
+    let their_batch = u64::from_le_bytes(head[32..40].try_into().unwrap_or_default());
+    if their_batch != batch as u64 {
+        return Err(EngineError::PlanMismatch(format!(
+            "the dealer prepared a batch of {their_batch} records, this party runs {batch}"
+        )));
+    }
+    let len = u64::from_le_bytes(head[40..48].try_into().unwrap_or_default());
+    const LIMIT: u64 = 1 << 34;
+    if len > LIMIT {
+        return Err(EngineError::PlanMismatch(format!(
+            "the dealer announced {len} bytes of material, above the {LIMIT}-byte limit"
+        )));
+    }
+    dealer
+        .recv_vec(len as usize)
+        .map_err(chan("dealer material"))
+}
+
+/// Reads the dealer's session header (digest and seed) and checks the plan.
+fn recv_seed(model: &Model, dealer: &mut dyn Channel) -> Result<Seed, EngineError> {
+    let head = dealer.recv_vec(64).map_err(chan("dealer seed"))?;
+    if head[..32] != model.architecture_digest() {
+        return Err(EngineError::PlanMismatch(
+            "the dealer's session is for a different architecture or configuration".into(),
+        ));
+    }
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&head[32..]);
+    Ok(Seed::from_bytes(s))
+}
+
+/// The dealer's side of one session.
+pub struct DealerSession {
+    model: Model,
+    dealer: Dealer,
+    masks: Vec<Vec<Elem>>,
+}
+
+impl DealerSession {
+    /// Starts a session: sends each party the plan digest and its seed, and
+    /// derives the provider's weight masks.
+    pub fn new(
+        model: Model,
+        to_provider: &mut impl Channel,
+        to_client: &mut impl Channel,
+    ) -> Result<Self, EngineError> {
+        let (s0, s1) = (Seed::random(), Seed::random());
+        let digest = model.architecture_digest();
+        for (ch, s, who) in [
+            (&mut *to_provider as &mut dyn Channel, &s0, "provider"),
+            (to_client, &s1, "client"),
+        ] {
+            ch.send(&digest).map_err(chan(who))?;
+            ch.send(s.as_bytes()).map_err(chan(who))?;
+            ch.flush().map_err(chan(who))?;
+        }
+        let mut dealer = Dealer::new(&s0, &s1);
+        let masks = model
+            .plan
+            .linear
+            .iter()
+            .map(|l| linear::deal_setup(&mut dealer, &l.op))
+            .collect();
+        Ok(Self {
+            model,
+            dealer,
+            masks,
+        })
+    }
+
+    /// Generates and sends the material for a batch of `batch` records.
+    pub fn run_batch(
+        &mut self,
+        batch: usize,
+        to_provider: &mut impl Channel,
+        to_client: &mut impl Channel,
+    ) -> Result<Report, EngineError> {
+        let t0 = Instant::now();
+        deal_batch(&self.model, &mut self.dealer, &self.masks, batch);
+        let corrections = self.dealer.take_corrections();
+        let digest = self.model.architecture_digest();
+        let mut sent = 0u64;
+        for (ch, body, who) in [
+            (&mut *to_provider as &mut dyn Channel, &[][..], "provider"),
+            (to_client, &corrections[..], "client"),
+        ] {
+            let mut head = digest.to_vec();
+            head.extend((batch as u64).to_le_bytes());
+            head.extend((body.len() as u64).to_le_bytes());
+            ch.send(&head).map_err(chan(who))?;
+            ch.send(body).map_err(chan(who))?;
+            ch.flush().map_err(chan(who))?;
+            sent += (head.len() + body.len()) as u64;
+        }
+        Ok(Report {
+            offline_bytes: sent,
+            offline_seconds: t0.elapsed().as_secs_f64(),
+            ..Report::default()
+        })
+    }
+}
+
+/// The provider's side of one session.
+pub struct ProviderSession {
+    model: Model,
+    prep: PartyPrep,
+    params: Vec<Encoded>,
+    setup_bytes: u64,
+}
+
+impl ProviderSession {
+    /// Starts a session: receives the dealer's seed and sends the client the masked weights.
+    pub fn new(
+        model: Model,
+        dealer: &mut impl Channel,
+        client: &mut impl Channel,
+    ) -> Result<Self, EngineError> {
+        let params = encode_params(&model)?;
+        let seed = recv_seed(&model, dealer)?;
+        let mut prep = PartyPrep::new(Role::Provider, &seed);
+        let mut counted = Counted::new(client);
+        let mut ctx = Ctx::new(Role::Provider, &mut counted);
+        for (l, p) in model.plan.linear.iter().zip(&params) {
+            let b = linear::take_setup(&mut prep, &l.op).unwrap_or_default();
+            linear::send_masked_weights(&mut ctx, &p.w, &b)
+                .map_err(proto("setup: masked weights"))?;
+        }
+        counted.flush().map_err(chan("setup: masked weights"))?;
+        let setup_bytes = counted.stats().bytes_sent;
+        Ok(Self {
+            model,
+            prep,
+            params,
+            setup_bytes,
+        })
+    }
+
+    /// One-time setup bytes sent to the client.
+    pub fn setup_bytes(&self) -> u64 {
+        self.setup_bytes
+    }
+
+    /// Runs one batch of `batch` records.
+    pub fn run_batch(
+        &mut self,
+        batch: usize,
+        dealer: &mut impl Channel,
+        client: &mut impl Channel,
+    ) -> Result<Report, EngineError> {
+        let t0 = Instant::now();
+        let corrections = recv_batch_header(&self.model, dealer, batch)?;
+        let offline_bytes = 48 + corrections.len() as u64;
+        self.prep.load(corrections);
+        let mats = take_batch(&self.model, &mut self.prep, &[], batch);
+        self.prep
+            .finish()
+            .map_err(|e| EngineError::PlanMismatch(e.to_string()))?;
+        let offline_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut counted = Counted::new(client);
+        let input = vec![0; batch * self.model.plan.value_len[0]];
+        let (out, layers) = run_party(
+            &self.model,
+            Role::Provider,
+            &mut counted,
+            Some(&self.params),
+            &mats,
+            input,
+            batch,
+        )?;
+        finish_output(&self.model, Role::Provider, &mut counted, &out, mats.last())?;
+        counted.flush().map_err(chan("result"))?;
+        let s = counted.stats();
+        Ok(Report {
+            online_bytes_sent: s.bytes_sent,
+            online_bytes_recv: s.bytes_recv,
+            online_rounds: s.rounds,
+            offline_bytes,
+            setup_bytes: self.setup_bytes,
+            online_seconds: t1.elapsed().as_secs_f64(),
+            offline_seconds,
+            layers,
+        })
+    }
+}
+
+/// Runs the online walk over a counted channel, collecting per-step traffic.
+fn run_party<C: Channel>(
+    model: &Model,
+    role: Role,
+    ch: &mut Counted<C>,
+    params: Option<&[Encoded]>,
+    mats: &[Material],
+    input: Vec<Elem>,
+    batch: usize,
+) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
+    let counters = Cell::new(ch.stats());
+    let mut probe = Probe {
+        inner: ch,
+        counters: &counters,
+    };
+    let mut ctx = Ctx::new(role, &mut probe);
+    online(model, &mut ctx, &counters, params, mats, input, batch)
+}
+
+/// A channel wrapper that publishes the counters after every operation, so
+/// the walker can read per-step deltas while the context borrows the channel.
+struct Probe<'a, C: Channel> {
+    inner: &'a mut Counted<C>,
+    counters: &'a Cell<CommStats>,
+}
+
+impl<C: Channel> Channel for Probe<'_, C> {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        let r = self.inner.send(bytes);
+        self.counters.set(self.inner.stats());
+        r
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<(), ChannelError> {
+        let r = self.inner.recv(buf);
+        self.counters.set(self.inner.stats());
+        r
+    }
+    fn flush(&mut self) -> Result<(), ChannelError> {
+        self.inner.flush()
+    }
+    fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
+        let r = self.inner.exchange(out, input);
+        self.counters.set(self.inner.stats());
+        r
+    }
+}
+
+/// The output step: reveal or argmax. Returns the client's predictions.
+fn finish_output<C: Channel>(
+    model: &Model,
+    role: Role,
+    ch: &mut Counted<C>,
+    out: &[Elem],
+    last: Option<&Material>,
+) -> Result<Option<Vec<Prediction>>, EngineError> {
+    let mut ctx = Ctx::new(role, ch);
+    let o = &model.plan.output;
+    match (model.config.reveal, last) {
+        (Reveal::Label, Some(Material::Argmax(m))) => {
+            let labels =
+                argmax::eval(&CMP, &mut ctx, out, o.classes, m).map_err(proto("argmax"))?;
+            Ok(labels.map(|ls| {
+                ls.into_iter()
+                    .map(|label| Prediction {
+                        label,
+                        probabilities: None,
+                        logits: None,
+                    })
+                    .collect()
+            }))
+        }
+        (Reveal::Logits, _) => {
+            let clear = reveal::to_client(&mut ctx, out).map_err(proto("reveal"))?;
+            let fp = model.config.fixed;
+            Ok(clear.map(|v| {
+                v.chunks_exact(o.classes)
+                    .map(|row| {
+                        let logits: Vec<f64> =
+                            row.iter().map(|x| fp.decode_at(*x, o.scale)).collect();
+                        Prediction {
+                            label: first_max(&logits),
+                            probabilities: None,
+                            logits: Some(logits),
+                        }
+                    })
+                    .collect()
+            }))
+        }
+        _ => Err(EngineError::PlanMismatch("output material missing".into())),
+    }
+}
+
+/// Index of the first largest value.
+pub(crate) fn first_max(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The client's side of one session.
+pub struct ClientSession {
+    model: Model,
+    prep: PartyPrep,
+    masked: Vec<Vec<Elem>>,
+    setup_bytes: u64,
+}
+
+impl ClientSession {
+    /// Starts a session: receives the dealer's seed and the provider's masked weights.
+    pub fn new(
+        model: Model,
+        dealer: &mut impl Channel,
+        provider: &mut impl Channel,
+    ) -> Result<Self, EngineError> {
+        let seed = recv_seed(&model, dealer)?;
+        let mut prep = PartyPrep::new(Role::Client, &seed);
+        let mut ctx = Ctx::new(Role::Client, provider);
+        let mut masked = Vec::with_capacity(model.plan.linear.len());
+        let mut setup_bytes = 0;
+        for l in &model.plan.linear {
+            let none = linear::take_setup(&mut prep, &l.op);
+            debug_assert!(none.is_none());
+            masked.push(
+                linear::recv_masked_weights(&mut ctx, &l.op)
+                    .map_err(proto("setup: masked weights"))?,
+            );
+            setup_bytes += 8 * l.op.weight_len() as u64;
+        }
+        Ok(Self {
+            model,
+            prep,
+            masked,
+            setup_bytes,
+        })
+    }
+
+    /// One-time setup bytes received from the provider.
+    pub fn setup_bytes(&self) -> u64 {
+        self.setup_bytes
+    }
+
+    /// Runs one batch; returns one prediction per record.
+    pub fn run_batch(
+        &mut self,
+        records: &[Vec<f64>],
+        dealer: &mut impl Channel,
+        provider: &mut impl Channel,
+    ) -> Result<(Vec<Prediction>, Report), EngineError> {
+        let batch = records.len();
+        let input = encode_records(
+            self.model.config.fixed,
+            records,
+            self.model.plan.value_len[0],
+        )?;
+        let t0 = Instant::now();
+        let corrections = recv_batch_header(&self.model, dealer, batch)?;
+        let offline_bytes = 48 + corrections.len() as u64;
+        self.prep.load(corrections);
+        let mats = take_batch(&self.model, &mut self.prep, &self.masked, batch);
+        self.prep
+            .finish()
+            .map_err(|e| EngineError::PlanMismatch(e.to_string()))?;
+        let offline_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut counted = Counted::new(provider);
+        let (out, layers) = run_party(
+            &self.model,
+            Role::Client,
+            &mut counted,
+            None,
+            &mats,
+            input,
+            batch,
+        )?;
+        let preds = finish_output(&self.model, Role::Client, &mut counted, &out, mats.last())?
+            .unwrap_or_default();
+        counted.flush().map_err(chan("result"))?;
+        let s = counted.stats();
+        let report = Report {
+            online_bytes_sent: s.bytes_sent,
+            online_bytes_recv: s.bytes_recv,
+            online_rounds: s.rounds,
+            offline_bytes,
+            setup_bytes: self.setup_bytes,
+            online_seconds: t1.elapsed().as_secs_f64(),
+            offline_seconds,
+            layers,
+        };
+        Ok((preds, report))
+    }
+}
+
+/// Encodes records at the input scale, naming the record and position of any bad value.
+pub(crate) fn encode_records(
+    fp: FixedPoint,
+    records: &[Vec<f64>],
+    len: usize,
+) -> Result<Vec<Elem>, EngineError> {
+    let mut out = Vec::with_capacity(records.len() * len);
+    for (r, rec) in records.iter().enumerate() {
+        if rec.len() != len {
+            return Err(EngineError::Encoding(format!(
+                "record {r}: {} values, the model expects {len}",
+                rec.len()
+            )));
+        }
+        for (j, v) in rec.iter().enumerate() {
+            out.push(
+                fp.encode(*v)
+                    .map_err(|e| EngineError::Encoding(format!("record {r}, value {j}: {e}")))?,
+            );
+        }
+    }
+    Ok(out)
+}

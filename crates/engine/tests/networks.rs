@@ -1,0 +1,120 @@
+//! Whole networks, all three roles in one process: secure results equal the
+//! engine's fixed-point reference (up to the truncations' round-ups), and the
+//! measured traffic equals the plan's prediction exactly.
+
+use cryptmed_engine::local::run_local;
+use cryptmed_engine::{EngineConfig, Model, Reveal};
+use cryptmed_model::{Activation, zoo};
+
+fn check(net: cryptmed_model::Network, reveal: Reveal, records: usize, batch: usize) {
+    let config = EngineConfig {
+        reveal,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net.clone(), config).unwrap();
+    let inputs = zoo::random_inputs(&net, records, 3);
+    let run = run_local(&model, &model, &inputs, batch).unwrap();
+    assert_eq!(run.predictions.len(), records);
+    for (i, (x, p)) in inputs.iter().zip(&run.predictions).enumerate() {
+        let want = model.reference_fixed(x).unwrap();
+        let want_label = want
+            .iter()
+            .enumerate()
+            .fold(0, |b, (j, v)| if *v > want[b] { j } else { b });
+        match reveal {
+            Reveal::Logits => {
+                let got = p.logits.as_ref().unwrap();
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    err < 1e-2,
+                    "{}: record {i}: max error {err} vs fixed reference",
+                    net.name
+                );
+            }
+            _ => assert!(p.logits.is_none() && p.probabilities.is_none()),
+        }
+        let mut sorted = want.clone();
+        sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        if sorted.len() < 2 || sorted[0] - sorted[1] > 1e-3 {
+            assert_eq!(p.label, want_label, "{}: record {i}", net.name);
+        }
+    }
+    // Exact traffic: measured = predicted, per batch.
+    for (k, (pr, cr)) in run.provider.iter().zip(&run.client).enumerate() {
+        let n = if (k + 1) * batch <= records {
+            batch
+        } else {
+            records - k * batch
+        };
+        let t = model.predict(n);
+        let (tp, tc) = (t.provider_stats(), t.client_stats());
+        assert_eq!(
+            (pr.online_bytes_sent, pr.online_bytes_recv, pr.online_rounds),
+            (tp.bytes_sent, tp.bytes_recv, tp.rounds),
+            "{} provider",
+            net.name
+        );
+        assert_eq!(
+            (cr.online_bytes_sent, cr.online_bytes_recv, cr.online_rounds),
+            (tc.bytes_sent, tc.bytes_recv, tc.rounds),
+            "{} client",
+            net.name
+        );
+    }
+    assert_eq!(run.setup_bytes, model.setup_bytes());
+}
+
+#[test]
+fn secureml_mlp_logits_and_labels() {
+    let net = zoo::build("secureml-mlp", 1).unwrap();
+    check(net.clone(), Reveal::Logits, 3, 1);
+    check(net, Reveal::Label, 5, 2);
+}
+
+#[test]
+fn medical_mlp_batches() {
+    check(zoo::build("medical-mlp", 2).unwrap(), Reveal::Logits, 7, 3);
+    check(
+        zoo::medical_mlp(8, 3, Activation::Relu, 5),
+        Reveal::Label,
+        4,
+        4,
+    );
+}
+
+#[test]
+fn chameleon_and_minionn_mnist() {
+    check(
+        zoo::build("chameleon-cnn", 3).unwrap(),
+        Reveal::Logits,
+        2,
+        1,
+    );
+    check(zoo::build("minionn-mnist", 4).unwrap(), Reveal::Label, 2, 2);
+}
+
+#[test]
+fn plan_mismatch_is_a_typed_error() {
+    let a = Model::compile(
+        zoo::build("medical-mlp", 1).unwrap(),
+        EngineConfig::default(),
+    )
+    .unwrap();
+    let b = Model::compile(
+        zoo::medical_mlp(30, 2, Activation::Relu, 1),
+        EngineConfig {
+            reveal: Reveal::Logits,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(a.architecture_digest(), b.architecture_digest());
+    let err = run_local(&a, &b, &[vec![0.5; 30]], 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plan mismatch"), "{err}");
+}
