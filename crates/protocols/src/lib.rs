@@ -23,6 +23,7 @@ pub mod pool;
 pub mod relu;
 pub mod reveal;
 pub mod select;
+pub mod smooth;
 pub mod testing;
 pub mod trunc;
 

@@ -389,3 +389,79 @@ fn beaver_product_is_exact() {
     let want: Vec<Elem> = x.iter().zip(&y).map(|(a, b)| a.wrapping_mul(*b)).collect();
     assert_eq!(cryptmed_ring::add(&run.provider, &run.client), want);
 }
+
+/// A made-up piecewise cubic over [-4, 4] with constant and identity tails.
+fn sample_piecewise(seed: u64) -> cryptmed_protocols::smooth::Piecewise {
+    use cryptmed_protocols::smooth::{Piece, Piecewise};
+    let mut prg = Prg::new(&Seed::from_u64(seed), 7);
+    let f = 16u32;
+    let s = 56u32;
+    let breakpoints: Vec<i64> = (-4..=4).map(|v| (v as i64) << f).collect();
+    let mut pieces = vec![Piece::Affine {
+        slope: 0,
+        offset: -(3 << f),
+    }];
+    for j in 0..8 {
+        let coeffs = (0..4u32)
+            .map(|k| {
+                let unit = (prg.next() as i64 >> 11) as f64 / (1i64 << 52) as f64; // in [-1, 1)
+                (unit * (2f64).powi((s - k * f) as i32)) as i64
+            })
+            .collect();
+        pieces.push(Piece::Poly {
+            center: ((j - 4) << f) + (1 << (f - 1)),
+            coeffs,
+        });
+    }
+    pieces.push(Piece::Affine {
+        slope: 1,
+        offset: 1 << 10,
+    });
+    Piecewise {
+        breakpoints,
+        pieces,
+        out_scale: s,
+        frac_bits: f,
+    }
+}
+
+#[test]
+fn smooth_piecewise_matches_its_fixed_point_twin() {
+    use cryptmed_protocols::smooth;
+    let cmp = Ppa::default();
+    let spec = sample_piecewise(4);
+    let mut xs: Vec<i64> = vec![0, 1, -1, LIMIT - 1, -(LIMIT - 1), 1 << 40, -(1 << 40)];
+    for t in &spec.breakpoints {
+        xs.extend([*t - 1, *t, *t + 1]);
+    }
+    let mut prg = Prg::new(&Seed::from_u64(3), 3);
+    xs.extend(prg.elems(100).iter().map(|v| (*v as i64) >> 44)); // within [-8, 8] at f = 16
+    xs.extend(prg.elems(20).iter().map(|v| (*v as i64) >> 2));
+    let n = xs.len();
+    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+    let (x0, x1) = split(&x, 5);
+    let run = run_pair(
+        9,
+        |d| smooth::deal(&cmp, d, n, &spec),
+        |ctx, p| {
+            let m = smooth::take(&cmp, p, n, &spec);
+            smooth::eval(&cmp, ctx, &x0, &spec, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = smooth::take(&cmp, p, n, &spec);
+            smooth::eval(&cmp, ctx, &x1, &spec, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &smooth::trace(&cmp, n, &spec));
+    let got = cryptmed_ring::add(&run.provider, &run.client);
+    for (xv, g) in xs.iter().zip(got) {
+        let want = spec.eval_fixed(*xv);
+        let g = g as i64;
+        assert!(
+            g == want || g == want.wrapping_add(1),
+            "f({xv}) = {g}, twin {want}"
+        );
+    }
+    let t = smooth::trace(&cmp, 1024, &spec);
+    assert_eq!(t.rounds(), 7);
+}
