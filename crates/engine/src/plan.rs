@@ -52,6 +52,18 @@ pub enum StepKind {
         /// Truncation in bits.
         shift: u32,
     },
+    /// Leaky ReLU after truncating by `shift`; the output is at scale `2f`.
+    LeakyRelu {
+        /// Truncation in bits.
+        shift: u32,
+        /// Negative slope at scale `f`.
+        alpha: Elem,
+    },
+    /// Multiplication by a public constant at scale `f` (the scale grows by `f`).
+    Scale {
+        /// The constant at scale `f`.
+        factor: Elem,
+    },
     /// Max over each window.
     MaxPool {
         /// Input indices of each output.
@@ -95,6 +107,8 @@ impl StepKind {
             StepKind::Linear { .. } => "reusable-mask linear",
             StepKind::Relu { shift: 0 } => "relu (ppa compare + 1-bit select)",
             StepKind::Relu { .. } => "relu + fused truncation",
+            StepKind::LeakyRelu { .. } => "leaky relu (ppa compare + 1-bit select)",
+            StepKind::Scale { .. } => "public scale (free)",
             StepKind::MaxPool { .. } => "max tournament (ppa compare)",
             StepKind::SumPool {
                 multiplier: None, ..
@@ -282,6 +296,20 @@ pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
                     b.map[v] = out;
                 }
             }
+            Op::Act(Activation::LeakyRelu { alpha }) => {
+                let x = b.map[input];
+                let shift = b.plan.value_scale[x] - f;
+                let alpha = encode_public(*alpha, f);
+                let out = b.push_value(len, 2 * f);
+                b.step(
+                    &node.name,
+                    StepKind::LeakyRelu { shift, alpha },
+                    vec![x],
+                    out,
+                    len,
+                );
+                b.map[v] = out;
+            }
             Op::MaxPool { geom } => {
                 let x = b.map[input];
                 let out = b.push_value(len, b.plan.value_scale[x]);
@@ -368,6 +396,11 @@ pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
         classes: b.plan.value_len[value],
     };
     Ok(b.plan)
+}
+
+/// A public real at scale `f` (hyper-parameters such as slopes are small and finite).
+pub(crate) fn encode_public(v: f64, f: u32) -> Elem {
+    (v * (1u64 << f) as f64).round() as i64 as Elem
 }
 
 /// `consumers[v]`: the nodes (as value ids) that read value `v`.

@@ -57,7 +57,7 @@ pub(crate) fn trace(model: &Model, batch: usize) -> Trace {
         let n = batch * s.len;
         t.append(match &s.kind {
             StepKind::Linear { op, .. } => linear::trace(op, batch),
-            StepKind::Relu { .. } => relu::trace(&CMP, n),
+            StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(&CMP, n),
             StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
             StepKind::Trunc { .. } => trunc::trace(n),
             StepKind::Mul => mul::trace(n),
@@ -82,7 +82,9 @@ fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) 
         let n = batch * s.len;
         match &s.kind {
             StepKind::Linear { op, layer } => linear::deal(d, op, &masks[*layer], batch),
-            StepKind::Relu { shift } => relu::deal(&CMP, d, n, *shift),
+            StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
+                relu::deal(&CMP, d, n, *shift)
+            }
             StepKind::MaxPool { windows } => pool::deal(&CMP, d, &sizes(windows, batch)),
             StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
             StepKind::Mul => mul::deal(d, n),
@@ -125,7 +127,9 @@ fn take_batch(
                     batch,
                     masked.get(*layer).map(Vec::as_slice),
                 )),
-                StepKind::Relu { shift } => Material::Relu(relu::take(&CMP, p, n, *shift)),
+                StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
+                    Material::Relu(relu::take(&CMP, p, n, *shift))
+                }
                 StepKind::MaxPool { windows } => {
                     Material::Pool(pool::take(&CMP, p, &sizes(windows, batch)))
                 }
@@ -216,6 +220,11 @@ fn online(
                 };
                 linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
             }
+            (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
+                relu::eval_leaky(&CMP, ctx, x, *shift, *alpha, plan.frac_bits, m)
+                    .map_err(proto(name))?
+            }
+            (StepKind::Scale { factor }, _) => x.iter().map(|v| v.wrapping_mul(*factor)).collect(),
             (StepKind::Relu { shift }, Material::Relu(m)) => {
                 relu::eval(&CMP, ctx, x, *shift, m).map_err(proto(name))?
             }

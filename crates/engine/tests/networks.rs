@@ -118,3 +118,13 @@ fn plan_mismatch_is_a_typed_error() {
         .to_string();
     assert!(err.contains("plan mismatch"), "{err}");
 }
+
+#[test]
+fn leaky_relu_network() {
+    check(
+        zoo::medical_mlp(12, 3, Activation::LeakyRelu { alpha: 0.1 }, 9),
+        Reveal::Logits,
+        3,
+        3,
+    );
+}

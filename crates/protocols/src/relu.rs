@@ -61,11 +61,57 @@ pub fn eval<C: Comparison>(
     k: u32,
     mat: &ReluMaterial<C>,
 ) -> Result<Vec<Elem>, ProtocolError> {
+    Ok(eval_with_input(cmp, ctx, y, k, mat)?.0)
+}
+
+/// Shares of `ReLU(y >> k)` and of `y >> k` itself (free from the same opening).
+pub fn eval_with_input<C: Comparison>(
+    cmp: &C,
+    ctx: &mut Ctx<'_>,
+    y: &[Elem],
+    k: u32,
+    mat: &ReluMaterial<C>,
+) -> Result<(Vec<Elem>, Vec<Elem>), ProtocolError> {
     let c = mask::open(ctx, y, &mat.mask)?;
     let neg = cmp.less_than(ctx, &c, &[0], &mat.cmp)?.remove(0);
     let pos = if ctx.lead() { neg.not() } else { neg };
     let form = value_form(&c, k, &mat.mask, mat.trunc.as_ref());
-    select::select(ctx, &pos, &form, &mat.select)
+    let relu = select::select(ctx, &pos, &form, &mat.select)?;
+    let lead = ctx.lead();
+    let value = (0..y.len())
+        .map(|i| {
+            let own = form.terms.iter().fold(0 as Elem, |a, (alpha, share)| {
+                a.wrapping_add(alpha[i].wrapping_mul(share[i]))
+            });
+            if lead {
+                own.wrapping_add(form.constant[i])
+            } else {
+                own
+            }
+        })
+        .collect();
+    Ok((relu, value))
+}
+
+/// Leaky ReLU: `x` for `x >= 0`, `alpha x` otherwise, with `x = y >> k`, from
+/// one ReLU: `2^f * ReLU(x) + alpha_f * (x - ReLU(x))` where `alpha_f` is
+/// `alpha` at scale `f`. The result is at scale `2f` (the caller truncates
+/// later, usually fused into the next comparison). Same cost as [`eval`].
+pub fn eval_leaky<C: Comparison>(
+    cmp: &C,
+    ctx: &mut Ctx<'_>,
+    y: &[Elem],
+    k: u32,
+    alpha_f: Elem,
+    frac_bits: u32,
+    mat: &ReluMaterial<C>,
+) -> Result<Vec<Elem>, ProtocolError> {
+    let (relu, x) = eval_with_input(cmp, ctx, y, k, mat)?;
+    Ok(relu
+        .iter()
+        .zip(&x)
+        .map(|(r, x)| (r << frac_bits).wrapping_add(alpha_f.wrapping_mul(x.wrapping_sub(*r))))
+        .collect())
 }
 
 /// The value `y >> k` (or `y` when `k = 0`) as a linear form in dealer terms, given `c = y + r`.

@@ -465,3 +465,42 @@ fn smooth_piecewise_matches_its_fixed_point_twin() {
     let t = smooth::trace(&cmp, 1024, &spec);
     assert_eq!(t.rounds(), 7);
 }
+
+#[test]
+fn leaky_relu_matches_reference() {
+    let cmp = Ppa::default();
+    let ys = edge_values(16);
+    let n = ys.len();
+    let (k, f) = (16u32, 16u32);
+    let alpha = (0.01f64 * 65536.0).round() as i64;
+    let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
+    let (y0, y1) = split(&y, 21);
+    let run = run_pair(
+        21,
+        |d| relu::deal(&cmp, d, n, k),
+        |ctx, p| {
+            let m = relu::take(&cmp, p, n, k);
+            relu::eval_leaky(&cmp, ctx, &y0, k, alpha as Elem, f, &m).unwrap()
+        },
+        |ctx, p| {
+            let m = relu::take(&cmp, p, n, k);
+            relu::eval_leaky(&cmp, ctx, &y1, k, alpha as Elem, f, &m).unwrap()
+        },
+    );
+    assert_trace(&run, &relu::trace(&cmp, n));
+    for (v, g) in ys
+        .iter()
+        .zip(cryptmed_ring::add(&run.provider, &run.client))
+    {
+        let x = v >> k;
+        if x.abs() >= 1 << 40 {
+            continue; // beyond the 2f-scale headroom of the result
+        }
+        let want = if x >= 0 { x << f } else { alpha * x };
+        let g = g as i64;
+        assert!(
+            (g - want).abs() <= (1 << f) + alpha,
+            "leaky({x}) = {g}, want {want}"
+        );
+    }
+}
