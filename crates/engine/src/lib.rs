@@ -20,6 +20,7 @@
 //! corrections (client only). Then the online protocol.
 
 pub mod local;
+pub mod opbench;
 pub mod plan;
 mod reference;
 mod report;

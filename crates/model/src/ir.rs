@@ -208,7 +208,11 @@ pub struct Network {
 impl Network {
     /// Shape of value `v`.
     pub fn shape_of(&self, v: ValueId) -> &[usize] {
-        if v == 0 { &self.input_shape } else { &self.nodes[v - 1].shape }
+        if v == 0 {
+            &self.input_shape
+        } else {
+            &self.nodes[v - 1].shape
+        }
     }
 
     /// Number of elements of one input record.
@@ -218,7 +222,9 @@ impl Network {
 
     /// Number of outputs (classes).
     pub fn output_len(&self) -> usize {
-        self.nodes.last().map_or(self.input_len(), |n| n.shape.iter().product())
+        self.nodes
+            .last()
+            .map_or(self.input_len(), |n| n.shape.iter().product())
     }
 
     /// Total number of weights.

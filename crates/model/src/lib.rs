@@ -4,6 +4,7 @@
 //! No cryptography here: this crate must stay fast to build and test.
 
 pub mod ir;
+pub mod reference;
 pub mod zoo;
 
 pub use ir::{Activation, Network, Node, Op, Tensor, ValueId};

@@ -25,7 +25,11 @@ pub fn build(name: &str, seed: u64) -> Option<Network> {
     match name {
         "secureml-mlp" => {
             b.input(&[784]);
-            b.dense(128).act(Activation::Relu).dense(128).act(Activation::Relu).dense(10);
+            b.dense(128)
+                .act(Activation::Relu)
+                .dense(128)
+                .act(Activation::Relu)
+                .dense(10);
         }
         "chameleon-cnn" => {
             b.input(&[1, 28, 28]);
@@ -35,23 +39,41 @@ pub fn build(name: &str, seed: u64) -> Option<Network> {
         "minionn-mnist" => {
             b.input(&[1, 28, 28]);
             b.conv(16, 5, 1, 0).act(Activation::Relu).maxpool(2);
-            b.conv(16, 5, 1, 0).act(Activation::Relu).maxpool(2).flatten();
+            b.conv(16, 5, 1, 0)
+                .act(Activation::Relu)
+                .maxpool(2)
+                .flatten();
             b.dense(100).act(Activation::Relu).dense(10);
         }
         "securenn-lenet" => {
             b.input(&[1, 28, 28]);
             b.conv(20, 5, 1, 0).act(Activation::Relu).maxpool(2);
-            b.conv(50, 5, 1, 0).act(Activation::Relu).maxpool(2).flatten();
+            b.conv(50, 5, 1, 0)
+                .act(Activation::Relu)
+                .maxpool(2)
+                .flatten();
             b.dense(500).act(Activation::Relu).dense(10);
         }
         "minionn-cifar" => {
             b.input(&[3, 32, 32]);
-            b.conv(64, 3, 1, 1).act(Activation::Relu).conv(64, 3, 1, 1).act(Activation::Relu);
+            b.conv(64, 3, 1, 1)
+                .act(Activation::Relu)
+                .conv(64, 3, 1, 1)
+                .act(Activation::Relu);
             b.avgpool(2);
-            b.conv(64, 3, 1, 1).act(Activation::Relu).conv(64, 3, 1, 1).act(Activation::Relu);
+            b.conv(64, 3, 1, 1)
+                .act(Activation::Relu)
+                .conv(64, 3, 1, 1)
+                .act(Activation::Relu);
             b.avgpool(2);
-            b.conv(64, 3, 1, 1).act(Activation::Relu).conv(64, 1, 1, 0).act(Activation::Relu);
-            b.conv(16, 1, 1, 0).act(Activation::Relu).flatten().dense(10);
+            b.conv(64, 3, 1, 1)
+                .act(Activation::Relu)
+                .conv(64, 1, 1, 0)
+                .act(Activation::Relu);
+            b.conv(16, 1, 1, 0)
+                .act(Activation::Relu)
+                .flatten()
+                .dense(10);
         }
         "medical-mlp" => return Some(medical_mlp(30, 2, Activation::Relu, seed)),
         _ => return None,
@@ -70,7 +92,9 @@ pub fn medical_mlp(inputs: usize, classes: usize, act: Activation, seed: u64) ->
 /// Deterministic inputs in `[0, 1)` for network `net`, one record per seed step.
 pub fn random_inputs(net: &Network, count: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut rng = SplitMix(seed ^ 0x5eed_1a9u64);
-    (0..count).map(|_| (0..net.input_len()).map(|_| rng.unit()).collect()).collect()
+    (0..count)
+        .map(|_| (0..net.input_len()).map(|_| rng.unit()).collect())
+        .collect()
 }
 
 /// Appends layers to a sequential network, tracking the current shape.
@@ -87,7 +111,10 @@ impl Builder {
             nodes: vec![],
             class_names: None,
         };
-        Self { net, rng: SplitMix(seed) }
+        Self {
+            net,
+            rng: SplitMix(seed),
+        }
     }
 
     fn input(&mut self, shape: &[usize]) {
@@ -105,7 +132,12 @@ impl Builder {
     fn push(&mut self, op: Op, shape: Vec<usize>) -> &mut Self {
         let name = format!("{}{}", op.name(), self.net.nodes.len());
         let inputs = vec![self.last()];
-        self.net.nodes.push(Node { name, op, inputs, shape });
+        self.net.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            shape,
+        });
         self
     }
 
@@ -143,7 +175,14 @@ impl Builder {
 
     fn pool_geom(&self, k: usize) -> Pool2dGeom {
         let s = self.shape();
-        Pool2dGeom { ch: s[0], in_h: s[1], in_w: s[2], kernel: [k, k], stride: [k, k], pads: [0; 4] }
+        Pool2dGeom {
+            ch: s[0],
+            in_h: s[1],
+            in_w: s[2],
+            kernel: [k, k],
+            stride: [k, k],
+            pads: [0; 4],
+        }
     }
 
     fn maxpool(&mut self, k: usize) -> &mut Self {
@@ -155,7 +194,13 @@ impl Builder {
     fn avgpool(&mut self, k: usize) -> &mut Self {
         let geom = self.pool_geom(k);
         let shape = vec![geom.ch, geom.out_h(), geom.out_w()];
-        self.push(Op::AvgPool { geom, count_include_pad: true }, shape)
+        self.push(
+            Op::AvgPool {
+                geom,
+                count_include_pad: true,
+            },
+            shape,
+        )
     }
 
     fn act(&mut self, a: Activation) -> &mut Self {
@@ -196,7 +241,8 @@ mod tests {
 
     #[test]
     fn shapes_match_the_literature() {
-        let flat = |n: &Network| -> Vec<Vec<usize>> { n.nodes.iter().map(|x| x.shape.clone()).collect() };
+        let flat =
+            |n: &Network| -> Vec<Vec<usize>> { n.nodes.iter().map(|x| x.shape.clone()).collect() };
         let c = build("chameleon-cnn", 1).unwrap();
         assert_eq!(flat(&c)[0], vec![5, 14, 14]);
         assert_eq!(flat(&c)[2], vec![980]);
@@ -207,7 +253,10 @@ mod tests {
         let f = build("minionn-cifar", 1).unwrap();
         assert!(flat(&f).contains(&vec![1024]));
         for name in NAMES {
-            assert_eq!(build(name, 7).unwrap().output_len(), if name == "medical-mlp" { 2 } else { 10 });
+            assert_eq!(
+                build(name, 7).unwrap().output_len(),
+                if name == "medical-mlp" { 2 } else { 10 }
+            );
         }
         assert!(build("nope", 0).is_none());
     }

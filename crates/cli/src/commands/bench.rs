@@ -1,10 +1,242 @@
-//! `cryptmed bench` (being written).
+//! `cryptmed bench`: bytes, rounds and time of a benchmark network, run with
+//! the dealer and both parties in one process over in-memory channels.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use cryptmed_engine::local::run_local;
+use cryptmed_engine::{EngineConfig, LayerReport, Model, Reveal};
+use cryptmed_model::{reference, zoo};
+use serde::Serialize;
 
 /// Arguments of `cryptmed bench`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(
+    after_help = "Examples:\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json"
+)]
+pub(crate) struct Args {
+    /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp.
+    #[arg(long, required_unless_present = "op", conflicts_with = "op")]
+    network: Option<String>,
+    /// A single operation instead of a network (relu, and the smooth functions).
+    #[arg(long)]
+    op: Option<String>,
+    /// Elements of the `--op` layer (a sweep of the whole input range).
+    #[arg(long, default_value_t = 1 << 16)]
+    elements: usize,
+    /// Use seeded random weights (He-uniform) instead of a trained model.
+    #[arg(long)]
+    random_weights: bool,
+    /// Number of records to run (each as its own batch of one).
+    #[arg(long, default_value_t = 10)]
+    inputs: usize,
+    /// Seed of the random weights and inputs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One network's measured costs (the `--json` output).
+#[derive(Debug, Serialize)]
+struct BenchResult {
+    network: String,
+    weights: &'static str,
+    inputs: usize,
+    online_bytes: u64,
+    provider_to_client_bytes: u64,
+    client_to_provider_bytes: u64,
+    online_rounds: u64,
+    setup_bytes: u64,
+    one_record_total_bytes: u64,
+    offline_bytes: u64,
+    online_seconds: f64,
+    offline_seconds: f64,
+    max_abs_error: f64,
+    argmax_agreement: f64,
+    layers: Vec<LayerRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct LayerRow {
+    name: String,
+    protocol: String,
+    bytes: u64,
+    rounds: u64,
+    seconds: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
 
 /// Runs `cryptmed bench`.
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cryptmed bench` is not available in this build yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(op) = &args.op {
+        let r = cryptmed_engine::opbench::run(op, args.elements)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            println!(
+                "{}: {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}",
+                r.op,
+                r.elements,
+                r.online_bytes_per_element,
+                r.online_rounds,
+                r.offline_bytes_per_element,
+                r.seconds_per_element * 1e6,
+                r.max_abs_error,
+                r.max_rel_error
+            );
+        }
+        return Ok(());
+    }
+    let network = args.network.clone().unwrap_or_default();
+    if !args.random_weights {
+        bail!(
+            "only --random-weights is available for `--network` in this build (trained models: `cryptmed eval`)"
+        );
+    }
+    let net = zoo::build(&network, args.seed).with_context(|| {
+        format!(
+            "unknown network `{network}`; choose one of {}",
+            zoo::NAMES.join(", ")
+        )
+    })?;
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net.clone(), config)?;
+    let inputs = zoo::random_inputs(&net, args.inputs.max(1), args.seed);
+    let t = Instant::now();
+    let run = run_local(&model, &model, &inputs, 1)?;
+    tracing::info!(seconds = t.elapsed().as_secs_f64(), "bench finished");
+
+    let mut max_err = 0.0f64;
+    let mut agree = 0usize;
+    for (x, p) in inputs.iter().zip(&run.predictions) {
+        let want = reference::evaluate(&net, x);
+        let got = p.logits.as_deref().unwrap_or(&[]);
+        for (a, b) in got.iter().zip(&want) {
+            max_err = max_err.max((a - b).abs());
+        }
+        let want_label = want
+            .iter()
+            .enumerate()
+            .fold(0, |b, (j, v)| if *v > want[b] { j } else { b });
+        agree += usize::from(p.label == want_label);
+    }
+    let (p0, c0) = (&run.provider[0], &run.client[0]);
+    let layers = p0
+        .layers
+        .iter()
+        .zip(&c0.layers)
+        .enumerate()
+        .map(
+            |(i, (lp, lc)): (usize, (&LayerReport, &LayerReport))| LayerRow {
+                name: lp.name.clone(),
+                protocol: lp.protocol.clone(),
+                bytes: lp.bytes_sent + lp.bytes_recv,
+                rounds: lp.rounds.max(lc.rounds),
+                seconds: median(
+                    run.provider
+                        .iter()
+                        .zip(&run.client)
+                        .map(|(p, c)| p.layers[i].seconds.max(c.layers[i].seconds))
+                        .collect(),
+                ),
+            },
+        )
+        .collect();
+    let online_bytes = p0.online_bytes_sent + p0.online_bytes_recv;
+    let result = BenchResult {
+        network,
+        weights: "random",
+        inputs: inputs.len(),
+        online_bytes,
+        provider_to_client_bytes: p0.online_bytes_sent,
+        client_to_provider_bytes: p0.online_bytes_recv,
+        online_rounds: p0.online_rounds.max(c0.online_rounds),
+        setup_bytes: run.setup_bytes,
+        one_record_total_bytes: run.setup_bytes + online_bytes,
+        offline_bytes: run.dealer[0].offline_bytes,
+        online_seconds: median(
+            run.provider
+                .iter()
+                .zip(&run.client)
+                .map(|(p, c)| p.online_seconds.max(c.online_seconds))
+                .collect(),
+        ),
+        offline_seconds: median(
+            run.dealer
+                .iter()
+                .zip(&run.client)
+                .map(|(d, c)| d.offline_seconds + c.offline_seconds)
+                .collect(),
+        ),
+        max_abs_error: max_err,
+        argmax_agreement: agree as f64 / inputs.len() as f64,
+        layers,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print_table(&result);
+    }
+    Ok(())
+}
+
+fn kb(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.2} MB", b as f64 / 1e6)
+    } else {
+        format!("{:.1} KB", b as f64 / 1e3)
+    }
+}
+
+fn print_table(r: &BenchResult) {
+    println!(
+        "{} ({} weights, {} records, batch 1, dealer and both parties in one process)\n",
+        r.network, r.weights, r.inputs
+    );
+    println!(
+        "{:<14} {:<36} {:>12} {:>7} {:>10}",
+        "layer", "protocol", "online", "rounds", "ms"
+    );
+    for l in &r.layers {
+        println!(
+            "{:<14} {:<36} {:>12} {:>7} {:>10.3}",
+            l.name,
+            l.protocol,
+            kb(l.bytes),
+            l.rounds,
+            l.seconds * 1e3
+        );
+    }
+    println!();
+    println!(
+        "online per record    {} ({} provider->client, {} client->provider), {} rounds, {:.2} ms median",
+        kb(r.online_bytes),
+        kb(r.provider_to_client_bytes),
+        kb(r.client_to_provider_bytes),
+        r.online_rounds,
+        r.online_seconds * 1e3
+    );
+    println!(
+        "setup once/session   {} (masked weights); one-record session total {}",
+        kb(r.setup_bytes),
+        kb(r.one_record_total_bytes)
+    );
+    println!(
+        "offline per record   {} from the dealer, {:.2} ms",
+        kb(r.offline_bytes),
+        r.offline_seconds * 1e3
+    );
+    println!(
+        "accuracy             max |secure - f64| = {:.2e}, argmax agreement {:.3}",
+        r.max_abs_error, r.argmax_agreement
+    );
 }
