@@ -91,7 +91,7 @@ pub fn medical_mlp(inputs: usize, classes: usize, act: Activation, seed: u64) ->
 
 /// Deterministic inputs in `[0, 1)` for network `net`, one record per seed step.
 pub fn random_inputs(net: &Network, count: usize, seed: u64) -> Vec<Vec<f64>> {
-    let mut rng = SplitMix(seed ^ 0x5eed_1a9u64);
+    let mut rng = SplitMix(seed ^ 0x05ee_d1a9_u64);
     (0..count)
         .map(|_| (0..net.input_len()).map(|_| rng.unit()).collect())
         .collect()

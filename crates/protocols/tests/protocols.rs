@@ -404,7 +404,7 @@ fn sample_piecewise(seed: u64) -> cryptmed_protocols::smooth::Piecewise {
     for j in 0..8 {
         let coeffs = (0..4u32)
             .map(|k| {
-                let unit = (prg.next() as i64 >> 11) as f64 / (1i64 << 52) as f64; // in [-1, 1)
+                let unit = (prg.elem() as i64 >> 11) as f64 / (1i64 << 52) as f64; // in [-1, 1)
                 (unit * (2f64).powi((s - k * f) as i32)) as i64
             })
             .collect();

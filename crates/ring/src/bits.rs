@@ -159,10 +159,8 @@ impl BitVec {
 
     fn mask_tail(&mut self) {
         let r = self.len % 64;
-        if r != 0 {
-            if let Some(last) = self.words.last_mut() {
-                *last &= (1u64 << r) - 1;
-            }
+        if let (true, Some(last)) = (r != 0, self.words.last_mut()) {
+            *last &= (1u64 << r) - 1;
         }
     }
 }

@@ -49,7 +49,7 @@ impl Seed {
         let h = blake_like(label);
         let mut out = [0u8; 32];
         for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-            chunk.copy_from_slice(&(prg.next() ^ h.wrapping_mul(i as u64 + 1)).to_le_bytes());
+            chunk.copy_from_slice(&(prg.elem() ^ h.wrapping_mul(i as u64 + 1)).to_le_bytes());
         }
         Seed(out)
     }
@@ -82,7 +82,7 @@ impl Prg {
     }
 
     /// One ring element.
-    pub fn next(&mut self) -> Elem {
+    pub fn elem(&mut self) -> Elem {
         self.rng.next_u64()
     }
 
