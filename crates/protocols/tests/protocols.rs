@@ -390,37 +390,33 @@ fn beaver_product_is_exact() {
     assert_eq!(cryptmed_ring::add(&run.provider, &run.client), want);
 }
 
-/// A made-up piecewise cubic over [-4, 4] with constant and identity tails.
+/// A made-up piecewise cubic over [-4, 4] with a constant and an identity tail, two scales.
 fn sample_piecewise(seed: u64) -> cryptmed_protocols::smooth::Piecewise {
     use cryptmed_protocols::smooth::{Piece, Piecewise};
     let mut prg = Prg::new(&Seed::from_u64(seed), 7);
     let f = 16u32;
-    let s = 56u32;
     let breakpoints: Vec<i64> = (-4..=4).map(|v| (v as i64) << f).collect();
-    let mut pieces = vec![Piece::Affine {
-        slope: 0,
-        offset: -(3 << f),
-    }];
-    for j in 0..8 {
+    let mut pieces = vec![Piece::constant(-(3 << f), f)];
+    for j in 0..8i64 {
+        let scale = if j % 2 == 0 { 56 } else { 60 };
         let coeffs = (0..4u32)
             .map(|k| {
                 let unit = (prg.elem() as i64 >> 11) as f64 / (1i64 << 52) as f64; // in [-1, 1)
-                (unit * (2f64).powi((s - k * f) as i32)) as i64
+                (unit * (2f64).powi((scale - k * f) as i32)) as i64
             })
             .collect();
-        pieces.push(Piece::Poly {
+        pieces.push(Piece {
+            slope: (j >= 4) as i64,
+            offset: j << 10,
             center: ((j - 4) << f) + (1 << (f - 1)),
             coeffs,
+            scale,
         });
     }
-    pieces.push(Piece::Affine {
-        slope: 1,
-        offset: 1 << 10,
-    });
+    pieces.push(Piece::identity(f));
     Piecewise {
         breakpoints,
         pieces,
-        out_scale: s,
         frac_bits: f,
     }
 }
@@ -464,6 +460,73 @@ fn smooth_piecewise_matches_its_fixed_point_twin() {
     }
     let t = smooth::trace(&cmp, 1024, &spec);
     assert_eq!(t.rounds(), 7);
+}
+
+#[test]
+fn sigmoid_table_securely_within_its_bound() {
+    use cryptmed_approx::{Function, Precision, reference, table};
+    use cryptmed_protocols::smooth;
+    let cmp = Ppa::default();
+    for func in [Function::Sigmoid, Function::GeluErf, Function::Exp] {
+        let spec = table(func, Precision::Accurate, 16).unwrap();
+        let mut xs: Vec<i64> = vec![0, 1, -1, LIMIT - 1, -(LIMIT - 1)];
+        for t in &spec.breakpoints {
+            xs.extend([*t - 1, *t, *t + 1]);
+        }
+        xs.extend((-2000..2000).map(|i| i * 613));
+        let n = xs.len();
+        let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+        let (x0, x1) = split(&x, 8);
+        let run = run_pair(
+            10,
+            |d| smooth::deal(&cmp, d, n, &spec),
+            |ctx, p| {
+                let m = smooth::take(&cmp, p, n, &spec);
+                smooth::eval(&cmp, ctx, &x0, &spec, &m).unwrap()
+            },
+            |ctx, p| {
+                let m = smooth::take(&cmp, p, n, &spec);
+                smooth::eval(&cmp, ctx, &x1, &spec, &m).unwrap()
+            },
+        );
+        assert_trace(&run, &smooth::trace(&cmp, n, &spec));
+        for (xv, g) in xs
+            .iter()
+            .zip(cryptmed_ring::add(&run.provider, &run.client))
+        {
+            let twin = spec.eval_fixed(*xv);
+            assert!(
+                g as i64 == twin || g as i64 == twin + 1,
+                "{}({xv}) = {} vs twin {twin}",
+                func.name(),
+                g as i64
+            );
+            let (got, want) = (
+                (g as i64) as f64 / 65536.0,
+                reference(func, *xv as f64 / 65536.0),
+            );
+            let err = (got - want).abs();
+            let bound = if func.is_relative() {
+                func.bound(Precision::Accurate) * want.abs().max(func.relative_floor(16))
+            } else {
+                func.bound(Precision::Accurate)
+            };
+            assert!(
+                err <= bound,
+                "{}({}) = {got}, want {want}",
+                func.name(),
+                *xv as f64 / 65536.0
+            );
+        }
+        let t = smooth::trace(&cmp, 1024, &spec);
+        assert!(
+            t.rounds() <= 16 && t.bytes() as f64 / 1024.0 <= 750.0,
+            "{}: {} rounds, {} bytes/element",
+            func.name(),
+            t.rounds(),
+            t.bytes() as f64 / 1024.0
+        );
+    }
 }
 
 #[test]
