@@ -101,10 +101,11 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         if p.abs() < 1e-300 {
             continue;
         }
+        let pivot_row = a[col].clone();
         for r in col + 1..n {
             let m = a[r][col] / p;
-            for q in col..n {
-                a[r][q] -= m * a[col][q];
+            for (dst, src) in a[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                *dst -= m * src;
             }
             b[r] -= m * b[col];
         }

@@ -249,14 +249,8 @@ fn build(func: Function, precision: Precision, f: u32) -> Piecewise {
     let zero = |_: f64| 0i64;
     let positive = |x: f64| i64::from(x > 0.0);
     let grid = 1.0 / 64.0;
-    let (lo, hi, left, right, forced, slope): (
-        f64,
-        f64,
-        Piece,
-        Piece,
-        Vec<f64>,
-        &dyn Fn(f64) -> i64,
-    ) = match func {
+    type Domain<'a> = (f64, f64, Piece, Piece, Vec<f64>, &'a dyn Fn(f64) -> i64);
+    let (lo, hi, left, right, forced, slope): Domain<'_> = match func {
         Function::Sigmoid | Function::Tanh | Function::Erf => {
             let (l, h) = (reference(func, -1e3), reference(func, 1e3));
             let hi = fit::right_tail(&r, &|_| h, tail_budget, 0.0, 64.0, grid);
