@@ -70,10 +70,16 @@ fn lsq(g: &dyn Fn(f64) -> f64, a: f64, b: f64, c: f64, d: usize) -> Vec<f64> {
     let mut ata = vec![vec![0.0; d + 1]; d + 1];
     let mut atb = vec![0.0; d + 1];
     for i in 0..nodes {
-        let x = mid + h * (std::f64::consts::PI * (i as f64 + 0.5) / nodes as f64).cos();
+        let x = mid + h * libm::cos(std::f64::consts::PI * (i as f64 + 0.5) / nodes as f64);
         let u = (x - c) / h;
         let y = g(x);
-        let pows: Vec<f64> = (0..=d).map(|k| u.powi(k as i32)).collect();
+        let pows: Vec<f64> = (0..=d)
+            .scan(1.0, |p, _| {
+                let v = *p;
+                *p *= u;
+                Some(v)
+            })
+            .collect();
         for r in 0..=d {
             atb[r] += pows[r] * y;
             for q in 0..=d {
@@ -84,7 +90,11 @@ fn lsq(g: &dyn Fn(f64) -> f64, a: f64, b: f64, c: f64, d: usize) -> Vec<f64> {
     let sol = solve(ata, atb);
     sol.iter()
         .enumerate()
-        .map(|(k, v)| v / h.powi(k as i32))
+        .scan(1.0, |hk, (_, v)| {
+            let r = v / *hk;
+            *hk *= h;
+            Some(r)
+        })
         .collect()
 }
 
@@ -136,7 +146,7 @@ fn fit_piece(spec: &Spec<'_>, a: i64, b: i64, f: u32) -> Piece {
         * 1.25;
     // Scales are rounded down to a multiple of 4 so that a table has few
     // distinct scales (one truncation each in the secure protocol).
-    let max_scale = ((60.0 - peak.log2()).floor().clamp(f as f64, 60.0) as u32) / 4 * 4;
+    let max_scale = ((60.0 - libm::log2(peak)).floor().clamp(f as f64, 60.0) as u32) / 4 * 4;
     let degree = spec.degree.min((max_scale / f) as usize);
     let coeffs = lsq(&g, af, bf, center, degree);
     let scale = max_scale;

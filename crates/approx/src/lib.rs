@@ -165,33 +165,37 @@ impl Function {
 }
 
 /// The exact function in `f64`.
+///
+/// Every transcendental goes through the pure-Rust `libm`, so the fitted
+/// tables are bit-identical on every machine (the dealer and the two parties
+/// fit them independently; the plan digest includes them as a check).
 pub fn reference(func: Function, x: f64) -> f64 {
-    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let sigmoid = |x: f64| 1.0 / (1.0 + libm::exp(-x));
     match func {
         Function::Sigmoid => sigmoid(x),
-        Function::Tanh => x.tanh(),
+        Function::Tanh => libm::tanh(x),
         Function::Softplus => {
             if x > 40.0 {
                 x
             } else {
-                x.exp().ln_1p()
+                libm::log1p(libm::exp(x))
             }
         }
         Function::Elu { alpha } => {
             if x > 0.0 {
                 x
             } else {
-                alpha * x.exp_m1()
+                alpha * libm::expm1(x)
             }
         }
         Function::Silu => x * sigmoid(x),
         Function::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
         Function::GeluTanh => {
-            let k = (2.0 / std::f64::consts::PI).sqrt();
-            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+            let k = libm::sqrt(2.0 / std::f64::consts::PI);
+            0.5 * x * (1.0 + libm::tanh(k * (x + 0.044715 * x * x * x)))
         }
         Function::Erf => libm::erf(x),
-        Function::Exp => x.min(EXP_HI).exp(),
+        Function::Exp => libm::exp(x.min(EXP_HI)),
         Function::Reciprocal => 1.0 / x.clamp(RECIPROCAL_LO, RECIPROCAL_HI),
     }
 }
@@ -293,7 +297,7 @@ fn build(func: Function, precision: Precision, f: u32) -> Piecewise {
                 lo,
                 EXP_HI,
                 Piece::constant(0, f),
-                Piece::constant(fx(EXP_HI.exp()), f),
+                Piece::constant(fx(libm::exp(EXP_HI)), f),
                 vec![-4.0, 0.0, 4.0],
                 &zero,
             )

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub fixed: FixedPoint,
     /// What the client learns.
     pub reveal: Reveal,
+    /// Accuracy/cost choice of the smooth-function tables.
+    pub precision: cryptmed_approx::Precision,
 }
 
 /// Why a session step failed.
@@ -122,7 +124,7 @@ impl Model {
                 "the `probabilities` output policy needs the secure softmax, which is not in this build; use `label` or `logits`".into(),
             ));
         }
-        let plan = plan::build(&network, config.fixed.frac_bits())?;
+        let plan = plan::build(&network, config.fixed.frac_bits(), config.precision)?;
         Ok(Self {
             network,
             config,

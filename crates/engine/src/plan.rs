@@ -11,6 +11,7 @@
 //! additions align scales by exact left shifts. A stand-alone truncation is
 //! inserted only where a linear layer would otherwise exceed `f + 8` bits.
 
+use cryptmed_approx::{Function, Precision};
 use cryptmed_model::{Activation, Network, Op, ValueId};
 use cryptmed_protocols::linear::Bilinear;
 use cryptmed_ring::Elem;
@@ -58,6 +59,13 @@ pub enum StepKind {
         shift: u32,
         /// Negative slope at scale `f`.
         alpha: Elem,
+    },
+    /// A smooth function by its piecewise table (input and output at scale `f`).
+    Smooth {
+        /// Function name (`sigmoid`, `gelu`, ...).
+        function: String,
+        /// Index into the plan's tables.
+        table: usize,
     },
     /// Multiplication by a public constant at scale `f` (the scale grows by `f`).
     Scale {
@@ -108,6 +116,7 @@ impl StepKind {
             StepKind::Relu { shift: 0 } => "relu (ppa compare + 1-bit select)",
             StepKind::Relu { .. } => "relu + fused truncation",
             StepKind::LeakyRelu { .. } => "leaky relu (ppa compare + 1-bit select)",
+            StepKind::Smooth { .. } => "piecewise polynomial (ppa compare + selects)",
             StepKind::Scale { .. } => "public scale (free)",
             StepKind::MaxPool { .. } => "max tournament (ppa compare)",
             StepKind::SumPool {
@@ -156,12 +165,14 @@ pub struct Plan {
     pub output: OutputSpec,
     /// Fractional bits of the input.
     pub frac_bits: u32,
+    /// Tables of the smooth steps (public; in the digest).
+    pub tables: Vec<cryptmed_approx::Piecewise>,
     #[serde(skip)]
     pub(crate) linear: Vec<LinearParams>,
 }
 
 /// Builds the plan for `net` with `f` fractional bits.
-pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
+pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan, EngineError> {
     let mut b = Builder {
         plan: Plan {
             steps: vec![],
@@ -173,9 +184,11 @@ pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
                 classes: 0,
             },
             frac_bits: f,
+            tables: vec![],
             linear: vec![],
         },
         f,
+        precision,
         map: vec![0; net.nodes.len() + 1],
         problems: vec![],
     };
@@ -310,6 +323,24 @@ pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
                 );
                 b.map[v] = out;
             }
+            Op::Act(act) if smooth_function(*act).is_some() => {
+                let x = b.to_scale_f(&node.name, b.map[input]);
+                let func = smooth_function(*act).unwrap_or(Function::Sigmoid);
+                let mut out = b.smooth(&node.name, x, func, len);
+                if matches!(act, Activation::Selu) {
+                    let scaled = b.push_value(len, 2 * f);
+                    let factor = encode_public(cryptmed_model::reference::SELU_SCALE, f);
+                    b.step(
+                        &format!("{}.scale", node.name),
+                        StepKind::Scale { factor },
+                        vec![out],
+                        scaled,
+                        len,
+                    );
+                    out = scaled;
+                }
+                b.map[v] = out;
+            }
             Op::MaxPool { geom } => {
                 let x = b.map[input];
                 let out = b.push_value(len, b.plan.value_scale[x]);
@@ -398,6 +429,25 @@ pub(crate) fn build(net: &Network, f: u32) -> Result<Plan, EngineError> {
     Ok(b.plan)
 }
 
+/// The table function of a smooth activation (`None` for the comparison-based ones).
+fn smooth_function(a: Activation) -> Option<Function> {
+    Some(match a {
+        Activation::Sigmoid => Function::Sigmoid,
+        Activation::Tanh => Function::Tanh,
+        Activation::Softplus => Function::Softplus,
+        Activation::Elu { alpha } => Function::Elu { alpha },
+        Activation::Selu => Function::Elu {
+            alpha: cryptmed_model::reference::SELU_ALPHA,
+        },
+        Activation::Silu => Function::Silu,
+        Activation::GeluErf => Function::GeluErf,
+        Activation::GeluTanh => Function::GeluTanh,
+        Activation::Erf => Function::Erf,
+        Activation::Exp => Function::Exp,
+        Activation::Relu | Activation::LeakyRelu { .. } => return None,
+    })
+}
+
 /// A public real at scale `f` (hyper-parameters such as slopes are small and finite).
 pub(crate) fn encode_public(v: f64, f: u32) -> Elem {
     (v * (1u64 << f) as f64).round() as i64 as Elem
@@ -446,6 +496,7 @@ fn fold_affine(
 struct Builder {
     plan: Plan,
     f: u32,
+    precision: Precision,
     map: Vec<usize>,
     problems: Vec<String>,
 }
@@ -465,6 +516,50 @@ impl Builder {
             output,
             len,
         });
+    }
+
+    /// Truncates `x` to exactly scale `f` (smooth functions take their input there).
+    fn to_scale_f(&mut self, name: &str, x: usize) -> usize {
+        let s = self.plan.value_scale[x];
+        if s == self.f {
+            return x;
+        }
+        let len = self.plan.value_len[x];
+        let out = self.push_value(len, self.f);
+        self.step(
+            &format!("{name}.trunc"),
+            StepKind::Trunc { shift: s - self.f },
+            vec![x],
+            out,
+            len,
+        );
+        out
+    }
+
+    /// Appends a smooth step; returns its output value.
+    fn smooth(&mut self, name: &str, x: usize, func: Function, len: usize) -> usize {
+        match cryptmed_approx::table(func, self.precision, self.f) {
+            Ok(t) => {
+                self.plan.tables.push(t);
+                let table = self.plan.tables.len() - 1;
+                let out = self.push_value(len, self.f);
+                self.step(
+                    name,
+                    StepKind::Smooth {
+                        function: func.name().to_string(),
+                        table,
+                    },
+                    vec![x],
+                    out,
+                    len,
+                );
+                out
+            }
+            Err(e) => {
+                self.problems.push(format!("node {name}: {e}"));
+                x
+            }
+        }
     }
 
     /// Truncates `x` to `f` if its scale would overflow a linear layer.

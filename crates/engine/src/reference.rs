@@ -50,6 +50,10 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
                     }
                 })
                 .collect(),
+            StepKind::Smooth { table, .. } => x
+                .iter()
+                .map(|v| plan.tables[*table].eval_fixed(*v as i64) as Elem)
+                .collect(),
             StepKind::Scale { factor } => x.iter().map(|v| v.wrapping_mul(*factor)).collect(),
             StepKind::MaxPool { windows } => windows
                 .iter()

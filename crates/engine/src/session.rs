@@ -6,7 +6,7 @@ use std::time::Instant;
 use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
 use cryptmed_prep::{Dealer, PartyPrep};
 use cryptmed_protocols::linear::{self, Holder};
-use cryptmed_protocols::{Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, trunc};
+use cryptmed_protocols::{Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, trunc};
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
 
@@ -60,6 +60,7 @@ pub(crate) fn trace(model: &Model, batch: usize) -> Trace {
             StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(&CMP, n),
             StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
             StepKind::Trunc { .. } => trunc::trace(n),
+            StepKind::Smooth { table, .. } => smooth::trace(&CMP, n, &plan.tables[*table]),
             StepKind::Mul => mul::trace(n),
             _ => Trace::default(),
         });
@@ -87,6 +88,7 @@ fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) 
             }
             StepKind::MaxPool { windows } => pool::deal(&CMP, d, &sizes(windows, batch)),
             StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
+            StepKind::Smooth { table, .. } => smooth::deal(&CMP, d, n, &model.plan.tables[*table]),
             StepKind::Mul => mul::deal(d, n),
             _ => {}
         }
@@ -102,6 +104,7 @@ enum Material {
     Relu(relu::ReluMaterial<Ppa>),
     Pool(Vec<pool::LevelMaterial<Ppa>>),
     Trunc(trunc::TruncMaterial),
+    Smooth(smooth::SmoothMaterial<Ppa>),
     Mul(mul::MulMaterial),
     Argmax(argmax::ArgmaxMaterial<Ppa>),
     None,
@@ -134,6 +137,9 @@ fn take_batch(
                     Material::Pool(pool::take(&CMP, p, &sizes(windows, batch)))
                 }
                 StepKind::Trunc { .. } => Material::Trunc(trunc::take(p, n)),
+                StepKind::Smooth { table, .. } => {
+                    Material::Smooth(smooth::take(&CMP, p, n, &model.plan.tables[*table]))
+                }
                 StepKind::Mul => Material::Mul(mul::take(p, n)),
                 _ => Material::None,
             }
@@ -234,6 +240,9 @@ fn online(
             }
             (StepKind::Trunc { shift }, Material::Trunc(m)) => {
                 trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
+            }
+            (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
+                smooth::eval(&CMP, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
             }
             (StepKind::Mul, Material::Mul(m)) => {
                 let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);

@@ -128,3 +128,44 @@ fn leaky_relu_network() {
         3,
     );
 }
+
+#[test]
+fn smooth_activation_networks_match_both_references() {
+    use cryptmed_model::reference;
+    for act in [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softplus,
+        Activation::Elu { alpha: 1.0 },
+        Activation::Selu,
+        Activation::Silu,
+        Activation::GeluErf,
+        Activation::GeluTanh,
+    ] {
+        let net = zoo::medical_mlp(30, 2, act, 4);
+        check(net.clone(), Reveal::Logits, 3, 3);
+        // Against exact f64: the approximation error stays small end to end.
+        let model = Model::compile(
+            net.clone(),
+            EngineConfig {
+                reveal: Reveal::Logits,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let inputs = zoo::random_inputs(&net, 4, 8);
+        let run = run_local(&model, &model, &inputs, 4).unwrap();
+        for (x, p) in inputs.iter().zip(&run.predictions) {
+            let want = reference::evaluate(&net, x);
+            let err = p
+                .logits
+                .as_ref()
+                .unwrap()
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 5e-3, "{}: error {err} vs f64", act.name());
+        }
+    }
+}
