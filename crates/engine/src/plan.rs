@@ -324,7 +324,7 @@ pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan,
                 b.map[v] = out;
             }
             Op::Act(act) if smooth_function(*act).is_some() => {
-                let x = b.to_scale_f(&node.name, b.map[input]);
+                let x = b.at_scale_f(&node.name, b.map[input]);
                 let func = smooth_function(*act).unwrap_or(Function::Sigmoid);
                 let mut out = b.smooth(&node.name, x, func, len);
                 if matches!(act, Activation::Selu) {
@@ -519,7 +519,7 @@ impl Builder {
     }
 
     /// Truncates `x` to exactly scale `f` (smooth functions take their input there).
-    fn to_scale_f(&mut self, name: &str, x: usize) -> usize {
+    fn at_scale_f(&mut self, name: &str, x: usize) -> usize {
         let s = self.plan.value_scale[x];
         if s == self.f {
             return x;
