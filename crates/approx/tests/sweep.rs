@@ -143,3 +143,41 @@ proptest! {
         prop_assert!(e <= func.bound(Precision::Accurate));
     }
 }
+
+/// The Python module (python/cryptmed_approx.py, used for training) computes
+/// the same functions: its committed outputs on a grid equal `eval_f64`.
+/// Regenerate after a table change with
+/// `cryptmed approx --export approx.json && python3 python/cryptmed_approx.py --grid approx.json > python/approx_grid.json`.
+#[test]
+fn python_module_agrees_on_a_grid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/approx_grid.json");
+    let grid: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for func in Function::ALL {
+        let t = table(func, Precision::Accurate, F).unwrap();
+        let g = &grid[func.name()];
+        let (xs, ys) = (g["x"].as_array().unwrap(), g["y"].as_array().unwrap());
+        for (x, y) in xs.iter().zip(ys) {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let rust = t.eval_f64(x);
+            assert!(
+                (rust - y).abs() <= 1e-9 * (1.0 + y.abs()),
+                "{}({x}): python {y}, rust {rust}",
+                func.name()
+            );
+            // and both are within two units of the fixed-point twin
+            let twin = t.eval_fixed((x * 65536.0).floor() as i64) as f64 / 65536.0;
+            if x.abs() < 1e5 {
+                assert!(
+                    (twin - y).abs()
+                        <= 2.0 / 65536.0 + 1e-3 * y.abs().max(0.0) * f64::from(func.is_relative()),
+                    "{}({x}): twin {twin}, python {y}",
+                    func.name()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000, "only {checked} grid points");
+}

@@ -5,8 +5,10 @@
 
 use std::time::Instant;
 
+use cryptmed_approx::{Function, Precision, reference};
+use cryptmed_model::reference::{SELU_ALPHA, SELU_SCALE};
 use cryptmed_protocols::testing::run_pair;
-use cryptmed_protocols::{Ppa, Trace, relu};
+use cryptmed_protocols::{Ppa, Trace, relu, smooth};
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Prg, Seed};
 use serde::Serialize;
@@ -17,7 +19,20 @@ use crate::EngineError;
 pub const REL_FLOOR: f64 = 1e-2;
 
 /// Names accepted by [`run`].
-pub const OPS: [&str; 1] = ["relu"];
+pub const OPS: [&str; 12] = [
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "elu",
+    "selu",
+    "silu",
+    "gelu",
+    "gelu_tanh",
+    "erf",
+    "exp",
+    "reciprocal",
+];
 
 /// What `cryptmed bench --op` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +80,7 @@ pub fn sweep(fp: FixedPoint, dense_radius: f64, points: usize, seed: u64) -> Vec
 }
 
 /// Runs operation `op` on a sweep with about `elements` points.
-pub fn run(op: &str, elements: usize) -> Result<OpResult, EngineError> {
+pub fn run(op: &str, precision: Precision, elements: usize) -> Result<OpResult, EngineError> {
     let fp = FixedPoint::default();
     match op {
         "relu" => {
@@ -117,11 +132,83 @@ pub fn run(op: &str, elements: usize) -> Result<OpResult, EngineError> {
                 max_rel_error: rel,
             })
         }
-        other => Err(EngineError::Unsupported(format!(
-            "unknown operation `{other}`; choose one of {}",
-            OPS.join(", ")
-        ))),
+        name => {
+            let func = if name == "selu" {
+                Function::Elu { alpha: SELU_ALPHA }
+            } else {
+                Function::ALL
+                    .into_iter()
+                    .find(|f| f.name() == name)
+                    .ok_or_else(|| {
+                        EngineError::Unsupported(format!(
+                            "unknown operation `{name}`; choose one of {}",
+                            OPS.join(", ")
+                        ))
+                    })?
+            };
+            smooth_op(name, func, precision, elements)
+        }
     }
+}
+
+/// One smooth function over a sweep of the whole input range (SELU: ELU then the public scale).
+fn smooth_op(
+    name: &str,
+    func: Function,
+    precision: Precision,
+    elements: usize,
+) -> Result<OpResult, EngineError> {
+    let fp = FixedPoint::default();
+    let table = cryptmed_approx::table(func, precision, fp.frac_bits())
+        .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+    let mut xs = sweep(fp, 20.0, elements, 2);
+    for t in &table.breakpoints {
+        xs.extend([*t - 1, *t, *t + 1]);
+    }
+    let n = xs.len();
+    let cmp = Ppa::default();
+    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+    let t = Instant::now();
+    let run = run_pair(
+        11,
+        |d| smooth::deal(&cmp, d, n, &table),
+        |ctx, p| {
+            let m = smooth::take(&cmp, p, n, &table);
+            smooth::eval(&cmp, ctx, &x, &table, &m)
+        },
+        |ctx, p| {
+            let m = smooth::take(&cmp, p, n, &table);
+            smooth::eval(&cmp, ctx, &vec![0; n], &table, &m)
+        },
+    );
+    let seconds = t.elapsed().as_secs_f64();
+    let (a, b) = (run.provider.map_err(proto)?, run.client.map_err(proto)?);
+    let scale = if name == "selu" { SELU_SCALE } else { 1.0 };
+    let got: Vec<f64> = cryptmed_ring::add(&a, &b)
+        .iter()
+        .map(|v| fp.decode(*v) * scale)
+        .collect();
+    let want: Vec<f64> = xs
+        .iter()
+        .map(|v| scale * reference(func, fp.decode(*v as Elem)))
+        .collect();
+    let floor = if func.is_relative() {
+        func.relative_floor(fp.frac_bits())
+    } else {
+        REL_FLOOR
+    };
+    let (abs, rel) = errors(&got, &want, floor);
+    let trace = smooth::trace(&cmp, n, &table);
+    Ok(OpResult {
+        op: name.into(),
+        elements: n,
+        online_bytes_per_element: trace.bytes() as f64 / n as f64,
+        online_rounds: trace.rounds(),
+        offline_bytes_per_element: run.offline_bytes as f64 / n as f64,
+        seconds_per_element: seconds / n as f64,
+        max_abs_error: abs,
+        max_rel_error: rel,
+    })
 }
 
 fn proto(e: cryptmed_protocols::ProtocolError) -> EngineError {

@@ -21,6 +21,9 @@ pub(crate) struct Args {
     /// A single operation instead of a network (relu, and the smooth functions).
     #[arg(long)]
     op: Option<String>,
+    /// Smooth-function tables: accurate (default) or fast (fewer breakpoints, looser bound).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
+    precision: PrecisionArg,
     /// Elements of the `--op` layer (a sweep of the whole input range).
     #[arg(long, default_value_t = 1 << 16)]
     elements: usize,
@@ -36,6 +39,24 @@ pub(crate) struct Args {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// `--precision` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PrecisionArg {
+    /// The stated tight bounds.
+    Accurate,
+    /// Fewer breakpoints, about ten times looser.
+    Fast,
+}
+
+impl From<PrecisionArg> for cryptmed_approx::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Accurate => cryptmed_approx::Precision::Accurate,
+            PrecisionArg::Fast => cryptmed_approx::Precision::Fast,
+        }
+    }
 }
 
 /// One network's measured costs (the `--json` output).
@@ -75,7 +96,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Runs `cryptmed bench`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(op) = &args.op {
-        let r = cryptmed_engine::opbench::run(op, args.elements)?;
+        let r = cryptmed_engine::opbench::run(op, args.precision.into(), args.elements)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
