@@ -169,3 +169,35 @@ fn smooth_activation_networks_match_both_references() {
         }
     }
 }
+
+#[test]
+fn public_network_gives_the_same_plan() {
+    for name in zoo::NAMES {
+        let net = zoo::build(name, 2).unwrap();
+        let a = Model::compile(net.clone(), EngineConfig::default()).unwrap();
+        let b = Model::compile(net.public(), EngineConfig::default()).unwrap();
+        assert_eq!(a.architecture_digest(), b.architecture_digest(), "{name}");
+        assert!(net.public().is_public() && !net.is_public());
+    }
+    // And a session where dealer and client only have the public network.
+    let net = zoo::build("medical-mlp", 3).unwrap();
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let full = Model::compile(net.clone(), config).unwrap();
+    let public = Model::compile(net.public(), config).unwrap();
+    let inputs = zoo::random_inputs(&net, 2, 1);
+    let run = run_local(&full, &public, &inputs, 2).unwrap();
+    for (x, p) in inputs.iter().zip(&run.predictions) {
+        let want = full.reference_fixed(x).unwrap();
+        for (a, b) in p.logits.as_ref().unwrap().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3);
+        }
+    }
+    // A provider given the public network refuses clearly.
+    let err = run_local(&public, &public, &inputs, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no weights"), "{err}");
+}

@@ -232,3 +232,32 @@ impl Network {
         self.nodes.iter().map(|n| n.op.param_count()).sum()
     }
 }
+
+impl Network {
+    /// The public architecture: the same network with every weight and bias
+    /// emptied (tensor shapes kept, data removed; affine parameters zeroed).
+    /// This is what the provider sends to the client and the dealer; the plan
+    /// built from it equals the plan built from the real network.
+    pub fn public(&self) -> Network {
+        let mut n = self.clone();
+        for node in &mut n.nodes {
+            match &mut node.op {
+                Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                    weight.data = Vec::new();
+                    *bias = bias.as_ref().map(|_| Vec::new());
+                }
+                Op::Affine { scale, shift } => {
+                    scale.iter_mut().for_each(|v| *v = 0.0);
+                    shift.iter_mut().for_each(|v| *v = 0.0);
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// True when the weights have been removed by [`Network::public`].
+    pub fn is_public(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(&n.op, Op::Dense { weight, .. } | Op::Conv2d { weight, .. } if weight.data.is_empty()))
+    }
+}

@@ -1,0 +1,250 @@
+//! The one place that knows the wire format of the control frames.
+//!
+//! A frame is a 4-byte little-endian length, then that many bytes of JSON
+//! (one [`Frame`]). Decoding never allocates more than the configured limit
+//! from a length field, and every failure is a typed [`DecodeError`]. After
+//! the handshake, shares and dealer material travel as raw little-endian
+//! ring slices whose sizes both sides take from the plan, so the data path
+//! has nothing to parse.
+
+use cryptmed_channel::{Channel, ChannelError};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version; peers with a different one are refused at the handshake.
+pub const VERSION: u32 = 1;
+
+/// Default largest control frame (the public architecture is the largest).
+pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
+
+/// A control frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Frame {
+    /// Client -> provider: opens a session.
+    Hello {
+        /// Protocol version.
+        version: u32,
+        /// The output policy the client insists on, if any.
+        reveal: Option<String>,
+    },
+    /// Provider -> client: the public architecture and the session's parameters.
+    ModelInfo {
+        /// Protocol version.
+        version: u32,
+        /// Fresh session id (hex), shared with the dealer.
+        session: String,
+        /// The public network (weights emptied), as JSON.
+        network: serde_json::Value,
+        /// Engine configuration (fixed point, output policy, approximations), as JSON.
+        config: serde_json::Value,
+        /// Plan digest (hex) the client must reproduce.
+        digest: String,
+        /// Class names, when the model has them.
+        class_names: Option<Vec<String>>,
+    },
+    /// Party -> dealer: join session `session` as `role`.
+    Join {
+        /// Protocol version.
+        version: u32,
+        /// `provider` or `client`.
+        role: String,
+        /// Session id.
+        session: String,
+        /// The public network, as JSON.
+        network: serde_json::Value,
+        /// Engine configuration, as JSON.
+        config: serde_json::Value,
+        /// Plan digest (hex).
+        digest: String,
+    },
+    /// Dealer -> party: both parties have joined with the same plan.
+    Paired,
+    /// Between the parties: which dealer each reached (certificate fingerprint).
+    DealerIdentity {
+        /// Fingerprint of the dealer's certificate.
+        fingerprint: String,
+    },
+    /// Client -> provider and dealer: the next batch has this many records.
+    Batch {
+        /// Records.
+        size: u64,
+    },
+    /// Client -> provider and dealer: the session is over.
+    Done,
+    /// Either way: the session ends; says why.
+    Error {
+        /// Short machine-readable reason (`version`, `digest`, `policy`, `dealer`, ...).
+        code: String,
+        /// What differed or failed.
+        message: String,
+    },
+}
+
+impl Frame {
+    /// The frame's type name, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "hello",
+            Frame::ModelInfo { .. } => "model_info",
+            Frame::Join { .. } => "join",
+            Frame::Paired => "paired",
+            Frame::DealerIdentity { .. } => "dealer_identity",
+            Frame::Batch { .. } => "batch",
+            Frame::Done => "done",
+            Frame::Error { .. } => "error",
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The length field exceeds the limit (a confused or hostile peer).
+    #[error("frame of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// The body is not a valid frame.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The link failed while reading (closed, timed out).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Encodes a frame (length prefix and JSON).
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let body = serde_json::to_vec(frame).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend((body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// Decodes a frame body (without its length prefix).
+pub fn decode(body: &[u8]) -> Result<Frame, DecodeError> {
+    serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+/// Sends a frame and flushes.
+pub fn send(ch: &mut dyn Channel, frame: &Frame) -> Result<(), ChannelError> {
+    ch.send(&encode(frame))?;
+    ch.flush()
+}
+
+/// Receives one frame of at most `limit` bytes.
+pub fn recv(ch: &mut dyn Channel, limit: usize) -> Result<Frame, DecodeError> {
+    let mut len = [0u8; 4];
+    ch.recv(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > limit {
+        return Err(DecodeError::TooLarge { len, limit });
+    }
+    let body = ch.recv_vec(len)?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptmed_channel::memory_pair;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn all_frames() -> Vec<Frame> {
+        vec![
+            Frame::Hello {
+                version: VERSION,
+                reveal: Some("label".into()),
+            },
+            Frame::ModelInfo {
+                version: 1,
+                session: "ab".into(),
+                network: serde_json::json!({"x": 1}),
+                config: serde_json::json!({}),
+                digest: "00".into(),
+                class_names: Some(vec!["a".into()]),
+            },
+            Frame::Join {
+                version: 1,
+                role: "client".into(),
+                session: "s".into(),
+                network: serde_json::Value::Null,
+                config: serde_json::Value::Null,
+                digest: "d".into(),
+            },
+            Frame::Paired,
+            Frame::DealerIdentity {
+                fingerprint: "f".into(),
+            },
+            Frame::Batch { size: 7 },
+            Frame::Done,
+            Frame::Error {
+                code: "digest".into(),
+                message: "m".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_frame_round_trips_over_a_channel() {
+        let (mut a, mut b) = memory_pair(Duration::from_secs(5));
+        for f in all_frames() {
+            send(&mut a, &f).unwrap();
+            assert_eq!(recv(&mut b, DEFAULT_MAX_FRAME).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn oversized_truncated_and_malformed_frames_are_typed_errors() {
+        let (mut a, mut b) = memory_pair(Duration::from_millis(100));
+        a.send(&(1u32 << 30).to_le_bytes()).unwrap();
+        a.flush().unwrap();
+        assert!(matches!(
+            recv(&mut b, 1 << 20),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        let (mut a, mut b) = memory_pair(Duration::from_millis(100));
+        a.send(&10u32.to_le_bytes()).unwrap();
+        a.send(b"{\"ty").unwrap();
+        a.flush().unwrap();
+        assert!(matches!(
+            recv(&mut b, 1 << 20),
+            Err(DecodeError::Channel(ChannelError::Timeout))
+        ));
+        drop(a);
+        let (mut a, mut b) = memory_pair(Duration::from_millis(100));
+        a.send(&encode(&Frame::Done)[..4]).unwrap();
+        a.send(b"{\"type\":\"nope\"}"[..6].as_ref()).unwrap();
+        a.flush().unwrap();
+        drop(a);
+        assert!(recv(&mut b, 1 << 20).is_err());
+        assert!(matches!(
+            decode(b"{\"type\":\"nope\"}"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(b"\xff\xfe"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn batch_sizes_round_trip(size in any::<u64>(), msg in ".{0,40}") {
+            for f in [Frame::Batch { size }, Frame::Error { code: "x".into(), message: msg.clone() }] {
+                let enc = encode(&f);
+                prop_assert_eq!(decode(&enc[4..]).unwrap(), f);
+            }
+        }
+    }
+}
