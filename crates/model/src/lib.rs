@@ -3,7 +3,9 @@
 //!
 //! No cryptography here: this crate must stay fast to build and test.
 
+pub mod input;
 pub mod ir;
+pub mod onnx;
 pub mod reference;
 pub mod zoo;
 

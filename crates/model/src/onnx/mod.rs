@@ -1,0 +1,873 @@
+//! ONNX import: the one place that knows ONNX.
+//!
+//! Reads a `ModelProto` (prost code generated from the official
+//! `onnx.proto` and checked in, see `tools/onnx-codegen`), folds constant
+//! sub-graphs (the `Shape`/`Gather`/`Concat` chains exporters put in front of
+//! `Reshape`), maps each operator to the [`Network`] IR, then rewrites
+//! exactly: batch norm, bias additions and scalings fold into the preceding
+//! convolution or dense layer; `x * sigmoid(x)` becomes SiLU; the erf form of
+//! GELU becomes one GELU; `Where(x > t, x, softplus(x))` becomes softplus.
+//!
+//! A model that cannot be run is refused with one error listing every
+//! offending node by name, operator and opset.
+
+#[allow(missing_docs, clippy::all, unreachable_pub)]
+pub mod pb;
+mod rewrite;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
+use prost::Message;
+
+use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
+
+/// The operators the importer understands (for error messages).
+pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, \
+BatchNormalization, Flatten, Reshape (constant shape), Identity, Dropout, Add, Sub, Mul, Div, Sigmoid, Tanh, \
+Softplus, Elu, Selu, LeakyRelu, Gelu, Erf, Exp, Greater/Less + Where (softplus threshold), Softmax (output), \
+Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast";
+
+/// Why a model could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot import {file}:\n{}\nsupported: {SUPPORTED}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ImportError {
+    /// The file (or name) being imported.
+    pub file: String,
+    /// Every problem found, one per offending node.
+    pub problems: Vec<String>,
+}
+
+/// Imports an ONNX file.
+pub fn load(path: &Path) -> Result<Network, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ImportError {
+        file: file.clone(),
+        problems: vec![format!("cannot read the file: {e}")],
+    })?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    load_bytes(&bytes, stem).map_err(|mut e| {
+        e.file = file;
+        e
+    })
+}
+
+/// Imports an ONNX model from bytes; `name` names the network.
+pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Network, ImportError> {
+    let fail = |p: String| ImportError {
+        file: name.to_string(),
+        problems: vec![p],
+    };
+    let model = pb::ModelProto::decode(bytes)
+        .map_err(|e| fail(format!("not a valid ONNX protobuf: {e}")))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| fail("the model has no graph".into()))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .and_then(|o| o.version)
+        .unwrap_or(13);
+    let class_names = model
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some("class_names"))
+        .and_then(|p| p.value.as_ref())
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let mut imp = Importer {
+        opset,
+        net: Network {
+            name: name.into(),
+            input_shape: vec![],
+            nodes: vec![],
+            class_names,
+        },
+        vals: HashMap::new(),
+        problems: vec![],
+    };
+    imp.run(graph);
+    if !imp.problems.is_empty() {
+        return Err(ImportError {
+            file: name.into(),
+            problems: imp.problems,
+        });
+    }
+    let mut net = imp.net;
+    rewrite::simplify(&mut net);
+    let problems = check_weights(&net);
+    if !problems.is_empty() {
+        return Err(ImportError {
+            file: name.into(),
+            problems,
+        });
+    }
+    Ok(net)
+}
+
+/// Weights must be finite and small enough for 16-bit fixed point products.
+fn check_weights(net: &Network) -> Vec<String> {
+    let limit = (1u64 << 20) as f64;
+    net.nodes
+        .iter()
+        .filter_map(|n| {
+            let params: Vec<&f64> = match &n.op {
+                Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => weight.data.iter().chain(bias.iter().flatten()).collect(),
+                Op::Affine { scale, shift } => scale.iter().chain(shift).collect(),
+                _ => return None,
+            };
+            params.iter().find(|v| !v.is_finite() || v.abs() > limit).map(|v| {
+                format!("node {} ({}): weight {v} is not finite or exceeds the fixed-point limit {limit}", n.name, n.op.name())
+            })
+        })
+        .collect()
+}
+
+/// A constant tensor (integers are stored as exact `f64`).
+#[derive(Debug, Clone)]
+struct Ct {
+    dims: Vec<usize>,
+    data: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+enum V {
+    Const(Ct),
+    Dyn(ValueId),
+    /// `value > threshold` (or `<`): only meaningful inside the softplus `Where` pattern.
+    Cond(ValueId),
+}
+
+struct Importer {
+    opset: i64,
+    net: Network,
+    vals: HashMap<String, V>,
+    problems: Vec<String>,
+}
+
+fn tensor(t: &pb::TensorProto) -> Result<Ct, String> {
+    use pb::tensor_proto::DataType as D;
+    let dims: Vec<usize> = t.dims.iter().map(|d| (*d).max(0) as usize).collect();
+    let n: usize = dims.iter().product();
+    let dt = t.data_type.unwrap_or(0);
+    let raw = t.raw_data.as_deref().unwrap_or(&[]);
+    let data: Vec<f64> = if dt == D::Float as i32 {
+        if raw.is_empty() {
+            t.float_data.iter().map(|v| *v as f64).collect()
+        } else {
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                .collect()
+        }
+    } else if dt == D::Double as i32 {
+        if raw.is_empty() {
+            t.double_data.clone()
+        } else {
+            raw.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect()
+        }
+    } else if dt == D::Int64 as i32 {
+        if raw.is_empty() {
+            t.int64_data.iter().map(|v| *v as f64).collect()
+        } else {
+            raw.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
+                .collect()
+        }
+    } else if dt == D::Int32 as i32 {
+        if raw.is_empty() {
+            t.int32_data.iter().map(|v| *v as f64).collect()
+        } else {
+            raw.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                .collect()
+        }
+    } else {
+        return Err(format!(
+            "tensor {} has unsupported data type {dt}",
+            t.name.as_deref().unwrap_or("?")
+        ));
+    };
+    if data.len() != n {
+        return Err(format!(
+            "tensor {} holds {} values for shape {:?}",
+            t.name.as_deref().unwrap_or("?"),
+            data.len(),
+            dims
+        ));
+    }
+    Ok(Ct { dims, data })
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+}
+fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).and_then(|a| a.i).unwrap_or(default)
+}
+fn attr_f(n: &pb::NodeProto, name: &str, default: f64) -> f64 {
+    attr(n, name)
+        .and_then(|a| a.f)
+        .map_or(default, |v| v as f64)
+}
+fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+fn attr_s(n: &pb::NodeProto, name: &str) -> Option<String> {
+    attr(n, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+impl Importer {
+    fn run(&mut self, g: &pb::GraphProto) {
+        for init in &g.initializer {
+            match tensor(init) {
+                Ok(t) => {
+                    self.vals
+                        .insert(init.name.clone().unwrap_or_default(), V::Const(t));
+                }
+                Err(e) => self.problems.push(e),
+            }
+        }
+        let inputs: Vec<&pb::ValueInfoProto> = g
+            .input
+            .iter()
+            .filter(|i| !self.vals.contains_key(i.name.as_deref().unwrap_or("")))
+            .collect();
+        if inputs.len() != 1 {
+            self.problems.push(format!(
+                "the graph must have exactly one data input, it has {}",
+                inputs.len()
+            ));
+            return;
+        }
+        let dims = input_dims(inputs[0]);
+        let shape: Vec<usize> = match &dims {
+            Some(d) if d.len() >= 2 => d[1..].iter().map(|v| v.unwrap_or(0)).collect(),
+            Some(d) => d.iter().map(|v| v.unwrap_or(0)).collect(),
+            None => vec![],
+        };
+        if shape.is_empty() || shape.contains(&0) {
+            self.problems.push(format!(
+                "input {}: its shape {:?} cannot be resolved (only the batch axis may be symbolic)",
+                inputs[0].name.as_deref().unwrap_or("?"),
+                dims
+            ));
+            return;
+        }
+        self.net.input_shape = shape;
+        self.vals
+            .insert(inputs[0].name.clone().unwrap_or_default(), V::Dyn(0));
+        for n in &g.node {
+            if let Err(e) = self.node(n) {
+                let op = n.op_type.as_deref().unwrap_or("?");
+                self.problems.push(format!(
+                    "node {} ({op}, opset {}): {e}",
+                    n.name.as_deref().unwrap_or("?"),
+                    self.opset
+                ));
+                // keep going so that every offending node is reported
+                for o in &n.output {
+                    self.vals.insert(o.clone(), V::Dyn(0));
+                }
+            }
+        }
+        if self.problems.is_empty() {
+            match g
+                .output
+                .first()
+                .and_then(|o| self.vals.get(o.name.as_deref().unwrap_or("")))
+            {
+                Some(V::Dyn(v)) if *v == self.net.nodes.len() && *v > 0 => {}
+                Some(V::Dyn(v)) => {
+                    // The output is an earlier value: make it last with an alias.
+                    let shape = self.net.shape_of(*v).to_vec();
+                    let v = *v;
+                    self.push("output", Op::Reshape, vec![v], shape);
+                }
+                _ => self
+                    .problems
+                    .push("the graph output is not computed from the input".into()),
+            }
+        }
+    }
+
+    fn shape(&self, v: ValueId) -> Vec<usize> {
+        self.net.shape_of(v).to_vec()
+    }
+
+    fn push(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
+        self.net.nodes.push(Node {
+            name: name.to_string(),
+            op,
+            inputs,
+            shape,
+        });
+        self.net.nodes.len()
+    }
+
+    fn input(&self, n: &pb::NodeProto, i: usize) -> Result<V, String> {
+        let name = n
+            .input
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("missing input {i}"))?;
+        self.vals
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("input {name} is not defined before use"))
+    }
+
+    fn konst(&self, n: &pb::NodeProto, i: usize) -> Result<Ct, String> {
+        match self.input(n, i)? {
+            V::Const(c) => Ok(c),
+            _ => Err(format!("input {i} must be a constant (weights are fixed)")),
+        }
+    }
+
+    fn dynamic(&self, n: &pb::NodeProto, i: usize) -> Result<ValueId, String> {
+        match self.input(n, i)? {
+            V::Dyn(v) => Ok(v),
+            _ => Err(format!("input {i} must depend on the record")),
+        }
+    }
+
+    fn node(&mut self, n: &pb::NodeProto) -> Result<(), String> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let name = n
+            .name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("{op}_{}", self.net.nodes.len()));
+        let out = n.output.first().cloned().unwrap_or_default();
+        if let Some(c) = self.fold(n, op)? {
+            self.vals.insert(out, V::Const(c));
+            return Ok(());
+        }
+        let act = |a: Activation| Some(a);
+        let activation = match op {
+            "Relu" => act(Activation::Relu),
+            "Sigmoid" => act(Activation::Sigmoid),
+            "Tanh" => act(Activation::Tanh),
+            "Softplus" => act(Activation::Softplus),
+            "Erf" => act(Activation::Erf),
+            "Exp" => act(Activation::Exp),
+            "Elu" => act(Activation::Elu {
+                alpha: attr_f(n, "alpha", 1.0),
+            }),
+            "LeakyRelu" => act(Activation::LeakyRelu {
+                alpha: attr_f(n, "alpha", 0.01),
+            }),
+            "Selu" => {
+                let (a, g) = (
+                    attr_f(n, "alpha", 1.673_263_2),
+                    attr_f(n, "gamma", 1.050_701),
+                );
+                if (a - 1.673_263_2).abs() > 1e-5 || (g - 1.050_701).abs() > 1e-5 {
+                    return Err(format!(
+                        "SELU with alpha {a}, gamma {g} (only the standard constants)"
+                    ));
+                }
+                act(Activation::Selu)
+            }
+            "Gelu" => match attr_s(n, "approximate").as_deref() {
+                None | Some("none") => act(Activation::GeluErf),
+                Some("tanh") => act(Activation::GeluTanh),
+                Some(o) => return Err(format!("approximate = {o}")),
+            },
+            _ => None,
+        };
+        let v = if let Some(a) = activation {
+            let x = self.dynamic(n, 0)?;
+            let s = self.shape(x);
+            V::Dyn(self.push(&name, Op::Act(a), vec![x], s))
+        } else {
+            match op {
+                "Identity" | "Dropout" => self.input(n, 0)?,
+                "Gemm" => V::Dyn(self.gemm(n, &name)?),
+                "MatMul" => V::Dyn(self.matmul(n, &name)?),
+                "Conv" => V::Dyn(self.conv(n, &name)?),
+                "MaxPool" | "AveragePool" => V::Dyn(self.pool(n, &name, op)?),
+                "GlobalAveragePool" => {
+                    let x = self.dynamic(n, 0)?;
+                    let s = self.shape(x);
+                    if s.len() != 3 {
+                        return Err(format!("input of shape {s:?} (CHW expected)"));
+                    }
+                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], vec![s[0], 1, 1]))
+                }
+                "BatchNormalization" => {
+                    let x = self.dynamic(n, 0)?;
+                    let (g, b, m, var) = (
+                        self.konst(n, 1)?,
+                        self.konst(n, 2)?,
+                        self.konst(n, 3)?,
+                        self.konst(n, 4)?,
+                    );
+                    let eps = attr_f(n, "epsilon", 1e-5);
+                    let scale: Vec<f64> = g
+                        .data
+                        .iter()
+                        .zip(&var.data)
+                        .map(|(g, v)| g / (v + eps).sqrt())
+                        .collect();
+                    let shift: Vec<f64> = b
+                        .data
+                        .iter()
+                        .zip(&m.data)
+                        .zip(&scale)
+                        .map(|((b, m), s)| b - m * s)
+                        .collect();
+                    let s = self.shape(x);
+                    V::Dyn(self.push(&name, Op::Affine { scale, shift }, vec![x], s))
+                }
+                "Flatten" => {
+                    let x = self.dynamic(n, 0)?;
+                    if attr_i(n, "axis", 1) != 1 {
+                        return Err("only axis = 1 (keep the batch axis)".into());
+                    }
+                    let len = self.shape(x).iter().product();
+                    V::Dyn(self.push(&name, Op::Reshape, vec![x], vec![len]))
+                }
+                "Reshape" => {
+                    let x = self.dynamic(n, 0)?;
+                    let target = self
+                        .konst(n, 1)
+                        .map_err(|_| "the target shape must be constant".to_string())?;
+                    let len: usize = self.shape(x).iter().product();
+                    V::Dyn(self.push(
+                        &name,
+                        Op::Reshape,
+                        vec![x],
+                        resolve_shape(&target.data, len)?,
+                    ))
+                }
+                "Squeeze" | "Unsqueeze" => {
+                    // Only shape bookkeeping on a record (the batch axis is implicit).
+                    let x = self.dynamic(n, 0)?;
+                    let s = self.shape(x);
+                    V::Dyn(self.push(&name, Op::Reshape, vec![x], s))
+                }
+                "Add" | "Sub" | "Mul" | "Div" => self.arith(n, &name, op)?,
+                "Greater" | "Less" => {
+                    let x = self.dynamic(n, 0)?;
+                    self.konst(n, 1)?;
+                    V::Cond(x)
+                }
+                "Where" => self.where_softplus(n)?,
+                "Softmax" => {
+                    let x = self.dynamic(n, 0)?;
+                    let s = self.shape(x);
+                    let axis = attr_i(n, "axis", -1);
+                    if !(axis == -1 || axis as usize == s.len()) {
+                        return Err(format!("softmax over axis {axis} (only the last)"));
+                    }
+                    V::Dyn(self.push(&name, Op::Softmax, vec![x], s))
+                }
+                _ => return Err("unsupported operator".into()),
+            }
+        };
+        self.vals.insert(out, v);
+        Ok(())
+    }
+
+    /// Constant folding of shape arithmetic; `None` when the node is not constant.
+    fn fold(&self, n: &pb::NodeProto, op: &str) -> Result<Option<Ct>, String> {
+        if op == "Constant" {
+            let a = attr(n, "value")
+                .and_then(|a| a.t.as_ref())
+                .ok_or("Constant without a tensor value")?;
+            return tensor(a).map(Some);
+        }
+        if op == "Shape"
+            && let Ok(V::Dyn(v)) = self.input(n, 0)
+        {
+            let mut dims = vec![1.0];
+            dims.extend(self.shape(v).iter().map(|d| *d as f64));
+            return Ok(Some(Ct {
+                dims: vec![dims.len()],
+                data: dims,
+            }));
+        }
+        let ins: Vec<Option<Ct>> = (0..n.input.len())
+            .map(|i| match self.input(n, i) {
+                Ok(V::Const(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if ins.is_empty() || ins.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let ins: Vec<Ct> = ins.into_iter().flatten().collect();
+        let unary = |f: &dyn Fn(f64) -> f64| Ct {
+            dims: ins[0].dims.clone(),
+            data: ins[0].data.iter().map(|v| f(*v)).collect(),
+        };
+        Ok(Some(match op {
+            "Identity" | "Cast" => ins[0].clone(),
+            "Sqrt" => unary(&f64::sqrt),
+            "Neg" => unary(&|v| -v),
+            "Add" | "Sub" | "Mul" | "Div"
+                if ins.len() == 2
+                    && (ins[1].data.len() == 1 || ins[1].data.len() == ins[0].data.len()) =>
+            {
+                let f = |a: f64, b: f64| match op {
+                    "Add" => a + b,
+                    "Sub" => a - b,
+                    "Mul" => a * b,
+                    _ => a / b,
+                };
+                let b = &ins[1].data;
+                Ct {
+                    dims: ins[0].dims.clone(),
+                    data: ins[0]
+                        .data
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| f(*a, if b.len() == 1 { b[0] } else { b[i] }))
+                        .collect(),
+                }
+            }
+            "Unsqueeze" | "Squeeze" => Ct {
+                dims: vec![ins[0].data.len()],
+                data: ins[0].data.clone(),
+            },
+            "Concat" => Ct {
+                dims: vec![ins.iter().map(|c| c.data.len()).sum()],
+                data: ins.iter().flat_map(|c| c.data.clone()).collect(),
+            },
+            "Gather" => {
+                let idx = &ins[1].data;
+                let data: Vec<f64> = idx
+                    .iter()
+                    .map(|i| {
+                        let i = *i as i64;
+                        let len = ins[0].data.len() as i64;
+                        ins[0].data[(if i < 0 { i + len } else { i }).clamp(0, len - 1) as usize]
+                    })
+                    .collect();
+                Ct {
+                    dims: ins[1].dims.clone(),
+                    data,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn gemm(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
+        let x = self.dynamic(n, 0)?;
+        if attr_i(n, "transA", 0) != 0 {
+            return Err("transA = 1".into());
+        }
+        let w = self.konst(n, 1)?;
+        let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
+        let (k, m) = (w.dims[0], w.dims.get(1).copied().unwrap_or(1));
+        let (rows, cols, data) = if attr_i(n, "transB", 0) != 0 {
+            (k, m, w.data.clone())
+        } else {
+            (m, k, transpose(&w.data, k, m))
+        };
+        let weight = Tensor::new(vec![rows, cols], data.iter().map(|v| v * alpha).collect());
+        let bias = match self.input(n, 2) {
+            Ok(V::Const(c)) => Some(
+                broadcast(&c.data, rows)
+                    .into_iter()
+                    .map(|v| v * beta)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let in_len: usize = self.shape(x).iter().product();
+        if in_len != cols {
+            return Err(format!(
+                "weights expect {cols} inputs, the value has {in_len}"
+            ));
+        }
+        Ok(self.push(name, Op::Dense { weight, bias }, vec![x], vec![rows]))
+    }
+
+    fn matmul(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
+        let x = self.dynamic(n, 0)?;
+        let w = self.konst(n, 1)?;
+        if w.dims.len() != 2 {
+            return Err(format!("weights of rank {} (2 expected)", w.dims.len()));
+        }
+        let (k, m) = (w.dims[0], w.dims[1]);
+        let in_len: usize = self.shape(x).iter().product();
+        if in_len != k {
+            return Err(format!("weights expect {k} inputs, the value has {in_len}"));
+        }
+        let weight = Tensor::new(vec![m, k], transpose(&w.data, k, m));
+        Ok(self.push(name, Op::Dense { weight, bias: None }, vec![x], vec![m]))
+    }
+
+    fn conv(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
+        let x = self.dynamic(n, 0)?;
+        let w = self.konst(n, 1)?;
+        let s = self.shape(x);
+        if s.len() != 3 || w.dims.len() != 4 {
+            return Err(format!(
+                "2-D convolution expected (input {s:?}, weights {:?})",
+                w.dims
+            ));
+        }
+        if attr_s(n, "auto_pad").is_some_and(|p| p != "NOTSET") {
+            return Err("auto_pad (give explicit pads)".into());
+        }
+        let k = [w.dims[2], w.dims[3]];
+        let strides = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
+        let pads = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
+        let dil = attr_ints(n, "dilations").unwrap_or(vec![1, 1]);
+        let groups = attr_i(n, "group", 1) as usize;
+        if strides.len() != 2 || pads.len() != 4 || dil.len() != 2 {
+            return Err("strides, pads or dilations of the wrong length".into());
+        }
+        let geom = Conv2dGeom {
+            in_ch: s[0],
+            in_h: s[1],
+            in_w: s[2],
+            out_ch: w.dims[0],
+            kernel: k,
+            stride: [strides[0] as usize, strides[1] as usize],
+            pads: [
+                pads[0] as usize,
+                pads[1] as usize,
+                pads[2] as usize,
+                pads[3] as usize,
+            ],
+            dilation: [dil[0] as usize, dil[1] as usize],
+            groups,
+        };
+        if groups == 0 || s[0] != w.dims[1] * groups {
+            return Err(format!(
+                "{} input channels for weights {:?} with group {groups}",
+                s[0], w.dims
+            ));
+        }
+        let bias = match self.input(n, 2) {
+            Ok(V::Const(c)) => Some(c.data),
+            _ => None,
+        };
+        let shape = vec![geom.out_ch, geom.out_h(), geom.out_w()];
+        Ok(self.push(
+            name,
+            Op::Conv2d {
+                geom,
+                weight: Tensor::new(w.dims.clone(), w.data),
+                bias,
+            },
+            vec![x],
+            shape,
+        ))
+    }
+
+    fn pool(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<ValueId, String> {
+        let x = self.dynamic(n, 0)?;
+        let s = self.shape(x);
+        if s.len() != 3 {
+            return Err(format!("input of shape {s:?} (CHW expected)"));
+        }
+        if attr_i(n, "ceil_mode", 0) != 0 {
+            return Err("ceil_mode = 1".into());
+        }
+        if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|v| *v != 1)) {
+            return Err("dilated pooling".into());
+        }
+        let k = attr_ints(n, "kernel_shape").ok_or("kernel_shape missing")?;
+        let st = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
+        let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
+        if k.len() != 2 || st.len() != 2 || p.len() != 4 {
+            return Err("only 2-D pooling".into());
+        }
+        let geom = Pool2dGeom {
+            ch: s[0],
+            in_h: s[1],
+            in_w: s[2],
+            kernel: [k[0] as usize, k[1] as usize],
+            stride: [st[0] as usize, st[1] as usize],
+            pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+        };
+        let shape = vec![geom.ch, geom.out_h(), geom.out_w()];
+        let op = if op == "MaxPool" {
+            Op::MaxPool { geom }
+        } else {
+            Op::AvgPool {
+                geom,
+                count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
+            }
+        };
+        Ok(self.push(name, op, vec![x], shape))
+    }
+
+    fn arith(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<V, String> {
+        let (a, b) = (self.input(n, 0)?, self.input(n, 1)?);
+        let per_channel = |c: &Ct, s: &[usize]| -> Result<Vec<f64>, String> {
+            match c.data.len() {
+                1 => Ok(c.data.clone()),
+                l if l == s[0] => Ok(c.data.clone()),
+                l if s.len() == 1 && l == s[0] => Ok(c.data.clone()),
+                l => Err(format!(
+                    "constant of {l} values does not broadcast per channel over {s:?}"
+                )),
+            }
+        };
+        Ok(V::Dyn(match (op, a, b) {
+            ("Add", V::Dyn(x), V::Dyn(y)) => {
+                let s = self.shape(x);
+                if s.iter().product::<usize>() != self.shape(y).iter().product::<usize>() {
+                    return Err(format!("adding shapes {s:?} and {:?}", self.shape(y)));
+                }
+                self.push(name, Op::Add, vec![x, y], s)
+            }
+            ("Mul", V::Dyn(x), V::Dyn(y)) => {
+                let s = self.shape(x);
+                self.push(name, Op::Mul, vec![x, y], s)
+            }
+            (_, V::Dyn(x), V::Const(c)) | (_, V::Const(c), V::Dyn(x))
+                if op == "Add" || op == "Mul" =>
+            {
+                let s = self.shape(x);
+                let c = per_channel(&c, &s)?;
+                let affine = if op == "Add" {
+                    Op::Affine {
+                        scale: vec![1.0],
+                        shift: c,
+                    }
+                } else {
+                    Op::Affine {
+                        scale: c,
+                        shift: vec![0.0],
+                    }
+                };
+                self.push(name, affine, vec![x], s)
+            }
+            ("Sub", V::Dyn(x), V::Const(c)) => {
+                let s = self.shape(x);
+                let c = per_channel(&c, &s)?;
+                self.push(
+                    name,
+                    Op::Affine {
+                        scale: vec![1.0],
+                        shift: c.iter().map(|v| -v).collect(),
+                    },
+                    vec![x],
+                    s,
+                )
+            }
+            ("Sub", V::Const(c), V::Dyn(x)) => {
+                let s = self.shape(x);
+                let c = per_channel(&c, &s)?;
+                self.push(
+                    name,
+                    Op::Affine {
+                        scale: vec![-1.0],
+                        shift: c,
+                    },
+                    vec![x],
+                    s,
+                )
+            }
+            ("Div", V::Dyn(x), V::Const(c)) => {
+                let s = self.shape(x);
+                let c = per_channel(&c, &s)?;
+                if c.contains(&0.0) {
+                    return Err("division by zero".into());
+                }
+                self.push(
+                    name,
+                    Op::Affine {
+                        scale: c.iter().map(|v| 1.0 / v).collect(),
+                        shift: vec![0.0],
+                    },
+                    vec![x],
+                    s,
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "{op} of these operands (a record-dependent divisor or subtrahend pattern)"
+                ));
+            }
+        }))
+    }
+
+    /// `Where(x > t, x, softplus(x))`, PyTorch's softplus threshold: softplus itself
+    /// (the engine's softplus is exact on its identity tail).
+    fn where_softplus(&mut self, n: &pb::NodeProto) -> Result<V, String> {
+        let (c, a, b) = (self.input(n, 0)?, self.input(n, 1)?, self.input(n, 2)?);
+        if let (V::Cond(x), V::Dyn(a), V::Dyn(b)) = (c, a, b) {
+            let is_softplus_of = |v: ValueId, of: ValueId| {
+                v > 0
+                    && matches!(self.net.nodes[v - 1].op, Op::Act(Activation::Softplus))
+                    && self.net.nodes[v - 1].inputs[0] == of
+            };
+            if a == x && is_softplus_of(b, x) {
+                return Ok(V::Dyn(b));
+            }
+        }
+        Err("Where is supported only as softplus's threshold: Where(x > t, x, Softplus(x))".into())
+    }
+}
+
+fn input_dims(v: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
+    use pb::tensor_shape_proto::dimension::Value as Dv;
+    use pb::type_proto::Value as Tv;
+    let Some(Tv::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return None;
+    };
+    let shape = t.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(Dv::DimValue(x)) if *x > 0 => Some(*x as usize),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn transpose(w: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut t = vec![0.0; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
+}
+
+fn broadcast(v: &[f64], n: usize) -> Vec<f64> {
+    if v.len() == 1 {
+        vec![v[0]; n]
+    } else {
+        v.to_vec()
+    }
+}
+
+/// A Reshape target with the batch axis first; `0` and `-1` resolved.
+fn resolve_shape(target: &[f64], len: usize) -> Result<Vec<usize>, String> {
+    let t: Vec<i64> = target.iter().map(|v| *v as i64).collect();
+    let rest = if t.len() > 1 { &t[1..] } else { &t[..] };
+    let known: i64 = rest.iter().filter(|d| **d > 0).product();
+    let shape: Vec<usize> = rest
+        .iter()
+        .map(|d| {
+            if *d == -1 {
+                (len as i64 / known.max(1)) as usize
+            } else {
+                *d as usize
+            }
+        })
+        .collect();
+    if shape.iter().product::<usize>() != len || shape.contains(&0) {
+        return Err(format!("target shape {t:?} does not hold {len} values"));
+    }
+    Ok(shape)
+}

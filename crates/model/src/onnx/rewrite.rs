@@ -1,0 +1,171 @@
+//! Exact rewrites after import: fold affine maps into the preceding linear
+//! layer, recognise SiLU and the erf form of GELU, drop dead nodes.
+
+use crate::ir::{Activation, Network, Op, ValueId};
+
+/// Runs every rewrite until nothing changes, then removes dead nodes.
+pub(super) fn simplify(net: &mut Network) {
+    while fold_affine(net) || silu(net) || gelu(net) {}
+    prune(net);
+}
+
+fn consumers(net: &Network) -> Vec<usize> {
+    let mut c = vec![0; net.nodes.len() + 1];
+    for n in &net.nodes {
+        for i in &n.inputs {
+            c[*i] += 1;
+        }
+    }
+    if let Some(last) = c.last_mut() {
+        *last += 1; // the output
+    }
+    c
+}
+
+fn is_affine(op: &Op, scale: f64, shift: f64) -> bool {
+    matches!(op, Op::Affine { scale: s, shift: t } if s.len() == 1 && t.len() == 1 && (s[0] - scale).abs() < 1e-6 && (t[0] - shift).abs() < 1e-6)
+}
+
+/// `Affine(Dense|Conv(x))` with the linear output used once: scale the weights, adjust the bias.
+fn fold_affine(net: &mut Network) -> bool {
+    let c = consumers(net);
+    for i in 0..net.nodes.len() {
+        let Op::Affine { scale, shift } = net.nodes[i].op.clone() else {
+            continue;
+        };
+        let src = net.nodes[i].inputs[0];
+        if src == 0 || c[src] != 1 {
+            continue;
+        }
+        let prev = &mut net.nodes[src - 1];
+        let (weight, bias, outs) = match &mut prev.op {
+            Op::Dense { weight, bias } => (weight, bias, prev.shape[0]),
+            Op::Conv2d { weight, bias, geom } => (weight, bias, geom.out_ch),
+            _ => continue,
+        };
+        if !(scale.len() == 1 || scale.len() == outs) || !(shift.len() == 1 || shift.len() == outs)
+        {
+            continue;
+        }
+        let at = |v: &[f64], o: usize| if v.len() == 1 { v[0] } else { v[o] };
+        let per = weight.data.len() / outs;
+        for o in 0..outs {
+            for w in &mut weight.data[o * per..(o + 1) * per] {
+                *w *= at(&scale, o);
+            }
+        }
+        let b = bias.get_or_insert_with(|| vec![0.0; outs]);
+        for (o, bo) in b.iter_mut().enumerate() {
+            *bo = *bo * at(&scale, o) + at(&shift, o);
+        }
+        // The affine node becomes a pass-through of the folded layer.
+        net.nodes[i].op = Op::Reshape;
+        return true;
+    }
+    false
+}
+
+/// `Mul(x, Sigmoid(x))` -> `SiLU(x)`.
+fn silu(net: &mut Network) -> bool {
+    for i in 0..net.nodes.len() {
+        if net.nodes[i].op != Op::Mul {
+            continue;
+        }
+        let (a, b) = (net.nodes[i].inputs[0], net.nodes[i].inputs[1]);
+        let sig_of = |v: ValueId| {
+            (v > 0 && net.nodes[v - 1].op == Op::Act(Activation::Sigmoid))
+                .then(|| net.nodes[v - 1].inputs[0])
+        };
+        let x = match (sig_of(a), sig_of(b)) {
+            (_, Some(x)) if x == a => x,
+            (Some(x), _) if x == b => x,
+            _ => continue,
+        };
+        net.nodes[i].op = Op::Act(Activation::Silu);
+        net.nodes[i].inputs = vec![x];
+        return true;
+    }
+    false
+}
+
+/// `0.5 * (x * (1 + erf(x / sqrt 2)))` (PyTorch's export of GELU before opset 20) -> `GELU(x)`.
+fn gelu(net: &mut Network) -> bool {
+    let node = |v: ValueId| (v > 0).then(|| &net.nodes[v - 1]);
+    for i in 0..net.nodes.len() {
+        if !is_affine(&net.nodes[i].op, 0.5, 0.0) {
+            continue;
+        }
+        let Some(m) = node(net.nodes[i].inputs[0]).filter(|m| m.op == Op::Mul) else {
+            continue;
+        };
+        let (p, q) = (m.inputs[0], m.inputs[1]);
+        let matches = |x: ValueId, one_plus: ValueId| -> bool {
+            let Some(b) = node(one_plus).filter(|b| is_affine(&b.op, 1.0, 1.0)) else {
+                return false;
+            };
+            let Some(e) = node(b.inputs[0]).filter(|e| e.op == Op::Act(Activation::Erf)) else {
+                return false;
+            };
+            let Some(a) = node(e.inputs[0])
+                .filter(|a| is_affine(&a.op, std::f64::consts::FRAC_1_SQRT_2, 0.0))
+            else {
+                return false;
+            };
+            a.inputs[0] == x
+        };
+        let x = if matches(p, q) {
+            p
+        } else if matches(q, p) {
+            q
+        } else {
+            continue;
+        };
+        net.nodes[i].op = Op::Act(Activation::GeluErf);
+        net.nodes[i].inputs = vec![x];
+        return true;
+    }
+    false
+}
+
+/// Removes nodes the output does not depend on, and pass-through reshapes
+/// whose shape equals their input's; renumbers value ids.
+fn prune(net: &mut Network) {
+    let n = net.nodes.len();
+    // Redirect identity pass-throughs.
+    let mut alias: Vec<ValueId> = (0..=n).collect();
+    for i in 0..n {
+        let v = i + 1;
+        let inputs: Vec<ValueId> = net.nodes[i].inputs.iter().map(|x| alias[*x]).collect();
+        net.nodes[i].inputs = inputs;
+        let src = net.nodes[i].inputs[0];
+        if net.nodes[i].op == Op::Reshape
+            && net.shape_of(src) == net.nodes[i].shape.as_slice()
+            && v != n
+        {
+            alias[v] = src;
+        }
+    }
+    let mut live = vec![false; n + 1];
+    live[n] = true;
+    for v in (1..=n).rev() {
+        if live[v] {
+            for x in &net.nodes[v - 1].inputs {
+                live[*x] = true;
+            }
+        }
+    }
+    let mut new_id = vec![0; n + 1];
+    let mut kept = Vec::new();
+    for (i, node) in net.nodes.drain(..).enumerate() {
+        if live[i + 1] {
+            kept.push(node);
+            new_id[i + 1] = kept.len();
+        }
+    }
+    for node in &mut kept {
+        for x in &mut node.inputs {
+            *x = new_id[*x];
+        }
+    }
+    net.nodes = kept;
+}
