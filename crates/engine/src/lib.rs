@@ -162,6 +162,16 @@ impl Model {
         session::trace(self, batch)
     }
 
+    /// Each plan step's predicted traffic for one batch: `(name, protocol, trace)`, output last.
+    pub fn step_traces(&self, batch: usize) -> Vec<(String, String, cryptmed_protocols::Trace)> {
+        session::step_traces(self, batch)
+    }
+
+    /// Bytes the dealer sends for one batch of `batch` records (both parties).
+    pub fn offline_bytes(&self, batch: usize) -> u64 {
+        session::offline_bytes(self, batch)
+    }
+
     /// Predicted one-time setup traffic (masked weights), in bytes.
     pub fn setup_bytes(&self) -> u64 {
         self.plan

@@ -19,6 +19,9 @@ use serde::Serialize;
 
 use crate::EngineError;
 
+/// Extra fractional bits of the weights of the layer that reads the record.
+const INPUT_LAYER_EXTRA_BITS: u32 = 8;
+
 /// Largest input scale a linear layer accepts before a truncation is inserted: `f + SLACK`.
 const SLACK: u32 = 8;
 
@@ -142,6 +145,18 @@ pub struct OutputSpec {
     pub classes: usize,
 }
 
+/// Encodes a linear layer's weights at their scale; on failure, the index and error.
+pub(crate) fn encode_weights(
+    fp: cryptmed_ring::FixedPoint,
+    l: &LinearParams,
+) -> Result<Vec<Elem>, (usize, cryptmed_ring::FixedError)> {
+    l.weight
+        .iter()
+        .enumerate()
+        .map(|(i, v)| fp.encode_at(*v, l.weight_scale).map_err(|e| (i, e)))
+        .collect()
+}
+
 /// A provider linear layer's clear parameters (encoded by the engine).
 #[derive(Debug, Clone)]
 pub(crate) struct LinearParams {
@@ -149,6 +164,7 @@ pub(crate) struct LinearParams {
     pub(crate) weight: Vec<f64>,
     pub(crate) bias: Option<Vec<f64>>,
     pub(crate) bias_scale: u32,
+    pub(crate) weight_scale: u32,
     pub(crate) node: String,
 }
 
@@ -255,21 +271,9 @@ pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan,
                 );
             }
             Op::Affine { scale, shift } => {
-                // Diagonal scaling with private parameters: a 1x1 "convolution" per channel.
-                let ch = if node.shape.len() == 3 {
-                    node.shape[0]
-                } else {
-                    1
-                };
-                let per = len / ch.max(1);
-                let mut weights = Vec::with_capacity(len);
-                let mut biases = Vec::with_capacity(len);
-                for c in 0..ch {
-                    let s = if scale.len() == 1 { scale[0] } else { scale[c] };
-                    let t = if shift.len() == 1 { shift[0] } else { shift[c] };
-                    weights.extend(std::iter::repeat_n(s, per));
-                    biases.extend(std::iter::repeat_n(t, per));
-                }
+                // Element-wise scaling with private parameters: the diagonal bilinear protocol.
+                let weights: Vec<f64> = (0..len).map(|i| param_at(scale, i, len)).collect();
+                let biases: Vec<f64> = (0..len).map(|i| param_at(shift, i, len)).collect();
                 let x = b.ready_for_linear(&node.name, b.map[input]);
                 b.diagonal(&node.name, v, x, weights, biases, len);
             }
@@ -448,6 +452,15 @@ fn smooth_function(a: Activation) -> Option<Function> {
     })
 }
 
+/// Parameter of element `i` of `len` from a vector of 1 (broadcast), one per channel, or one per element.
+pub(crate) fn param_at(v: &[f64], i: usize, len: usize) -> f64 {
+    match v.len() {
+        0 => 0.0,
+        1 => v[0],
+        n => v[(i / (len / n).max(1)).min(n - 1)],
+    }
+}
+
 /// A public real at scale `f` (hyper-parameters such as slopes are small and finite).
 pub(crate) fn encode_public(v: f64, f: u32) -> Elem {
     (v * (1u64 << f) as f64).round() as i64 as Elem
@@ -477,14 +490,8 @@ fn fold_affine(
     if w.len() != rows * cols {
         return; // a public network: no weights to fold, and the plan is the same
     }
-    let per = (cols / ch.max(1)).max(1);
-    let at = |v: &[f64], j: usize| {
-        if v.len() == 1 {
-            v[0]
-        } else {
-            v[(j / per).min(v.len() - 1)]
-        }
-    };
+    let _ = ch;
+    let at = |v: &[f64], j: usize| param_at(v, j, cols);
     let mut b = bias.take().unwrap_or_else(|| vec![0.0; rows]);
     for r in 0..rows {
         for j in 0..cols {
@@ -594,13 +601,22 @@ impl Builder {
         bias: Option<Vec<f64>>,
         len: usize,
     ) {
-        let scale = self.plan.value_scale[x] + self.f;
+        // The layer reading the raw record often carries folded standardisation
+        // (tiny weights): it gets extra fractional bits. A public rule: it
+        // depends on the architecture only.
+        let weight_scale = if x == 0 {
+            self.f + INPUT_LAYER_EXTRA_BITS
+        } else {
+            self.f
+        };
+        let scale = self.plan.value_scale[x] + weight_scale;
         let layer = self.plan.linear.len();
         self.plan.linear.push(LinearParams {
             op,
             weight,
             bias,
             bias_scale: scale,
+            weight_scale,
             node: name.to_string(),
         });
         let out = self.push_value(len, scale);

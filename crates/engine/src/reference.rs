@@ -7,6 +7,7 @@ use cryptmed_ring::Elem;
 use cryptmed_ring::fixed::shift_floor;
 
 use crate::plan::StepKind;
+use crate::plan::encode_weights;
 use crate::session::encode_records;
 use crate::{EngineError, Model};
 
@@ -20,7 +21,7 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
         let y: Vec<Elem> = match &s.kind {
             StepKind::Linear { op, layer } => {
                 let l = &plan.linear[*layer];
-                let w = fp.encode_all(&l.weight).map_err(|(i, e)| {
+                let w = encode_weights(fp, l).map_err(|(i, e)| {
                     EngineError::Encoding(format!("layer {} weight {i}: {e}", l.node))
                 })?;
                 let mut y = op.apply(&w, x);

@@ -10,6 +10,7 @@ use cryptmed_protocols::{Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smoot
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
 
+use crate::plan::encode_weights;
 use crate::plan::{Plan, StepKind};
 use crate::{EngineError, LayerReport, Model, Prediction, Report, Reveal};
 
@@ -51,22 +52,39 @@ fn sizes(windows: &[Vec<usize>], batch: usize) -> Vec<usize> {
 
 /// The predicted online traffic of one batch.
 pub(crate) fn trace(model: &Model, batch: usize) -> Trace {
-    let plan = &model.plan;
     let mut t = Trace::default();
-    for s in &plan.steps {
-        let n = batch * s.len;
-        t.append(match &s.kind {
-            StepKind::Linear { op, .. } => linear::trace(op, batch),
-            StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(&CMP, n),
-            StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
-            StepKind::Trunc { .. } => trunc::trace(n),
-            StepKind::Smooth { table, .. } => smooth::trace(&CMP, n, &plan.tables[*table]),
-            StepKind::Mul => mul::trace(n),
-            _ => Trace::default(),
-        });
+    for (_, _, step) in step_traces(model, batch) {
+        t.append(step);
     }
-    t.append(output_trace(model, batch));
     t
+}
+
+/// Each step's predicted traffic (name, protocol, trace), the output step last.
+pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, Trace)> {
+    let plan = &model.plan;
+    let mut out: Vec<(String, String, Trace)> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let n = batch * s.len;
+            let t = match &s.kind {
+                StepKind::Linear { op, .. } => linear::trace(op, batch),
+                StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(&CMP, n),
+                StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
+                StepKind::Trunc { .. } => trunc::trace(n),
+                StepKind::Smooth { table, .. } => smooth::trace(&CMP, n, &plan.tables[*table]),
+                StepKind::Mul => mul::trace(n),
+                _ => Trace::default(),
+            };
+            (s.name.clone(), s.kind.protocol().to_string(), t)
+        })
+        .collect();
+    let protocol = match model.config.reveal {
+        Reveal::Label => "secure argmax, label to the client",
+        _ => "reveal to the client",
+    };
+    out.push(("output".into(), protocol.into(), output_trace(model, batch)));
+    out
 }
 
 fn output_trace(model: &Model, batch: usize) -> Trace {
@@ -75,6 +93,21 @@ fn output_trace(model: &Model, batch: usize) -> Trace {
         Reveal::Label => argmax::trace(&CMP, batch, o.classes),
         _ => reveal::trace(batch * o.classes),
     }
+}
+
+/// The dealer's bytes for one batch (corrections plus both batch headers), by
+/// dry-running its generation with throw-away seeds.
+pub(crate) fn offline_bytes(model: &Model, batch: usize) -> u64 {
+    let (s0, s1) = (Seed::from_u64(1), Seed::from_u64(2));
+    let mut d = Dealer::new(&s0, &s1);
+    let masks: Vec<Vec<Elem>> = model
+        .plan
+        .linear
+        .iter()
+        .map(|l| linear::deal_setup(&mut d, &l.op))
+        .collect();
+    deal_batch(model, &mut d, &masks, batch);
+    d.take_corrections().len() as u64 + 2 * 48
 }
 
 /// Dealer side: material of every step for a batch, in plan order.
@@ -175,7 +208,7 @@ fn encode_params(model: &Model) -> Result<Vec<Encoded>, EngineError> {
                     l.node
                 )));
             }
-            let w = fp.encode_all(&l.weight).map_err(|(i, e)| {
+            let w = encode_weights(fp, l).map_err(|(i, e)| {
                 EngineError::Encoding(format!("layer {} weight {i}: {e}", l.node))
             })?;
             let bias = match &l.bias {

@@ -34,13 +34,14 @@ pub struct SessionInfo {
     pub network: Network,
 }
 
-/// Runs `records` in one session. `on_batch(first, predictions)` is called
-/// after every batch (so results can be written as they come); records
-/// before a failure stay delivered.
+/// Runs one session. After the handshake, `records(info)` supplies the
+/// records (so they can be loaded and checked against the architecture the
+/// provider announced); `on_batch(first, predictions, report)` is called
+/// after every batch, so results can be written as they come and survive a
+/// later failure.
 pub fn diagnose(
     setup: &ClientSetup,
-    records: &[Vec<f64>],
-    mut on_info: impl FnMut(&SessionInfo),
+    records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
     mut on_batch: impl FnMut(usize, &[Prediction], &Report) -> Result<(), ServiceError>,
 ) -> Result<SessionInfo, ServiceError> {
     let limits = &setup.limits;
@@ -103,7 +104,13 @@ pub fn diagnose(
         class_names,
         network,
     };
-    on_info(&info);
+    let records = match records(&info) {
+        Ok(r) => r,
+        Err(e) => {
+            refuse(&mut link, &e);
+            return Err(e);
+        }
+    };
 
     let conn = tls::connect(&setup.dealer, &setup.security, limits.timeouts)?;
     let dealer_fp = conn.peer;

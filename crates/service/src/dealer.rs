@@ -67,11 +67,21 @@ fn connection(
         digest,
         model,
     });
-    // Hand our link to a waiting partner, or wait for one.
-    let partner_tx = waiting
-        .lock()
-        .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?
-        .remove(&session);
+    // Hand our link to a waiting partner, or register and wait for one:
+    // one lock covers the check and the insertion, so two parties never miss each other.
+    let (tx, rx) = channel();
+    let partner_tx = {
+        let mut w = waiting
+            .lock()
+            .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?;
+        match w.remove(&session) {
+            Some(t) => Some(t),
+            None => {
+                w.insert(session.clone(), tx);
+                None
+            }
+        }
+    };
     if let Some(tx) = partner_tx {
         if let Some(p) = party.take()
             && tx.send(p).is_err()
@@ -81,11 +91,6 @@ fn connection(
         tracing::info!(role, "joined a waiting partner");
         return Ok(());
     }
-    let (tx, rx) = channel();
-    waiting
-        .lock()
-        .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?
-        .insert(session.clone(), tx);
     let me = party
         .take()
         .ok_or_else(|| ServiceError::Config("internal".into()))?;

@@ -103,8 +103,7 @@ fn run(
     let mut out = Vec::new();
     diagnose(
         setup,
-        records,
-        |_| {},
+        |_| Ok(records.to_vec()),
         |_, p, _| {
             out.extend_from_slice(p);
             Ok(())

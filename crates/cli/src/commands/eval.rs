@@ -1,10 +1,172 @@
-//! `cryptmed eval` (being written).
+//! `cryptmed eval`: secure versus plaintext accuracy of a model over a
+//! labelled test set, with the dealer and both parties in one process.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use cryptmed_engine::local::run_local;
+use cryptmed_model::input::Records;
+use cryptmed_model::reference;
+use serde::Serialize;
+
+use super::RevealArg;
+use super::bench::PrecisionArg;
 
 /// Arguments of `cryptmed eval`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(
+    after_help = "Examples:\n  cryptmed eval --model models/breast-cancer-relu.onnx --data breast-cancer\n  cryptmed eval --model models/securenn-lenet.onnx --data mnist --limit 1000 --json\n  cryptmed eval --model m.onnx --data records.csv   (last column: the integer label)\n\nNamed data sets come from scripts/prepare_data.py (data/<name>/test.csv, data/mnist), or the committed subsets in testdata/."
+)]
+pub(crate) struct Args {
+    /// The model (ONNX).
+    #[arg(long, value_name = "FILE.onnx")]
+    model: PathBuf,
+    /// A prepared data set (breast-cancer, diabetes, heart-disease, kidney, mnist, fashion-mnist) or a labelled CSV.
+    #[arg(long, value_name = "NAME|FILE")]
+    data: String,
+    /// Evaluate only the first N records.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Records per batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Output policy (label uses the secure argmax).
+    #[arg(long, value_enum, default_value_t = RevealArg::Label)]
+    reveal: RevealArg,
+    /// Smooth-function tables.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
+    precision: PrecisionArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct EvalResult {
+    model: String,
+    data: String,
+    records: usize,
+    plaintext_accuracy: f64,
+    secure_accuracy: f64,
+    agreement: f64,
+    online_bytes_per_record: f64,
+    online_rounds: u64,
+    online_seconds_per_record: f64,
+    offline_bytes_per_record: f64,
+    batch: usize,
+}
+
+/// Finds the labelled records for `data`.
+fn dataset(data: &str, input_len: usize) -> anyhow::Result<Records> {
+    let path = Path::new(data);
+    if path.is_file() {
+        return super::load_records(path, input_len, true);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for base in [PathBuf::from("."), root] {
+        let dir = base.join("data").join(data);
+        if dir.join("test.csv").is_file() {
+            return super::load_records(&dir.join("test.csv"), input_len, true);
+        }
+        for (img, lab) in [
+            ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
+            ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+        ] {
+            if dir.join(img).is_file() {
+                let mut r = super::load_records(&dir.join(img), input_len, false)?;
+                r.labels = super::load_records(&dir.join(lab), 1, false)?.labels;
+                return Ok(r);
+            }
+        }
+        let sub = base
+            .join("testdata")
+            .join(format!("{}_test.csv", data.replace('-', "_")));
+        if sub.is_file() {
+            return super::load_records(&sub, input_len, true);
+        }
+    }
+    bail!(
+        "no data set `{data}`: run `python3 scripts/prepare_data.py {data}`, or give a CSV file whose last column is the label"
+    )
+}
 
 /// Runs `cryptmed eval`.
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cryptmed eval` is not available in this build yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let net = super::load_network(&args.model)?;
+    let mut set = dataset(&args.data, net.input_len())?;
+    let labels = set.labels.take().context("the data set has no labels")?;
+    let n = args
+        .limit
+        .unwrap_or(usize::MAX)
+        .min(set.records.len())
+        .min(labels.len());
+    let records = &set.records[..n];
+    let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
+    let public = super::compile(net.public(), args.reveal.into(), args.precision.into())?;
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| indicatif::ProgressBar::new(n as u64));
+    let (mut secure_ok, mut plain_ok, mut agree) = (0usize, 0usize, 0usize);
+    let (mut bytes, mut rounds, mut online, mut offline) = (0u64, 0u64, 0f64, 0u64);
+    let t = Instant::now();
+    // Sessions of up to 256 records, so progress shows and memory stays bounded.
+    for (c, chunk) in records.chunks(256).enumerate() {
+        let run = run_local(&model, &public, chunk, args.batch)?;
+        for (k, (x, p)) in chunk.iter().zip(&run.predictions).enumerate() {
+            let want = super::argmax(&reference::evaluate(&net, x));
+            let label = labels[c * 256 + k];
+            secure_ok += usize::from(p.label == label);
+            plain_ok += usize::from(want == label);
+            agree += usize::from(p.label == want);
+        }
+        for (pr, cr) in run.provider.iter().zip(&run.client) {
+            bytes += pr.online_bytes_sent + pr.online_bytes_recv;
+            rounds = rounds.max(pr.online_rounds.max(cr.online_rounds));
+            online += pr.online_seconds.max(cr.online_seconds);
+        }
+        offline += run.dealer.iter().map(|d| d.offline_bytes).sum::<u64>();
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    tracing::info!(seconds = t.elapsed().as_secs_f64(), "evaluation finished");
+    let f = n.max(1) as f64;
+    let r = EvalResult {
+        model: args.model.display().to_string(),
+        data: args.data.clone(),
+        records: n,
+        plaintext_accuracy: plain_ok as f64 / f,
+        secure_accuracy: secure_ok as f64 / f,
+        agreement: agree as f64 / f,
+        online_bytes_per_record: bytes as f64 / f,
+        online_rounds: rounds,
+        online_seconds_per_record: online / f,
+        offline_bytes_per_record: offline as f64 / f,
+        batch: args.batch,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} on {} ({} records, batch {})",
+            r.model, r.data, r.records, r.batch
+        );
+        println!(
+            "plaintext accuracy {:.4}, secure accuracy {:.4}, agreement {:.4}",
+            r.plaintext_accuracy, r.secure_accuracy, r.agreement
+        );
+        println!(
+            "per record: {:.1} KB online, {:.1} KB from the dealer, {:.2} ms online; {} rounds per batch",
+            r.online_bytes_per_record / 1e3,
+            r.offline_bytes_per_record / 1e3,
+            r.online_seconds_per_record * 1e3,
+            r.online_rounds
+        );
+    }
+    Ok(())
 }

@@ -1,10 +1,121 @@
-//! `cryptmed inspect` (being written).
+//! `cryptmed inspect`: how the engine will run an ONNX model, with the
+//! predicted cost of every step.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::RevealArg;
+use super::bench::PrecisionArg;
 
 /// Arguments of `cryptmed inspect`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(
+    after_help = "Examples:\n  cryptmed inspect models/securenn-lenet.onnx\n  cryptmed inspect models/breast-cancer-gelu.onnx --json"
+)]
+pub(crate) struct Args {
+    /// The model (ONNX).
+    model: PathBuf,
+    /// Output policy to plan for.
+    #[arg(long, value_enum, default_value_t = RevealArg::Label)]
+    reveal: RevealArg,
+    /// Smooth-function tables.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
+    precision: PrecisionArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Layer {
+    name: String,
+    op: String,
+    shape: Vec<usize>,
+    params: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Step {
+    name: String,
+    protocol: String,
+    online_bytes: u64,
+    rounds: u64,
+}
 
 /// Runs `cryptmed inspect`.
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cryptmed inspect` is not available in this build yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let net = super::load_network(&args.model)?;
+    let model = super::compile(net.public(), args.reveal.into(), args.precision.into())?;
+    let layers: Vec<Layer> = net
+        .nodes
+        .iter()
+        .map(|n| Layer {
+            name: n.name.clone(),
+            op: n.op.name().into(),
+            shape: n.shape.clone(),
+            params: n.op.param_count(),
+        })
+        .collect();
+    let steps: Vec<Step> = model
+        .step_traces(1)
+        .into_iter()
+        .map(|(name, protocol, t)| Step {
+            name,
+            protocol,
+            online_bytes: t.bytes(),
+            rounds: t.rounds(),
+        })
+        .collect();
+    let total = model.predict(1);
+    let (online, rounds, setup, offline) = (
+        total.bytes(),
+        total.rounds(),
+        model.setup_bytes(),
+        model.offline_bytes(1),
+    );
+    if args.json {
+        let o = serde_json::json!({
+            "model": args.model.display().to_string(), "input_shape": net.input_shape, "params": net.param_count(),
+            "layers": layers, "steps": steps, "online_bytes": online, "online_rounds": rounds,
+            "offline_bytes": offline, "setup_bytes": setup, "digest": model.architecture_digest().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&o)?);
+        return Ok(());
+    }
+    println!(
+        "{}: input {:?}, {} parameters\n",
+        args.model.display(),
+        net.input_shape,
+        net.param_count()
+    );
+    println!("imported layers (after folding):");
+    println!(
+        "  {:<24} {:<16} {:<16} {:>10}",
+        "name", "op", "shape", "params"
+    );
+    for l in &layers {
+        println!(
+            "  {:<24} {:<16} {:<16} {:>10}",
+            l.name,
+            l.op,
+            format!("{:?}", l.shape),
+            l.params
+        );
+    }
+    println!("\nsecure plan (batch 1, predicted from the protocols' cost formulas):");
+    println!(
+        "  {:<24} {:<44} {:>12} {:>7}",
+        "step", "protocol", "online B", "rounds"
+    );
+    for s in &steps {
+        println!(
+            "  {:<24} {:<44} {:>12} {:>7}",
+            s.name, s.protocol, s.online_bytes, s.rounds
+        );
+    }
+    println!(
+        "\ntotal per record: {online} bytes online in {rounds} rounds; {offline} bytes from the dealer; setup once per session: {setup} bytes"
+    );
+    Ok(())
 }

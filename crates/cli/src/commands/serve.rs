@@ -1,10 +1,69 @@
-//! `cryptmed serve` (being written).
+//! `cryptmed serve`: the provider, serving a model to clients.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use cryptmed_service::provider::ProviderSetup;
+
+use super::bench::PrecisionArg;
+use super::{NetArgs, RevealArg};
 
 /// Arguments of `cryptmed serve`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(
+    after_help = "Example:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label"
+)]
+pub(crate) struct Args {
+    /// The model (ONNX, as PyTorch exports it).
+    #[arg(long, value_name = "FILE.onnx")]
+    model: PathBuf,
+    /// Address to listen on for clients.
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// The dealer this provider trusts (`host:port`).
+    #[arg(long, value_name = "ADDR")]
+    dealer: String,
+    /// What clients may learn.
+    #[arg(long, value_enum, default_value_t = RevealArg::Label)]
+    reveal: RevealArg,
+    /// Smooth-function tables.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
+    precision: PrecisionArg,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 64)]
+    max_sessions: usize,
+}
 
-/// Runs `cryptmed serve`.
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cryptmed serve` is not available in this build yet")
+/// Runs `cryptmed serve` until killed.
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let net = super::load_network(&args.model)?;
+    let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
+    let security = args.net.security()?;
+    let listener =
+        TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "provider serving {} ({} parameters, reveal {:?}) on {}",
+        args.model.display(),
+        net.param_count(),
+        args.reveal,
+        listener.local_addr()?
+    );
+    let limits = cryptmed_service::Limits {
+        max_sessions: args.max_sessions,
+        ..args.net.limits()
+    };
+    let setup = Arc::new(ProviderSetup {
+        model,
+        public: net.public(),
+        dealer: args.dealer,
+        security,
+        limits,
+    });
+    cryptmed_service::provider::serve(listener, setup, Arc::new(AtomicBool::new(false)))?;
+    Ok(())
 }

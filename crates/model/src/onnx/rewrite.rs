@@ -5,7 +5,7 @@ use crate::ir::{Activation, Network, Op, ValueId};
 
 /// Runs every rewrite until nothing changes, then removes dead nodes.
 pub(super) fn simplify(net: &mut Network) {
-    while fold_affine(net) || silu(net) || gelu(net) {}
+    while merge_affine(net) || fold_affine(net) || silu(net) || gelu(net) {}
     prune(net);
 }
 
@@ -60,6 +60,50 @@ fn fold_affine(net: &mut Network) -> bool {
         }
         // The affine node becomes a pass-through of the folded layer.
         net.nodes[i].op = Op::Reshape;
+        return true;
+    }
+    false
+}
+
+/// `Affine(Affine(x))` with the inner one used once -> one affine map (exact).
+fn merge_affine(net: &mut Network) -> bool {
+    let c = consumers(net);
+    for i in 0..net.nodes.len() {
+        let Op::Affine {
+            scale: s2,
+            shift: t2,
+        } = net.nodes[i].op.clone()
+        else {
+            continue;
+        };
+        let src = net.nodes[i].inputs[0];
+        if src == 0 || c[src] != 1 {
+            continue;
+        }
+        let Op::Affine {
+            scale: s1,
+            shift: t1,
+        } = net.nodes[src - 1].op.clone()
+        else {
+            continue;
+        };
+        let n = [s1.len(), t1.len(), s2.len(), t2.len()]
+            .into_iter()
+            .max()
+            .unwrap_or(1);
+        if [s1.len(), t1.len(), s2.len(), t2.len()]
+            .iter()
+            .any(|l| *l != 1 && *l != n)
+        {
+            continue;
+        }
+        let at = |v: &[f64], k: usize| if v.len() == 1 { v[0] } else { v[k] };
+        let scale = (0..n).map(|k| at(&s2, k) * at(&s1, k)).collect();
+        let shift = (0..n)
+            .map(|k| at(&s2, k) * at(&t1, k) + at(&t2, k))
+            .collect();
+        net.nodes[i].op = Op::Affine { scale, shift };
+        net.nodes[i].inputs = net.nodes[src - 1].inputs.clone();
         return true;
     }
     false
