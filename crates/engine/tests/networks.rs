@@ -201,3 +201,73 @@ fn public_network_gives_the_same_plan() {
         .to_string();
     assert!(err.contains("no weights"), "{err}");
 }
+
+#[test]
+fn imported_pytorch_models_run_securely() {
+    use cryptmed_model::{onnx, reference};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    for f in [
+        "residual_torchscript17",
+        "residual_dynamo18",
+        "mlp_selu_torchscript17",
+        "mlp_leakyrelu_dynamo18",
+        "mlp_gelu_tanh_dynamo18",
+        "mlp_gelu_torchscript13",
+        "mlp_softplus_dynamo18",
+        "cnn_bn_pool_softmax_torchscript17",
+    ] {
+        let net = onnx::load(&dir.join(format!("{f}.onnx"))).unwrap();
+        let spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{f}.json"))).unwrap())
+                .unwrap();
+        let inputs: Vec<Vec<f64>> = spec["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                x.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        let model = Model::compile(
+            net.clone(),
+            EngineConfig {
+                reveal: Reveal::Logits,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let public = Model::compile(
+            net.public(),
+            EngineConfig {
+                reveal: Reveal::Logits,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let run = run_local(&model, &public, &inputs, 2).unwrap();
+        let softmax_out = matches!(
+            net.nodes.last().map(|n| &n.op),
+            Some(cryptmed_model::Op::Softmax)
+        );
+        for (x, p) in inputs.iter().zip(&run.predictions) {
+            let all = reference::evaluate_all(&net, x);
+            // With a softmax at the output, logits are the values before it.
+            let want = if softmax_out {
+                &all[all.len() - 2]
+            } else {
+                &all[all.len() - 1]
+            };
+            let got = p.logits.as_ref().unwrap();
+            let err = got
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 5e-3, "{f}: secure {got:?} vs f64 {want:?}");
+        }
+    }
+}

@@ -26,8 +26,9 @@ use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
 /// The operators the importer understands (for error messages).
 pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, \
 BatchNormalization, Flatten, Reshape (constant shape), Identity, Dropout, Add, Sub, Mul, Div, Sigmoid, Tanh, \
-Softplus, Elu, Selu, LeakyRelu, Gelu, Erf, Exp, Greater/Less + Where (softplus threshold), Softmax (output), \
-Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast";
+Softplus, Elu, Selu, LeakyRelu, Gelu, Erf, Exp, Pow (2, 3; the tanh form of GELU), ReduceMean (spatial), \
+Greater/Less + Where (softplus threshold), Softmax (output), Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast; \
+weights inline or as external data";
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,14 +48,19 @@ pub fn load(path: &Path) -> Result<Network, ImportError> {
         problems: vec![format!("cannot read the file: {e}")],
     })?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    load_bytes(&bytes, stem).map_err(|mut e| {
+    import(&bytes, stem, path.parent()).map_err(|mut e| {
         e.file = file;
         e
     })
 }
 
-/// Imports an ONNX model from bytes; `name` names the network.
+/// Imports an ONNX model from bytes; `name` names the network. Weights
+/// stored as external data need [`load`] (they live beside the file).
 pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Network, ImportError> {
+    import(bytes, name, None)
+}
+
+fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, ImportError> {
     let fail = |p: String| ImportError {
         file: name.to_string(),
         problems: vec![p],
@@ -78,6 +84,7 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Network, ImportError> {
         .and_then(|p| p.value.as_ref())
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let mut imp = Importer {
+        dir: dir.map(Path::to_path_buf),
         opset,
         net: Network {
             name: name.into(),
@@ -141,18 +148,61 @@ enum V {
 }
 
 struct Importer {
+    dir: Option<std::path::PathBuf>,
     opset: i64,
     net: Network,
     vals: HashMap<String, V>,
     problems: Vec<String>,
 }
 
-fn tensor(t: &pb::TensorProto) -> Result<Ct, String> {
+/// Reads a tensor stored as external data (the dynamo exporter's default for larger weights).
+fn external(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Vec<u8>, String> {
+    let name = t.name.as_deref().unwrap_or("?");
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some(k))
+            .and_then(|e| e.value.clone())
+    };
+    let location = get("location")
+        .ok_or_else(|| format!("tensor {name}: external data without a location"))?;
+    let dir = dir.ok_or_else(|| {
+        format!("tensor {name}: external data ({location}) needs the model loaded from its file")
+    })?;
+    let file = dir.join(&location);
+    if std::path::Path::new(&location).is_absolute() || location.contains("..") {
+        return Err(format!(
+            "tensor {name}: external data location {location} must be a file beside the model"
+        ));
+    }
+    let bytes = std::fs::read(&file)
+        .map_err(|e| format!("tensor {name}: cannot read {}: {e}", file.display()))?;
+    let offset: usize = get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = get("length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(bytes.len().saturating_sub(offset));
+    bytes
+        .get(offset..offset + length)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| {
+            format!(
+                "tensor {name}: {} is shorter than offset {offset} + length {length}",
+                file.display()
+            )
+        })
+}
+
+fn tensor(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Ct, String> {
     use pb::tensor_proto::DataType as D;
     let dims: Vec<usize> = t.dims.iter().map(|d| (*d).max(0) as usize).collect();
     let n: usize = dims.iter().product();
     let dt = t.data_type.unwrap_or(0);
-    let raw = t.raw_data.as_deref().unwrap_or(&[]);
+    let ext = if t.data_location == Some(1) {
+        Some(external(t, dir)?)
+    } else {
+        None
+    };
+    let raw = ext.as_deref().or(t.raw_data.as_deref()).unwrap_or(&[]);
     let data: Vec<f64> = if dt == D::Float as i32 {
         if raw.is_empty() {
             t.float_data.iter().map(|v| *v as f64).collect()
@@ -225,7 +275,7 @@ fn attr_s(n: &pb::NodeProto, name: &str) -> Option<String> {
 impl Importer {
     fn run(&mut self, g: &pb::GraphProto) {
         for init in &g.initializer {
-            match tensor(init) {
+            match tensor(init, self.dir.as_deref()) {
                 Ok(t) => {
                     self.vals
                         .insert(init.name.clone().unwrap_or_default(), V::Const(t));
@@ -453,6 +503,49 @@ impl Importer {
                     V::Dyn(self.push(&name, Op::Reshape, vec![x], s))
                 }
                 "Add" | "Sub" | "Mul" | "Div" => self.arith(n, &name, op)?,
+                "ReduceMean" => {
+                    let x = self.dynamic(n, 0)?;
+                    let s = self.shape(x);
+                    let axes: Vec<i64> = match (attr_ints(n, "axes"), self.konst(n, 1)) {
+                        (Some(a), _) => a,
+                        (None, Ok(c)) => c.data.iter().map(|v| *v as i64).collect(),
+                        _ => return Err("axes must be constant".into()),
+                    };
+                    let mut axes: Vec<i64> = axes
+                        .iter()
+                        .map(|a| if *a < 0 { a + 4 } else { *a })
+                        .collect();
+                    axes.sort_unstable();
+                    if s.len() != 3 || axes != [2, 3] {
+                        return Err(format!(
+                            "mean over axes {axes:?} of {s:?} (only the spatial mean, as adaptive average pooling to 1)"
+                        ));
+                    }
+                    let shape = if attr_i(n, "keepdims", 1) != 0 {
+                        vec![s[0], 1, 1]
+                    } else {
+                        vec![s[0]]
+                    };
+                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], shape))
+                }
+                "Pow" => {
+                    let x = self.dynamic(n, 0)?;
+                    let e = self.konst(n, 1)?;
+                    let s = self.shape(x);
+                    match e.data.as_slice() {
+                        [p] if *p == 2.0 => V::Dyn(self.push(&name, Op::Mul, vec![x, x], s)),
+                        [p] if *p == 3.0 => {
+                            let sq = self.push(
+                                &format!("{name}.square"),
+                                Op::Mul,
+                                vec![x, x],
+                                s.clone(),
+                            );
+                            V::Dyn(self.push(&name, Op::Mul, vec![sq, x], s))
+                        }
+                        other => return Err(format!("exponent {other:?} (only 2 and 3)")),
+                    }
+                }
                 "Greater" | "Less" => {
                     let x = self.dynamic(n, 0)?;
                     self.konst(n, 1)?;
@@ -481,7 +574,7 @@ impl Importer {
             let a = attr(n, "value")
                 .and_then(|a| a.t.as_ref())
                 .ok_or("Constant without a tensor value")?;
-            return tensor(a).map(Some);
+            return tensor(a, None).map(Some);
         }
         if op == "Shape"
             && let Ok(V::Dyn(v)) = self.input(n, 0)

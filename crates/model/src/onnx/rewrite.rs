@@ -5,7 +5,7 @@ use crate::ir::{Activation, Network, Op, ValueId};
 
 /// Runs every rewrite until nothing changes, then removes dead nodes.
 pub(super) fn simplify(net: &mut Network) {
-    while merge_affine(net) || fold_affine(net) || silu(net) || gelu(net) {}
+    while merge_affine(net) || fold_affine(net) || silu(net) || gelu(net) || gelu_tanh(net) {}
     prune(net);
 }
 
@@ -132,41 +132,119 @@ fn silu(net: &mut Network) -> bool {
     false
 }
 
-/// `0.5 * (x * (1 + erf(x / sqrt 2)))` (PyTorch's export of GELU before opset 20) -> `GELU(x)`.
-fn gelu(net: &mut Network) -> bool {
+/// The `x` of `erf(x / sqrt 2)`, if node `e` (1-based) is that erf.
+fn erf_core(net: &Network, e: ValueId) -> Option<ValueId> {
     let node = |v: ValueId| (v > 0).then(|| &net.nodes[v - 1]);
+    let erf = node(e).filter(|n| n.op == Op::Act(Activation::Erf))?;
+    let a =
+        node(erf.inputs[0]).filter(|n| is_affine(&n.op, std::f64::consts::FRAC_1_SQRT_2, 0.0))?;
+    Some(a.inputs[0])
+}
+
+/// PyTorch's exports of the erf form of GELU -> one GELU:
+/// `0.5 * (x * (1 + erf(x / sqrt 2)))` (TorchScript before opset 20) or
+/// `x * (0.5 + 0.5 erf(x / sqrt 2))` (dynamo, after merging the affine maps).
+fn gelu(net: &mut Network) -> bool {
     for i in 0..net.nodes.len() {
-        if !is_affine(&net.nodes[i].op, 0.5, 0.0) {
-            continue;
+        let node = |v: ValueId| (v > 0).then(|| &net.nodes[v - 1]);
+        let found = match &net.nodes[i].op {
+            Op::Mul => {
+                let (p, q) = (net.nodes[i].inputs[0], net.nodes[i].inputs[1]);
+                let half = |h: ValueId, x: ValueId| {
+                    node(h)
+                        .filter(|n| is_affine(&n.op, 0.5, 0.5))
+                        .and_then(|n| erf_core(net, n.inputs[0]))
+                        .filter(|c| *c == x)
+                };
+                half(q, p).or_else(|| half(p, q))
+            }
+            op if is_affine(op, 0.5, 0.0) => node(net.nodes[i].inputs[0])
+                .filter(|m| m.op == Op::Mul)
+                .and_then(|m| {
+                    let (p, q) = (m.inputs[0], m.inputs[1]);
+                    let one = |h: ValueId, x: ValueId| {
+                        node(h)
+                            .filter(|n| is_affine(&n.op, 1.0, 1.0))
+                            .and_then(|n| erf_core(net, n.inputs[0]))
+                            .filter(|c| *c == x)
+                    };
+                    one(q, p).or_else(|| one(p, q))
+                }),
+            _ => None,
+        };
+        if let Some(x) = found {
+            net.nodes[i].op = Op::Act(Activation::GeluErf);
+            net.nodes[i].inputs = vec![x];
+            return true;
         }
-        let Some(m) = node(net.nodes[i].inputs[0]).filter(|m| m.op == Op::Mul) else {
-            continue;
-        };
+    }
+    false
+}
+
+/// The `x` of `tanh(k (x + c x^3))` with PyTorch's GELU constants, if node `t` (1-based) is that tanh.
+fn tanh_core(net: &Network, t: ValueId) -> Option<ValueId> {
+    let node = |v: ValueId| (v > 0).then(|| &net.nodes[v - 1]);
+    let tanh = node(t).filter(|n| n.op == Op::Act(Activation::Tanh))?;
+    let scaled = node(tanh.inputs[0])
+        .filter(|n| is_affine(&n.op, (2.0 / std::f64::consts::PI).sqrt(), 0.0))?;
+    let sum = node(scaled.inputs[0]).filter(|n| n.op == Op::Add)?;
+    let cube_of = |v: ValueId| -> Option<ValueId> {
+        let a = node(v).filter(|n| is_affine(&n.op, 0.044715, 0.0))?;
+        let m = node(a.inputs[0]).filter(|n| n.op == Op::Mul)?;
         let (p, q) = (m.inputs[0], m.inputs[1]);
-        let matches = |x: ValueId, one_plus: ValueId| -> bool {
-            let Some(b) = node(one_plus).filter(|b| is_affine(&b.op, 1.0, 1.0)) else {
-                return false;
-            };
-            let Some(e) = node(b.inputs[0]).filter(|e| e.op == Op::Act(Activation::Erf)) else {
-                return false;
-            };
-            let Some(a) = node(e.inputs[0])
-                .filter(|a| is_affine(&a.op, std::f64::consts::FRAC_1_SQRT_2, 0.0))
-            else {
-                return false;
-            };
-            a.inputs[0] == x
-        };
-        let x = if matches(p, q) {
-            p
-        } else if matches(q, p) {
-            q
+        let square =
+            |s: ValueId, x: ValueId| node(s).is_some_and(|n| n.op == Op::Mul && n.inputs == [x, x]);
+        if square(p, q) {
+            Some(q)
+        } else if square(q, p) {
+            Some(p)
         } else {
-            continue;
+            None
+        }
+    };
+    let (a, b) = (sum.inputs[0], sum.inputs[1]);
+    match (cube_of(b), cube_of(a)) {
+        (Some(x), _) if x == a => Some(x),
+        (_, Some(x)) if x == b => Some(x),
+        _ => None,
+    }
+}
+
+/// PyTorch's exports of `GELU(approximate="tanh")` -> one GELU (tanh form):
+/// `x * (0.5 + 0.5 tanh(..))` (dynamo) or `0.5 * (x * (1 + tanh(..)))` (TorchScript).
+fn gelu_tanh(net: &mut Network) -> bool {
+    for i in 0..net.nodes.len() {
+        let node = |v: ValueId| (v > 0).then(|| &net.nodes[v - 1]);
+        let found = match &net.nodes[i].op {
+            Op::Mul => {
+                let (p, q) = (net.nodes[i].inputs[0], net.nodes[i].inputs[1]);
+                let half = |h: ValueId, x: ValueId| {
+                    node(h)
+                        .filter(|n| is_affine(&n.op, 0.5, 0.5))
+                        .and_then(|n| tanh_core(net, n.inputs[0]))
+                        .filter(|c| *c == x)
+                };
+                half(q, p).or_else(|| half(p, q))
+            }
+            op if is_affine(op, 0.5, 0.0) => node(net.nodes[i].inputs[0])
+                .filter(|m| m.op == Op::Mul)
+                .and_then(|m| {
+                    let (p, q) = (m.inputs[0], m.inputs[1]);
+                    let one = |h: ValueId, x: ValueId| {
+                        node(h)
+                            .filter(|n| is_affine(&n.op, 1.0, 1.0))
+                            .and_then(|n| tanh_core(net, n.inputs[0]))
+                            .filter(|c| *c == x)
+                    };
+                    one(q, p).or_else(|| one(p, q))
+                }),
+            _ => None,
         };
-        net.nodes[i].op = Op::Act(Activation::GeluErf);
-        net.nodes[i].inputs = vec![x];
-        return true;
+        if let Some(x) = found {
+            net.nodes[i].op = Op::Act(Activation::GeluTanh);
+            net.nodes[i].inputs = vec![x];
+            return true;
+        }
     }
     false
 }
