@@ -196,20 +196,28 @@ fn set_timeouts(tcp: &TcpStream, t: Timeouts) -> Result<(), ServiceError> {
 
 /// Connects to `addr` (`host:port`) and completes the TLS handshake.
 pub fn connect(addr: &str, security: &Security, t: Timeouts) -> Result<Connected, ServiceError> {
-    let sock = addr
+    let addrs: Vec<_> = addr
         .to_socket_addrs()
         .map_err(|e| ServiceError::Connect {
             addr: addr.into(),
             reason: e.to_string(),
         })?
-        .next()
-        .ok_or_else(|| ServiceError::Connect {
-            addr: addr.into(),
-            reason: "no address".into(),
-        })?;
-    let tcp = TcpStream::connect_timeout(&sock, t.connect).map_err(|e| ServiceError::Connect {
+        .collect();
+    // Try every address the name resolves to (`localhost` may give ::1 before 127.0.0.1).
+    let mut last = "no address".to_string();
+    let mut tcp = None;
+    for sock in &addrs {
+        match TcpStream::connect_timeout(sock, t.connect) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| ServiceError::Connect {
         addr: addr.into(),
-        reason: e.to_string(),
+        reason: last,
     })?;
     set_timeouts(&tcp, Timeouts { io: t.connect, ..t })?;
     match security {
