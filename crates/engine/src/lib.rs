@@ -119,12 +119,12 @@ impl Model {
     /// client may pass the public network (weights emptied): only the
     /// architecture is used on their side.
     pub fn compile(network: Network, config: EngineConfig) -> Result<Self, EngineError> {
-        if config.reveal == Reveal::Probabilities {
-            return Err(EngineError::Unsupported(
-                "the `probabilities` output policy needs the secure softmax, which is not in this build; use `label` or `logits`".into(),
-            ));
-        }
-        let plan = plan::build(&network, config.fixed.frac_bits(), config.precision)?;
+        let plan = plan::build(
+            &network,
+            config.fixed.frac_bits(),
+            config.precision,
+            config.reveal,
+        )?;
         Ok(Self {
             network,
             config,

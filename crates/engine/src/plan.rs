@@ -143,6 +143,8 @@ pub struct OutputSpec {
     pub scale: u32,
     /// Number of classes.
     pub classes: usize,
+    /// Tables (exp, reciprocal) of the secure softmax, for the `probabilities` policy.
+    pub softmax: Option<[usize; 2]>,
 }
 
 /// Encodes a linear layer's weights at their scale; on failure, the index and error.
@@ -188,7 +190,12 @@ pub struct Plan {
 }
 
 /// Builds the plan for `net` with `f` fractional bits.
-pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan, EngineError> {
+pub(crate) fn build(
+    net: &Network,
+    f: u32,
+    precision: Precision,
+    reveal: crate::Reveal,
+) -> Result<Plan, EngineError> {
     let mut b = Builder {
         plan: Plan {
             steps: vec![],
@@ -198,6 +205,7 @@ pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan,
                 value: 0,
                 scale: f,
                 classes: 0,
+                softmax: None,
             },
             frac_bits: f,
             tables: vec![],
@@ -425,10 +433,27 @@ pub(crate) fn build(net: &Network, f: u32, precision: Precision) -> Result<Plan,
         return Err(EngineError::Unsupported(b.problems.join("; ")));
     }
     let value = b.map[net.nodes.len()];
+    let classes = b.plan.value_len[value];
+    let mut softmax = None;
+    if reveal == crate::Reveal::Probabilities {
+        if classes > 16 {
+            return Err(EngineError::Unsupported(format!(
+                "the `probabilities` policy supports up to 16 classes (the reciprocal's range); this model has {classes}"
+            )));
+        }
+        let table = |func| {
+            cryptmed_approx::table(func, precision, f)
+                .map_err(|e| EngineError::Unsupported(e.to_string()))
+        };
+        b.plan.tables.push(table(Function::Exp)?);
+        b.plan.tables.push(table(Function::Reciprocal)?);
+        softmax = Some([b.plan.tables.len() - 2, b.plan.tables.len() - 1]);
+    }
     b.plan.output = OutputSpec {
         value,
         scale: b.plan.value_scale[value],
-        classes: b.plan.value_len[value],
+        classes,
+        softmax,
     };
     Ok(b.plan)
 }

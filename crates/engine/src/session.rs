@@ -6,7 +6,9 @@ use std::time::Instant;
 use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
 use cryptmed_prep::{Dealer, PartyPrep};
 use cryptmed_protocols::linear::{self, Holder};
-use cryptmed_protocols::{Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, trunc};
+use cryptmed_protocols::{
+    Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, trunc,
+};
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
 
@@ -81,7 +83,8 @@ pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, T
         .collect();
     let protocol = match model.config.reveal {
         Reveal::Label => "secure argmax, label to the client",
-        _ => "reveal to the client",
+        Reveal::Probabilities => "secure softmax, probabilities to the client",
+        Reveal::Logits => "reveal logits to the client",
     };
     out.push(("output".into(), protocol.into(), output_trace(model, batch)));
     out
@@ -89,10 +92,27 @@ pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, T
 
 fn output_trace(model: &Model, batch: usize) -> Trace {
     let o = &model.plan.output;
-    match model.config.reveal {
-        Reveal::Label => argmax::trace(&CMP, batch, o.classes),
+    match (model.config.reveal, o.softmax) {
+        (Reveal::Label, _) => argmax::trace(&CMP, batch, o.classes),
+        (Reveal::Probabilities, Some(t)) => {
+            let tables = softmax_tables(model, t);
+            softmax::trace(&CMP, batch, o.classes, softmax_shift(model), &tables)
+                .then(reveal::trace(batch * o.classes))
+        }
         _ => reveal::trace(batch * o.classes),
     }
+}
+
+fn softmax_tables(model: &Model, t: [usize; 2]) -> softmax::Tables<'_> {
+    softmax::Tables {
+        exp: &model.plan.tables[t[0]],
+        reciprocal: &model.plan.tables[t[1]],
+    }
+}
+
+/// Bits to truncate the logits by before the softmax's exp (down to scale `f`).
+fn softmax_shift(model: &Model) -> u32 {
+    model.plan.output.scale - model.plan.frac_bits
 }
 
 /// The dealer's bytes for one batch (corrections plus both batch headers), by
@@ -126,8 +146,17 @@ fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) 
             _ => {}
         }
     }
-    if model.config.reveal == Reveal::Label {
-        argmax::deal(&CMP, d, batch, model.plan.output.classes);
+    match (model.config.reveal, model.plan.output.softmax) {
+        (Reveal::Label, _) => argmax::deal(&CMP, d, batch, model.plan.output.classes),
+        (Reveal::Probabilities, Some(t)) => softmax::deal(
+            &CMP,
+            d,
+            batch,
+            model.plan.output.classes,
+            softmax_shift(model),
+            &softmax_tables(model, t),
+        ),
+        _ => {}
     }
 }
 
@@ -140,6 +169,7 @@ enum Material {
     Smooth(smooth::SmoothMaterial<Ppa>),
     Mul(mul::MulMaterial),
     Argmax(argmax::ArgmaxMaterial<Ppa>),
+    Softmax(softmax::SoftmaxMaterial<Ppa>),
     None,
 }
 
@@ -178,13 +208,18 @@ fn take_batch(
             }
         })
         .collect();
-    if model.config.reveal == Reveal::Label {
-        out.push(Material::Argmax(argmax::take(
+    let classes = model.plan.output.classes;
+    match (model.config.reveal, model.plan.output.softmax) {
+        (Reveal::Label, _) => out.push(Material::Argmax(argmax::take(&CMP, p, batch, classes))),
+        (Reveal::Probabilities, Some(t)) => out.push(Material::Softmax(softmax::take(
             &CMP,
             p,
             batch,
-            model.plan.output.classes,
-        )));
+            classes,
+            softmax_shift(model),
+            &softmax_tables(model, t),
+        ))),
+        _ => {}
     }
     out
 }
@@ -612,6 +647,37 @@ fn finish_output<C: Channel>(
                             label: first_max(&logits),
                             probabilities: None,
                             logits: Some(logits),
+                        }
+                    })
+                    .collect()
+            }))
+        }
+        (Reveal::Probabilities, Some(Material::Softmax(m))) => {
+            let tables = o
+                .softmax
+                .map(|t| softmax_tables(model, t))
+                .ok_or_else(|| EngineError::PlanMismatch("softmax tables missing".into()))?;
+            let p = softmax::eval(
+                &CMP,
+                &mut ctx,
+                out,
+                o.classes,
+                softmax_shift(model),
+                &tables,
+                m,
+            )
+            .map_err(proto("softmax"))?;
+            let clear = reveal::to_client(&mut ctx, &p).map_err(proto("reveal"))?;
+            let (fp, scale) = (model.config.fixed, 2 * model.plan.frac_bits);
+            Ok(clear.map(|v| {
+                v.chunks_exact(o.classes)
+                    .map(|row| {
+                        let probabilities: Vec<f64> =
+                            row.iter().map(|x| fp.decode_at(*x, scale)).collect();
+                        Prediction {
+                            label: first_max(&probabilities),
+                            probabilities: Some(probabilities),
+                            logits: None,
                         }
                     })
                     .collect()

@@ -271,3 +271,51 @@ fn imported_pytorch_models_run_securely() {
         }
     }
 }
+
+#[test]
+fn probabilities_policy_reveals_a_secure_softmax() {
+    use cryptmed_model::reference;
+    let net = zoo::medical_mlp(30, 3, Activation::Relu, 6);
+    let model = Model::compile(
+        net.clone(),
+        EngineConfig {
+            reveal: Reveal::Probabilities,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let inputs = zoo::random_inputs(&net, 5, 2);
+    let run = run_local(&model, &model, &inputs, 5).unwrap();
+    let t = model.predict(5);
+    assert_eq!(
+        run.provider[0]
+            .online_rounds
+            .max(run.client[0].online_rounds),
+        t.rounds()
+    );
+    for (x, p) in inputs.iter().zip(&run.predictions) {
+        let logits = reference::evaluate(&net, x);
+        let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let s: f64 = logits.iter().map(|v| (v - m).exp()).sum();
+        let probs = p.probabilities.as_ref().unwrap();
+        assert!(p.logits.is_none());
+        for (g, l) in probs.iter().zip(&logits) {
+            let want = (l - m).exp() / s;
+            assert!(
+                (g - want).abs() <= 5e-3 * want + 5e-4,
+                "p = {g}, want {want}"
+            );
+        }
+    }
+    let too_many = zoo::medical_mlp(4, 20, Activation::Relu, 1);
+    let err = Model::compile(
+        too_many,
+        EngineConfig {
+            reveal: Reveal::Probabilities,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("up to 16 classes"), "{err}");
+}

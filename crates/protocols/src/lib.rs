@@ -24,6 +24,7 @@ pub mod relu;
 pub mod reveal;
 pub mod select;
 pub mod smooth;
+pub mod softmax;
 pub mod testing;
 pub mod trunc;
 

@@ -567,3 +567,61 @@ fn leaky_relu_matches_reference() {
         );
     }
 }
+
+#[test]
+fn softmax_matches_f64_within_its_bound() {
+    use cryptmed_approx::{Function, Precision, table};
+    use cryptmed_protocols::softmax::{self, Tables};
+    let cmp = Ppa::default();
+    let (exp, recip) = (
+        table(Function::Exp, Precision::Accurate, 16).unwrap(),
+        table(Function::Reciprocal, Precision::Accurate, 16).unwrap(),
+    );
+    let t = Tables {
+        exp: &exp,
+        reciprocal: &recip,
+    };
+    for classes in [2usize, 3, 10] {
+        let mut prg = Prg::new(&Seed::from_u64(classes as u64), 4);
+        let batch = 5;
+        // logits at scale 2f (as the last linear layer leaves them), within +-12
+        let mut logits: Vec<f64> = (0..batch * classes)
+            .map(|_| ((prg.elem() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 24.0)
+            .collect();
+        logits[1] = logits[0]; // a tie
+        let x: Vec<Elem> = logits
+            .iter()
+            .map(|v| (v * 2f64.powi(32)).round() as i64 as Elem)
+            .collect();
+        let (x0, x1) = split(&x, 3);
+        let run = run_pair(
+            12,
+            |d| softmax::deal(&cmp, d, batch, classes, 16, &t),
+            |ctx, p| {
+                let m = softmax::take(&cmp, p, batch, classes, 16, &t);
+                softmax::eval(&cmp, ctx, &x0, classes, 16, &t, &m).unwrap()
+            },
+            |ctx, p| {
+                let m = softmax::take(&cmp, p, batch, classes, 16, &t);
+                softmax::eval(&cmp, ctx, &x1, classes, 16, &t, &m).unwrap()
+            },
+        );
+        assert_trace(&run, &softmax::trace(&cmp, batch, classes, 16, &t));
+        let got: Vec<f64> = cryptmed_ring::add(&run.provider, &run.client)
+            .iter()
+            .map(|v| (*v as i64) as f64 / 2f64.powi(32))
+            .collect();
+        for (b, row) in logits.chunks(classes).enumerate() {
+            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            for (c, v) in row.iter().enumerate() {
+                let want = (v - m).exp() / s;
+                let g = got[b * classes + c];
+                assert!(
+                    (g - want).abs() <= 3e-3 * want + 2e-4,
+                    "classes {classes}: p = {g}, want {want}"
+                );
+            }
+        }
+    }
+}

@@ -196,6 +196,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 "NO"
             }
         );
+        if let Some(p) = &r.probabilities {
+            let plain = {
+                let m = r.plaintext_logits.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = r.plaintext_logits.iter().map(|v| (v - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.iter().map(|v| v / s).collect::<Vec<_>>()
+            };
+            println!(
+                "        secure probabilities {:?}, plaintext {:?}",
+                p.iter()
+                    .map(|v| (v * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>(),
+                plain
+                    .iter()
+                    .map(|v| (v * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>()
+            );
+        }
         if let Some(l) = &r.logits {
             println!(
                 "        secure logits {:?}, plaintext {:?}",
