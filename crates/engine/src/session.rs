@@ -169,7 +169,7 @@ enum Material {
     Smooth(smooth::SmoothMaterial<Ppa>),
     Mul(mul::MulMaterial),
     Argmax(argmax::ArgmaxMaterial<Ppa>),
-    Softmax(softmax::SoftmaxMaterial<Ppa>),
+    Softmax(Box<softmax::SoftmaxMaterial<Ppa>>),
     None,
 }
 
@@ -211,14 +211,14 @@ fn take_batch(
     let classes = model.plan.output.classes;
     match (model.config.reveal, model.plan.output.softmax) {
         (Reveal::Label, _) => out.push(Material::Argmax(argmax::take(&CMP, p, batch, classes))),
-        (Reveal::Probabilities, Some(t)) => out.push(Material::Softmax(softmax::take(
+        (Reveal::Probabilities, Some(t)) => out.push(Material::Softmax(Box::new(softmax::take(
             &CMP,
             p,
             batch,
             classes,
             softmax_shift(model),
             &softmax_tables(model, t),
-        ))),
+        )))),
         _ => {}
     }
     out
