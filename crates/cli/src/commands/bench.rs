@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cryptmed_engine::local::run_local;
 use cryptmed_engine::{EngineConfig, LayerReport, Model, Reveal};
 use cryptmed_model::{reference, zoo};
@@ -15,8 +15,8 @@ use serde::Serialize;
     after_help = "Examples:\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json"
 )]
 pub(crate) struct Args {
-    /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp.
-    #[arg(long, required_unless_present = "op", conflicts_with = "op")]
+    /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp (default: all six).
+    #[arg(long, conflicts_with = "op")]
     network: Option<String>,
     /// A single operation instead of a network (relu, and the smooth functions).
     #[arg(long)]
@@ -27,18 +27,38 @@ pub(crate) struct Args {
     /// Elements of the `--op` layer (a sweep of the whole input range).
     #[arg(long, default_value_t = 1 << 16)]
     elements: usize,
-    /// Use seeded random weights (He-uniform) instead of a trained model.
+    /// Quick mode: seeded random weights, all three roles in this process over in-memory channels.
     #[arg(long)]
     random_weights: bool,
+    /// Suite: network profiles to run (lan: loopback; wan: 40 ms round trip, 100 Mbit/s).
+    #[arg(long, value_enum, default_value_t = Profile::Both)]
+    profile: Profile,
+    /// Suite: batch-1 records per network (latency samples).
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Suite: print the results as Markdown tables.
+    #[arg(long)]
+    markdown: bool,
     /// Number of records to run (each as its own batch of one).
     #[arg(long, default_value_t = 10)]
     inputs: usize,
     /// Seed of the random weights and inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    json: bool,
+    /// Print JSON instead of tables; in the suite, `--json FILE` writes the list of results to FILE.
+    #[arg(long, num_args = 0..=1, value_name = "FILE")]
+    json: Option<Option<std::path::PathBuf>>,
+}
+
+/// `--profile` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Profile {
+    /// Loopback as it is.
+    Lan,
+    /// 40 ms round trip and 100 Mbit/s between provider and client.
+    Wan,
+    /// Both.
+    Both,
 }
 
 /// `--precision` values.
@@ -97,7 +117,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(op) = &args.op {
         let r = cryptmed_engine::opbench::run(op, args.precision.into(), args.elements)?;
-        if args.json {
+        if args.json.is_some() {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             println!(
@@ -114,12 +134,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let network = args.network.clone().unwrap_or_default();
     if !args.random_weights {
-        bail!(
-            "only --random-weights is available for `--network` in this build (trained models: `cryptmed eval`)"
-        );
+        return suite(&args);
     }
+    let network = args
+        .network
+        .clone()
+        .context("--random-weights needs --network NAME")?;
     let net = zoo::build(&network, args.seed).with_context(|| {
         format!(
             "unknown network `{network}`; choose one of {}",
@@ -202,10 +223,45 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         argmax_agreement: agree as f64 / inputs.len() as f64,
         layers,
     };
-    if args.json {
+    if args.json.is_some() {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print_table(&result);
+    }
+    Ok(())
+}
+
+/// The suite: separate processes over TCP, both profiles, several batch sizes.
+fn suite(args: &Args) -> anyhow::Result<()> {
+    let networks: Vec<&'static str> = match &args.network {
+        Some(n) => vec![
+            zoo::NAMES
+                .iter()
+                .copied()
+                .find(|x| x == n)
+                .with_context(|| {
+                    format!(
+                        "unknown network `{n}`; choose one of {}",
+                        zoo::NAMES.join(", ")
+                    )
+                })?,
+        ],
+        None => zoo::NAMES.to_vec(),
+    };
+    let profiles: &[&str] = match args.profile {
+        Profile::Lan => &["lan"],
+        Profile::Wan => &["wan"],
+        Profile::Both => &["lan", "wan"],
+    };
+    let rows = super::suite::run(&networks, profiles, args.repeats)?;
+    match &args.json {
+        Some(Some(path)) => std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?,
+        Some(None) => println!("{}", serde_json::to_string_pretty(&rows)?),
+        None => {}
+    }
+    if args.markdown || args.json.is_none() {
+        println!("{}", super::suite::markdown(&rows));
     }
     Ok(())
 }

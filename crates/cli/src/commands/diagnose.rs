@@ -36,6 +36,9 @@ pub(crate) struct Args {
     /// Records per batch (a batch shares its rounds).
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Append each batch's engine report (bytes, rounds, times, per layer) as a JSON line to FILE.
+    #[arg(long, hide = true, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Refuse the session unless the provider reveals exactly this.
     #[arg(long, value_enum)]
     reveal: Option<RevealArg>,
@@ -103,7 +106,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(todo)
         },
-        |first, preds, _| {
+        |first, preds, report| {
+            if let Some(path) = &args.report {
+                let line = serde_json::to_string(report).unwrap_or_default() + "\n";
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+                    .map_err(|e| {
+                        cryptmed_service::ServiceError::Config(format!("writing the report: {e}"))
+                    })?;
+            }
             for (k, p) in preds.iter().enumerate() {
                 let line = format_result(
                     done + first + k,

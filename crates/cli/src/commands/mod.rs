@@ -10,6 +10,7 @@ pub(crate) mod diagnose;
 pub(crate) mod eval;
 pub(crate) mod inspect;
 pub(crate) mod serve;
+pub(crate) mod suite;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -18,8 +18,11 @@ use super::{NetArgs, RevealArg};
 )]
 pub(crate) struct Args {
     /// The model (ONNX, as PyTorch exports it).
-    #[arg(long, value_name = "FILE.onnx")]
-    model: PathBuf,
+    #[arg(long, value_name = "FILE.onnx", required_unless_present = "zoo")]
+    model: Option<PathBuf>,
+    /// Serve a benchmark network with seeded random weights instead (for `cryptmed bench`).
+    #[arg(long, hide = true, conflicts_with = "model")]
+    zoo: Option<String>,
     /// Address to listen on for clients.
     #[arg(long, value_name = "ADDR")]
     listen: String,
@@ -41,14 +44,22 @@ pub(crate) struct Args {
 
 /// Runs `cryptmed serve` until killed.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let net = super::load_network(&args.model)?;
+    let (net, what) = match (&args.model, &args.zoo) {
+        (Some(p), _) => (super::load_network(p)?, p.display().to_string()),
+        (None, Some(z)) => (
+            cryptmed_model::zoo::build(z, 1)
+                .with_context(|| format!("unknown benchmark network {z}"))?,
+            format!("{z} (random weights)"),
+        ),
+        (None, None) => anyhow::bail!("give --model"),
+    };
     let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
     let security = args.net.security()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(
         "provider serving {} ({} parameters, reveal {:?}) on {}",
-        args.model.display(),
+        what,
         net.param_count(),
         args.reveal,
         listener.local_addr()?
