@@ -11,7 +11,7 @@ mod stream;
 
 pub use memory::{MemoryChannel, memory_pair};
 pub use stats::{CommStats, Counted};
-pub use stream::{EXCHANGE_CHUNK, StreamChannel};
+pub use stream::{EXCHANGE_CHUNK, EXCHANGE_WINDOW, StreamChannel};
 
 /// Why a channel operation failed. After any error the channel's state is
 /// unknown: the only safe move is to drop the session.

@@ -7,9 +7,13 @@ use std::io::{Read, Write};
 
 use crate::{Channel, ChannelError};
 
-/// Size of the interleaved chunks of [`Channel::exchange`]: well under the
-/// smallest default TCP socket buffer, and one TLS record.
+/// Size of the interleaved chunks of [`Channel::exchange`] (one TLS record).
 pub const EXCHANGE_CHUNK: usize = 16 * 1024;
+
+/// Bytes [`Channel::exchange`] may write ahead of what it has read: four
+/// chunks, half of Linux's default socket receive buffer (128 KiB), so a
+/// peer's writes always fit without anyone reading.
+pub const EXCHANGE_WINDOW: usize = 4 * EXCHANGE_CHUNK;
 
 /// Buffered channel over a stream. Timeouts are the stream's own (set them on
 /// the socket); a timed-out read surfaces as [`ChannelError::Timeout`].
@@ -51,20 +55,23 @@ impl<S: Read + Write> Channel for StreamChannel<S> {
     }
 
     fn exchange(&mut self, out: &[u8], input: &mut [u8]) -> Result<(), ChannelError> {
-        // Alternate one chunk out, one chunk in: neither peer is ever more than
-        // one chunk ahead of its reads, so the socket buffers never fill on
-        // both sides at once.
+        // Write at most EXCHANGE_WINDOW bytes beyond what has been read: both
+        // peers run this same loop, so the unread bytes in either direction
+        // never exceed the window, which fits in the socket buffers, and
+        // neither peer can block forever in `write`.
         self.flush()?;
         let (mut sent, mut got) = (0, 0);
         while sent < out.len() || got < input.len() {
-            if sent < out.len() {
-                let end = (sent + EXCHANGE_CHUNK).min(out.len());
+            while sent < out.len() && sent < got + EXCHANGE_WINDOW {
+                let end = (sent + EXCHANGE_CHUNK)
+                    .min(out.len())
+                    .min(got + EXCHANGE_WINDOW);
                 self.stream
                     .write_all(&out[sent..end])
                     .map_err(ChannelError::from_io)?;
-                self.stream.flush().map_err(ChannelError::from_io)?;
                 sent = end;
             }
+            self.stream.flush().map_err(ChannelError::from_io)?;
             if got < input.len() {
                 let end = (got + EXCHANGE_CHUNK).min(input.len());
                 self.stream

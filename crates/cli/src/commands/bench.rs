@@ -36,6 +36,12 @@ pub(crate) struct Args {
     /// Suite: batch-1 records per network (latency samples).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
+    /// Suite: write SVG charts (bytes and time per layer, ours against the references) to DIR.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<std::path::PathBuf>,
+    /// Suite: run no network, re-draw charts and tables from a previous `--json FILE` (with --from).
+    #[arg(long, value_name = "FILE", hide = true)]
+    from: Option<std::path::PathBuf>,
     /// Suite: print the results as Markdown tables.
     #[arg(long)]
     markdown: bool,
@@ -253,7 +259,16 @@ fn suite(args: &Args) -> anyhow::Result<()> {
         Profile::Wan => &["wan"],
         Profile::Both => &["lan", "wan"],
     };
-    let rows = super::suite::run(&networks, profiles, args.repeats)?;
+    let rows = match &args.from {
+        Some(p) => serde_json::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => super::suite::run(&networks, profiles, args.repeats)?,
+    };
+    if let Some(dir) = &args.plot {
+        let files = super::plots::write(dir, &rows)?;
+        eprintln!("wrote {} charts to {}", files.len(), dir.display());
+    }
     match &args.json {
         Some(Some(path)) => std::fs::write(path, serde_json::to_string_pretty(&rows)?)
             .with_context(|| format!("writing {}", path.display()))?,

@@ -47,13 +47,13 @@ const CRYPTEN: &[(&str, f64, u64)] = &[
 ];
 
 /// One measured configuration (the `--json` list's element).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct Row {
-    network: String,
-    profile: String,
-    batch: usize,
-    weights: &'static str,
-    online_bytes: u64,
+    pub(crate) network: String,
+    pub(crate) profile: String,
+    pub(crate) batch: usize,
+    weights: String,
+    pub(crate) online_bytes: u64,
     provider_to_client_bytes: u64,
     client_to_provider_bytes: u64,
     online_rounds: u64,
@@ -67,20 +67,21 @@ pub(crate) struct Row {
     plaintext_accuracy: Option<f64>,
     secure_accuracy: Option<f64>,
     records: usize,
-    lower_bound_bytes: u64,
+    pub(crate) lower_bound_bytes: u64,
     lower_bound_rounds: u64,
-    crypten_online_bytes: Option<f64>,
+    pub(crate) crypten_online_bytes: Option<f64>,
     bytes_vs_crypten: Option<f64>,
-    layers: Vec<LayerRow>,
+    pub(crate) layers: Vec<LayerRow>,
 }
 
-#[derive(Debug, Serialize, Clone)]
-struct LayerRow {
-    name: String,
+/// One layer's cost in a [`Row`].
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub(crate) struct LayerRow {
+    pub(crate) name: String,
     protocol: String,
-    bytes: u64,
+    pub(crate) bytes: u64,
     rounds: u64,
-    seconds: f64,
+    pub(crate) seconds: f64,
 }
 
 struct Proc(Child);
@@ -390,7 +391,7 @@ pub(crate) fn run(
                     network: name.to_string(),
                     profile: profile.to_string(),
                     batch,
-                    weights: c.weights,
+                    weights: c.weights.to_string(),
                     online_bytes: online,
                     provider_to_client_bytes: first.online_bytes_recv,
                     client_to_provider_bytes: first.online_bytes_sent,
