@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot kernels, reported as elements per second:
 //! ring matrix product and convolution, PRG expansion, bit-slicing, a
-//! bit-sliced AND layer and the local part of the comparison, and a whole
+//! bit-sliced AND layer and the local part of the comparison, encoding and
+//! decoding of the ring slices that make up the data frames, and a whole
 //! ReLU layer over the in-memory channel.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -8,6 +9,7 @@ use cryptmed_protocols::testing::run_pair;
 use cryptmed_protocols::{Ppa, relu};
 use cryptmed_ring::bits::bit_planes;
 use cryptmed_ring::kernels::{Conv2dGeom, matvec};
+use cryptmed_ring::{bytes_to_elems, elems_to_bytes};
 use cryptmed_share::{Prg, Seed};
 
 fn kernels(c: &mut Criterion) {
@@ -57,6 +59,26 @@ fn kernels(c: &mut Criterion) {
     let (p, q) = (prg.bits(1 << 20), prg.bits(1 << 20));
     g.throughput(Throughput::Elements(1 << 20));
     g.bench_function("AND of 2^20 bit-sliced lanes", |b| b.iter(|| p.and(&q)));
+    g.finish();
+
+    let mut g = c.benchmark_group("wire");
+    let n = 1usize << 16;
+    let xs = prg.elems(n);
+    let mut buf = Vec::with_capacity(8 * n);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(
+        "encode 2^16 ring elements (little-endian frame body)",
+        |b| {
+            b.iter(|| {
+                buf.clear();
+                elems_to_bytes(&xs, &mut buf);
+            })
+        },
+    );
+    elems_to_bytes(&xs, &mut buf);
+    g.bench_function("decode 2^16 ring elements", |b| {
+        b.iter(|| bytes_to_elems(&buf))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("relu layer (both parties, memory channel)");

@@ -144,17 +144,31 @@ impl Conv2dGeom {
                         let wv = w[((oc * icg + icl) * kh + ky) * kw + kx];
                         let dy = (ky * self.dilation[0]) as isize - self.pads[0] as isize;
                         let dx = (kx * self.dilation[1]) as isize - self.pads[1] as isize;
+                        // Outputs whose input column is inside the row: ox*s + dx in [0, in_w).
+                        let s = self.stride[1] as isize;
+                        let lo = ((-dx).max(0) + s - 1) / s;
+                        let hi = ((self.in_w as isize - dx + s - 1) / s).clamp(0, ow as isize);
+                        if lo >= hi {
+                            continue;
+                        }
+                        let (lo, hi) = (lo as usize, hi as usize);
+                        let first = (lo as isize * s + dx) as usize;
                         for oy in 0..oh {
                             let iy = (oy * self.stride[0]) as isize + dy;
                             if iy < 0 || iy >= self.in_h as isize {
                                 continue;
                             }
                             let row = &xin[iy as usize * self.in_w..(iy as usize + 1) * self.in_w];
-                            let orow = &mut plane[oy * ow..(oy + 1) * ow];
-                            for (ox, o) in orow.iter_mut().enumerate() {
-                                let ix = (ox * self.stride[1]) as isize + dx;
-                                if ix >= 0 && ix < self.in_w as isize {
-                                    *o = o.add(wv.mul(row[ix as usize]));
+                            let orow = &mut plane[oy * ow + lo..oy * ow + hi];
+                            if s == 1 {
+                                // Contiguous taps: a plain multiply-add over two slices.
+                                for (o, xv) in orow.iter_mut().zip(&row[first..]) {
+                                    *o = o.add(wv.mul(*xv));
+                                }
+                            } else {
+                                let taps = row[first..].iter().step_by(s as usize);
+                                for (o, xv) in orow.iter_mut().zip(taps) {
+                                    *o = o.add(wv.mul(*xv));
                                 }
                             }
                         }
@@ -308,6 +322,82 @@ mod tests {
         let yr = g.apply(&wr, &xr);
         for (a, b) in yf.iter().zip(&yr) {
             assert_eq!(*a as i64, *b as i64);
+        }
+    }
+
+    /// The convolution straight from its definition: every output, every tap.
+    fn conv_by_definition(g: &Conv2dGeom, w: &[u64], x: &[u64]) -> Vec<u64> {
+        let (icg, ocg) = (g.in_ch / g.groups, g.out_ch / g.groups);
+        let mut out = Vec::new();
+        for oc in 0..g.out_ch {
+            for oy in 0..g.out_h() {
+                for ox in 0..g.out_w() {
+                    let mut acc = 0u64;
+                    for icl in 0..icg {
+                        let ic = (oc / ocg) * icg + icl;
+                        for ky in 0..g.kernel[0] {
+                            for kx in 0..g.kernel[1] {
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                    - g.pads[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                    - g.pads[1] as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= g.in_h as isize
+                                    || ix >= g.in_w as isize
+                                {
+                                    continue;
+                                }
+                                let wv =
+                                    w[((oc * icg + icl) * g.kernel[0] + ky) * g.kernel[1] + kx];
+                                let xv = x[(ic * g.in_h + iy as usize) * g.in_w + ix as usize];
+                                acc = acc.wrapping_add(wv.wrapping_mul(xv));
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn conv_equals_its_definition(
+            (in_h, in_w) in (1usize..9, 1usize..9),
+            (kh, kw) in (1usize..4, 1usize..4),
+            (sh, sw) in (1usize..4, 1usize..4),
+            pads in proptest::array::uniform4(0usize..3),
+            (dh, dw) in (1usize..3, 1usize..3),
+            groups in 1usize..3,
+            (icg, ocg) in (1usize..3, 1usize..3),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let g = Conv2dGeom {
+                in_ch: icg * groups,
+                in_h,
+                in_w,
+                out_ch: ocg * groups,
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                pads,
+                dilation: [dh, dw],
+                groups,
+            };
+            // A simple full-range generator (splitmix64).
+            let mut s = seed;
+            let mut next = || {
+                s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            };
+            let w: Vec<u64> = (0..g.weight_len()).map(|_| next()).collect();
+            let x: Vec<u64> = (0..g.in_len()).map(|_| next()).collect();
+            proptest::prop_assert_eq!(g.apply(&w, &x), conv_by_definition(&g, &w, &x));
         }
     }
 

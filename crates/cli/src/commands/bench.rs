@@ -33,16 +33,23 @@ pub(crate) struct Args {
     /// Suite: network profiles to run (lan: loopback; wan: 40 ms round trip, 100 Mbit/s).
     #[arg(long, value_enum, default_value_t = Profile::Both)]
     profile: Profile,
-    /// Suite: batch-1 records per network (latency samples).
+    /// Suite: batches of one record per network and profile (latency samples).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
-    /// Suite: write SVG charts (bytes and time per layer, ours against the references) to DIR.
+    /// Suite: batches of 16 and of 64 records per network and profile (throughput samples).
+    #[arg(long, default_value_t = 3)]
+    batch_repeats: usize,
+    /// Suite: a Python that has CrypTen 0.4.1, to measure it side by side in the same run
+    /// (python/crypten_bench.py; see its header for the virtual environment).
+    #[arg(long, value_name = "PYTHON")]
+    crypten: Option<std::path::PathBuf>,
+    /// Suite: write SVG charts (bytes and time per layer, against CrypTen, published work, LAN and WAN) to DIR.
     #[arg(long, value_name = "DIR")]
     plot: Option<std::path::PathBuf>,
-    /// Suite: run no network, re-draw charts and tables from a previous `--json FILE` (with --from).
-    #[arg(long, value_name = "FILE", hide = true)]
+    /// Suite: run nothing; re-render tables and charts from the JSON of an earlier run.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["random_weights", "op"])]
     from: Option<std::path::PathBuf>,
-    /// Suite: print the results as Markdown tables.
+    /// Suite: print the results as Markdown tables (the README's results section).
     #[arg(long)]
     markdown: bool,
     /// Number of records to run (each as its own batch of one).
@@ -140,7 +147,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if !args.random_weights {
+    if !args.random_weights || args.from.is_some() {
         return suite(&args);
     }
     let network = args
@@ -239,34 +246,41 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// The suite: separate processes over TCP, both profiles, several batch sizes.
 fn suite(args: &Args) -> anyhow::Result<()> {
-    let networks: Vec<&'static str> = match &args.network {
-        Some(n) => vec![
-            zoo::NAMES
-                .iter()
-                .copied()
-                .find(|x| x == n)
-                .with_context(|| {
-                    format!(
-                        "unknown network `{n}`; choose one of {}",
-                        zoo::NAMES.join(", ")
-                    )
-                })?,
-        ],
-        None => zoo::NAMES.to_vec(),
-    };
-    let profiles: &[&str] = match args.profile {
-        Profile::Lan => &["lan"],
-        Profile::Wan => &["wan"],
-        Profile::Both => &["lan", "wan"],
-    };
-    let rows = match &args.from {
-        Some(p) => serde_json::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
-        None => super::suite::run(&networks, profiles, args.repeats)?,
-    };
+    let rows: Vec<super::suite::Row> =
+        match &args.from {
+            Some(p) => serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not the JSON of a suite run", p.display()))?,
+            None => {
+                let networks =
+                    match &args.network {
+                        Some(n) => vec![zoo::NAMES.iter().copied().find(|x| x == n).with_context(
+                            || {
+                                format!(
+                                    "unknown network `{n}`; choose one of {}",
+                                    zoo::NAMES.join(", ")
+                                )
+                            },
+                        )?],
+                        None => zoo::NAMES.to_vec(),
+                    };
+                let profiles = match args.profile {
+                    Profile::Lan => vec!["lan"],
+                    Profile::Wan => vec!["wan"],
+                    Profile::Both => vec!["lan", "wan"],
+                };
+                super::suite::run(&super::suite::Options {
+                    networks,
+                    profiles,
+                    repeats: args.repeats,
+                    batch_repeats: args.batch_repeats,
+                    crypten: args.crypten.clone(),
+                })?
+            }
+        };
     if let Some(dir) = &args.plot {
-        let files = super::plots::write(dir, &rows)?;
+        let files = super::suite::write_plots(dir, &rows)?;
         eprintln!("wrote {} charts to {}", files.len(), dir.display());
     }
     match &args.json {
@@ -275,8 +289,10 @@ fn suite(args: &Args) -> anyhow::Result<()> {
         Some(None) => println!("{}", serde_json::to_string_pretty(&rows)?),
         None => {}
     }
-    if args.markdown || args.json.is_none() {
-        println!("{}", super::suite::markdown(&rows));
+    if args.markdown {
+        print!("{}", super::suite::markdown(&rows));
+    } else if !matches!(args.json, Some(None)) {
+        print!("{}", super::suite::text(&rows));
     }
     Ok(())
 }

@@ -9,7 +9,6 @@ pub(crate) mod demo;
 pub(crate) mod diagnose;
 pub(crate) mod eval;
 pub(crate) mod inspect;
-pub(crate) mod plots;
 pub(crate) mod serve;
 pub(crate) mod suite;
 
