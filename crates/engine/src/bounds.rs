@@ -222,7 +222,7 @@ pub(crate) fn check_record(
     record: &[f64],
 ) -> Result<(), String> {
     let Some(limit) = limit else { return Ok(()) };
-    match record.iter().position(|v| !(v.abs() <= limit)) {
+    match record.iter().position(|v| v.is_nan() || v.abs() > limit) {
         None => Ok(()),
         Some(j) => Err(format!(
             "record {r}, feature {j}: value {} is outside this model's input range \

@@ -798,7 +798,7 @@ impl ClientSession {
             .recv(&mut limit)
             .map_err(chan("setup: input limit"))?;
         let limit = f64::from_le_bytes(limit);
-        if !(limit > 0.0) {
+        if limit.is_nan() || limit <= 0.0 {
             return Err(EngineError::PlanMismatch(format!(
                 "the provider announced an input limit of {limit}"
             )));
