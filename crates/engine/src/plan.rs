@@ -10,6 +10,20 @@
 //! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
 //! additions align scales by exact left shifts. A stand-alone truncation is
 //! inserted only where a linear layer would otherwise exceed `f + 8` bits.
+//! The largest scale must leave [`MIN_HEADROOM_BITS`] below `2^62`
+//! (checked when a model is compiled); per-channel affine maps (batch norm) right after a
+//! dense or convolution layer are folded into it.
+//!
+//! **Steps without a protocol** (0 online bytes, 0 rounds): residual add (a
+//! local sum after exact left shifts that align the scales), flatten and
+//! reshape (no step at all), a public scale, and average pooling over a
+//! power-of-two window (a local sum, reinterpreted at `+log2(window)` bits).
+//! Average pooling over any other window (or `count_include_pad = false` at
+//! the borders) multiplies the local sum by the public `round(2^f / count)`:
+//! free as well, but the scale grows by `f`, so unless a ReLU follows (its
+//! truncation absorbs the extra bits at no cost) the next linear layer is
+//! preceded by a stand-alone truncation: 16 bytes per element both ways, 1
+//! round ([`trunc`](cryptmed_protocols::trunc)).
 
 use cryptmed_approx::{Function, Precision};
 use cryptmed_model::{Activation, Network, Op, ValueId};

@@ -6,7 +6,7 @@
 //! - Shares themselves are plain `Vec<Elem>` (additive mod 2^64) and
 //!   [`BitVec`](cryptmed_ring::bits::BitVec) (bit-sliced XOR, whose `Debug`
 //!   prints the length only); no type here prints share values.
-//! - [`open`]: exchanging shares over a [`Channel`], counted as one round.
+//! - [`open`]: exchanging shares over a [`Channel`](cryptmed_channel::Channel), counted as one round.
 
 pub mod open;
 mod prg;
