@@ -159,7 +159,10 @@ pub(crate) fn offline_bytes(model: &Model, batch: usize) -> u64 {
 
 /// Dealer side: material of every step for a batch, in plan order.
 fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) {
-    with_comparison!(model.config.comparison, cmp => deal_batch_with(cmp, model, d, masks, batch))
+    with_comparison!(
+        model.config.comparison,
+        cmp => deal_batch_with(cmp, model, d, masks, batch)
+    )
 }
 
 fn deal_batch_with<C: Comparison>(
@@ -302,107 +305,108 @@ fn encode_params(model: &Model) -> Result<Vec<Encoded>, EngineError> {
         .collect()
 }
 
-/// Runs the online walk for one party; returns the shares of the output value and per-step reports.
-#[allow(clippy::too_many_arguments)]
-fn online<C: Comparison>(
-    cmp: &C,
-    model: &Model,
-    ctx: &mut Ctx<'_>,
-    counters: &Cell<CommStats>,
-    params: Option<&[Encoded]>,
-    mats: &[Material<C>],
-    input: Vec<Elem>,
-    batch: usize,
-) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
-    let plan: &Plan = &model.plan;
-    let mut values: Vec<Option<Vec<Elem>>> = vec![None; plan.value_len.len()];
-    values[0] = Some(input);
-    let mut layers = Vec::with_capacity(plan.steps.len());
-    for (s, mat) in plan.steps.iter().zip(mats) {
-        let before = counters.get();
-        let t0 = Instant::now();
-        let x = values[s.inputs[0]].as_deref().unwrap_or(&[]);
-        let name = s.name.as_str();
-        let y = match (&s.kind, mat) {
-            (StepKind::Linear { op, layer }, Material::Linear(m)) => {
-                let holder = match params {
-                    Some(p) => Holder::Provider {
-                        weights: &p[*layer].w,
-                        bias: p[*layer].bias.as_deref(),
+impl<C: Comparison> Party<'_, C> {
+    /// Runs the online walk for one party; returns the shares of the output value and per-step reports.
+    fn online(
+        &self,
+        cmp: &C,
+        ctx: &mut Ctx<'_>,
+        counters: &Cell<CommStats>,
+        input: Vec<Elem>,
+    ) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
+        let (model, params, mats, batch) = (self.model, self.params, self.mats, self.batch);
+        let plan: &Plan = &model.plan;
+        let mut values: Vec<Option<Vec<Elem>>> = vec![None; plan.value_len.len()];
+        values[0] = Some(input);
+        let mut layers = Vec::with_capacity(plan.steps.len());
+        for (s, mat) in plan.steps.iter().zip(mats) {
+            let before = counters.get();
+            let t0 = Instant::now();
+            let x = values[s.inputs[0]].as_deref().unwrap_or(&[]);
+            let name = s.name.as_str();
+            let y = match (&s.kind, mat) {
+                (StepKind::Linear { op, layer }, Material::Linear(m)) => {
+                    let holder = match params {
+                        Some(p) => Holder::Provider {
+                            weights: &p[*layer].w,
+                            bias: p[*layer].bias.as_deref(),
+                        },
+                        None => Holder::Client,
+                    };
+                    linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
+                }
+                (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
+                    relu::eval_leaky(cmp, ctx, x, *shift, *alpha, plan.frac_bits, m)
+                        .map_err(proto(name))?
+                }
+                (StepKind::Scale { factor }, _) => {
+                    x.iter().map(|v| v.wrapping_mul(*factor)).collect()
+                }
+                (StepKind::Relu { shift }, Material::Relu(m)) => {
+                    relu::eval(cmp, ctx, x, *shift, m).map_err(proto(name))?
+                }
+                (StepKind::MaxPool { windows }, Material::Pool(m)) => {
+                    let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                    pool::eval(cmp, ctx, x, &w, m).map_err(proto(name))?
+                }
+                (StepKind::Trunc { shift }, Material::Trunc(m)) => {
+                    trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
+                }
+                (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
+                    smooth::eval(cmp, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
+                }
+                (StepKind::Mul, Material::Mul(m)) => {
+                    let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                    mul::eval(ctx, x, y, m).map_err(proto(name))?
+                }
+                (
+                    StepKind::SumPool {
+                        windows,
+                        multiplier,
                     },
-                    None => Holder::Client,
-                };
-                linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
-            }
-            (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
-                relu::eval_leaky(cmp, ctx, x, *shift, *alpha, plan.frac_bits, m)
-                    .map_err(proto(name))?
-            }
-            (StepKind::Scale { factor }, _) => x.iter().map(|v| v.wrapping_mul(*factor)).collect(),
-            (StepKind::Relu { shift }, Material::Relu(m)) => {
-                relu::eval(cmp, ctx, x, *shift, m).map_err(proto(name))?
-            }
-            (StepKind::MaxPool { windows }, Material::Pool(m)) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
-                pool::eval(cmp, ctx, x, &w, m).map_err(proto(name))?
-            }
-            (StepKind::Trunc { shift }, Material::Trunc(m)) => {
-                trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
-            }
-            (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
-                smooth::eval(cmp, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
-            }
-            (StepKind::Mul, Material::Mul(m)) => {
-                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
-                mul::eval(ctx, x, y, m).map_err(proto(name))?
-            }
-            (
-                StepKind::SumPool {
-                    windows,
-                    multiplier,
-                },
-                _,
-            ) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
-                let per = windows.len();
-                w.iter()
-                    .enumerate()
-                    .map(|(i, win)| {
-                        let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
-                        match multiplier {
-                            Some(m) => sum.wrapping_mul(m[i % per]),
-                            None => sum,
-                        }
-                    })
-                    .collect()
-            }
-            (StepKind::Add { align }, _) => {
-                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
-                x.iter()
-                    .zip(y)
-                    .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
-                    .collect()
-            }
-            (StepKind::Alias, _) => x.to_vec(),
-            _ => {
-                return Err(EngineError::PlanMismatch(format!(
-                    "step {name}: material of the wrong kind"
-                )));
-            }
-        };
-        values[s.output] = Some(y);
-        let d = counters.get().since(&before);
-        layers.push(LayerReport {
-            name: s.name.clone(),
-            protocol: s.kind.protocol().to_string(),
-            bytes_sent: d.bytes_sent,
-            bytes_recv: d.bytes_recv,
-            rounds: d.rounds,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
+                    _,
+                ) => {
+                    let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                    let per = windows.len();
+                    w.iter()
+                        .enumerate()
+                        .map(|(i, win)| {
+                            let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
+                            match multiplier {
+                                Some(m) => sum.wrapping_mul(m[i % per]),
+                                None => sum,
+                            }
+                        })
+                        .collect()
+                }
+                (StepKind::Add { align }, _) => {
+                    let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                    x.iter()
+                        .zip(y)
+                        .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
+                        .collect()
+                }
+                (StepKind::Alias, _) => x.to_vec(),
+                _ => {
+                    return Err(EngineError::PlanMismatch(format!(
+                        "step {name}: material of the wrong kind"
+                    )));
+                }
+            };
+            values[s.output] = Some(y);
+            let d = counters.get().since(&before);
+            layers.push(LayerReport {
+                name: s.name.clone(),
+                protocol: s.kind.protocol().to_string(),
+                bytes_sent: d.bytes_sent,
+                bytes_recv: d.bytes_recv,
+                rounds: d.rounds,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+        }
+        let out = values[plan.output.value].take().unwrap_or_default();
+        Ok((out, layers))
     }
-    let out = values[plan.output.value].take().unwrap_or_default();
-    Ok((out, layers))
 }
 
 /// Reads and checks the dealer's batch header; returns the corrections.
@@ -572,7 +576,10 @@ impl ProviderSession {
         dealer: &mut impl Channel,
         client: &mut impl Channel,
     ) -> Result<Report, EngineError> {
-        with_comparison!(self.model.config.comparison, cmp => self.run_batch_with(cmp, batch, dealer, client))
+        with_comparison!(
+            self.model.config.comparison,
+            cmp => self.run_batch_with(cmp, batch, dealer, client)
+        )
     }
 
     fn run_batch_with<C: Comparison>(
@@ -642,16 +649,7 @@ impl<C: Comparison> Party<'_, C> {
             counters: &counters,
         };
         let mut ctx = Ctx::new(self.role, &mut probe);
-        online(
-            cmp,
-            self.model,
-            &mut ctx,
-            &counters,
-            self.params,
-            self.mats,
-            input,
-            self.batch,
-        )
+        self.online(cmp, &mut ctx, &counters, input)
     }
 }
 
@@ -842,7 +840,10 @@ impl ClientSession {
         dealer: &mut impl Channel,
         provider: &mut impl Channel,
     ) -> Result<(Vec<Prediction>, Report), EngineError> {
-        with_comparison!(self.model.config.comparison, cmp => self.run_batch_with(cmp, records, dealer, provider))
+        with_comparison!(
+            self.model.config.comparison,
+            cmp => self.run_batch_with(cmp, records, dealer, provider)
+        )
     }
 
     fn run_batch_with<C: Comparison>(
