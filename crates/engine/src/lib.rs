@@ -15,10 +15,12 @@
 //!
 //! **Session wire layout** (raw, sizes from the plan): dealer -> each party:
 //! plan digest (32 bytes) then its seed (32 bytes); provider -> client: the
+//! input limit (8 bytes, `f64` LE, see [`Model::input_limit`]), then the
 //! masked weights of every linear layer in plan order. Per batch, dealer ->
 //! each party: digest (32), batch size (u64 LE), correction length (u64 LE),
 //! corrections (client only). Then the online protocol.
 
+mod bounds;
 pub mod local;
 pub mod opbench;
 pub mod plan;
@@ -59,6 +61,20 @@ impl Reveal {
     }
 }
 
+/// Which secure comparison runs ReLU, max pooling, argmax and the smooth
+/// functions. Every use goes through
+/// [`Comparison`](cryptmed_protocols::Comparison); a second implementation
+/// (function secret sharing) is one more variant here and one more arm in
+/// the engine's single dispatch point, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ComparisonKind {
+    /// CryptMed's parallel-prefix comparison ([`Ppa`](cryptmed_protocols::Ppa)) with 4-bit leaves.
+    #[default]
+    Ppa,
+}
+
 /// Engine settings shared by all roles (part of the architecture digest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct EngineConfig {
@@ -68,6 +84,9 @@ pub struct EngineConfig {
     pub reveal: Reveal,
     /// Accuracy/cost choice of the smooth-function tables.
     pub precision: cryptmed_approx::Precision,
+    /// The secure comparison.
+    #[serde(default)]
+    pub comparison: ComparisonKind,
 }
 
 /// Why a session step failed.
@@ -89,35 +108,55 @@ pub enum EngineError {
         #[source]
         source: ChannelError,
     },
+    /// An online protocol failed for a reason other than the channel.
+    #[error("protocol failure during {step}: {source}")]
+    Protocol {
+        /// Which plan step was running.
+        step: String,
+        /// The protocol's error.
+        #[source]
+        source: cryptmed_protocols::ProtocolError,
+    },
     /// The peers disagree about the plan (sizes, kinds or order of material).
     #[error("plan mismatch: {0}")]
     PlanMismatch(String),
 }
 
-impl EngineError {
-    /// A copy of `original` (errors hold no clonable sources except channels).
-    pub(crate) fn relabel(self, original: &EngineError) -> EngineError {
-        match original {
-            EngineError::Unsupported(m) => EngineError::Unsupported(m.clone()),
-            EngineError::Encoding(m) => EngineError::Encoding(m.clone()),
-            EngineError::PlanMismatch(m) => EngineError::PlanMismatch(m.clone()),
-            _ => self,
-        }
-    }
-}
-
 /// A network compiled for secure evaluation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Model {
     network: Network,
     config: EngineConfig,
     plan: Plan,
+    input_limit: Option<f64>,
+}
+
+/// Shows the architecture's size and the configuration, never weights.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("network", &self.network.name)
+            .field("nodes", &self.network.nodes.len())
+            .field("parameters", &self.network.param_count())
+            .field("public", &self.network.is_public())
+            .field("config", &self.config)
+            .field("input_limit", &self.input_limit)
+            .field("plan", &self.plan)
+            .finish()
+    }
 }
 
 impl Model {
     /// Compiles `network`. The provider passes real weights; the dealer and the
     /// client may pass the public network (weights emptied): only the
     /// architecture is used on their side.
+    ///
+    /// Refuses (with [`EngineError::Unsupported`]) a configuration whose
+    /// largest fixed-point scale leaves less than
+    /// [`plan::MIN_HEADROOM_BITS`] bits below the `2^62` bound of the
+    /// truncation and comparison protocols (too many fractional bits for this
+    /// architecture), and, with weights, one whose first layers leave records
+    /// less than `[-1, 1]` (see [`Model::input_limit`]).
     pub fn compile(network: Network, config: EngineConfig) -> Result<Self, EngineError> {
         let plan = plan::build(
             &network,
@@ -125,11 +164,48 @@ impl Model {
             config.precision,
             config.reveal,
         )?;
+        plan::check_headroom(&plan)?;
+        let input_limit = bounds::input_limit(&plan);
+        if let Some(limit) = input_limit
+            && limit < 1.0
+        {
+            return Err(EngineError::Unsupported(format!(
+                "the first layers' weights leave records a range of only +-{limit} at {} fractional bits \
+                 (the secure protocols need every value below 2^62 once encoded); \
+                 use fewer fractional bits or rescale the first layer",
+                config.fixed.frac_bits()
+            )));
+        }
         Ok(Self {
             network,
             config,
             plan,
+            input_limit,
         })
+    }
+
+    /// The largest magnitude `L` (a power of two) such that every record with
+    /// all `|x_j| <= L` is guaranteed to keep every value up to and including
+    /// the output of the first linear layers below `2^62` once encoded (the
+    /// precondition of the truncation and comparison protocols): a sound
+    /// bound from the encoded weights' largest row L1 norm, the biases and
+    /// the scales. `None` for a public network (no weights): the client gets
+    /// the provider's limit at the session's setup. Records outside it are
+    /// refused when encoded, naming the record, the feature and the range.
+    /// Deeper layers work at scale `2f` and keep [`plan::MIN_HEADROOM_BITS`]
+    /// or more bits of headroom; their activations are not bounded here.
+    pub fn input_limit(&self) -> Option<f64> {
+        self.input_limit
+    }
+
+    /// A sound upper bound on `|secure output - reference_fixed output|`
+    /// (real units) per output value: the truncations' round-ups (at most
+    /// one unit each) propagated through the later layers with their
+    /// encoded weights' row L1 norms. `None` for a public network, or when
+    /// the network has steps this analysis does not bound (products, smooth
+    /// functions).
+    pub fn output_error_bound(&self) -> Option<f64> {
+        bounds::output_error(&self.plan)
     }
 
     /// The network.
@@ -172,13 +248,15 @@ impl Model {
         session::offline_bytes(self, batch)
     }
 
-    /// Predicted one-time setup traffic (masked weights), in bytes.
+    /// Predicted one-time setup traffic (the input limit and the masked weights), in bytes.
     pub fn setup_bytes(&self) -> u64 {
-        self.plan
+        let weights: u64 = self
+            .plan
             .linear
             .iter()
             .map(|l| 8 * l.op.weight_len() as u64)
-            .sum()
+            .sum();
+        8 + weights
     }
 
     /// The plaintext reference in the engine's own fixed-point arithmetic:

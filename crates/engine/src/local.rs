@@ -72,25 +72,29 @@ pub fn run_local(
             drop(std::mem::replace(&mut cd, memory_pair(timeout).0));
             drop(std::mem::replace(&mut cp, memory_pair(timeout).0));
         });
+        // A panicking role is a bug: re-raise its panic rather than dress it up as an error.
         let dealer = dealer
             .join()
-            .map_err(|_| EngineError::PlanMismatch("the dealer thread panicked".into()))?;
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         let provider = provider
             .join()
-            .map_err(|_| EngineError::PlanMismatch("the provider thread panicked".into()))?;
-        // When several roles fail, the root cause is the one that is not a closed channel.
-        let errors = [
-            client.as_ref().err(),
-            provider.as_ref().err(),
-            dealer.as_ref().err(),
-        ];
-        if let Some(e) = errors
-            .iter()
-            .flatten()
-            .find(|e| !matches!(e, EngineError::Channel { .. }))
-        {
-            return Err(EngineError::PlanMismatch(e.to_string()).relabel(e));
-        }
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // When several roles fail, the root cause is the one that is not a
+        // channel failure (the others then see a closed channel): it is
+        // returned as it is, whatever its kind.
+        let is_channel = |e: &EngineError| matches!(e, EngineError::Channel { .. });
+        let client = match client {
+            Err(e) if !is_channel(&e) => return Err(e),
+            r => r,
+        };
+        let provider = match provider {
+            Err(e) if !is_channel(&e) => return Err(e),
+            r => r,
+        };
+        let dealer = match dealer {
+            Err(e) if !is_channel(&e) => return Err(e),
+            r => r,
+        };
         let (predictions, client) = client?;
         let (provider, setup_bytes) = provider?;
         Ok(LocalRun {

@@ -10,6 +10,20 @@
 //! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
 //! additions align scales by exact left shifts. A stand-alone truncation is
 //! inserted only where a linear layer would otherwise exceed `f + 8` bits.
+//! The largest scale must leave [`MIN_HEADROOM_BITS`] below `2^62`
+//! (checked when a model is compiled); per-channel affine maps (batch norm) right after a
+//! dense or convolution layer are folded into it.
+//!
+//! **Steps without a protocol** (0 online bytes, 0 rounds): residual add (a
+//! local sum after exact left shifts that align the scales), flatten and
+//! reshape (no step at all), a public scale, and average pooling over a
+//! power-of-two window (a local sum, reinterpreted at `+log2(window)` bits).
+//! Average pooling over any other window (or `count_include_pad = false` at
+//! the borders) multiplies the local sum by the public `round(2^f / count)`:
+//! free as well, but the scale grows by `f`, so unless a ReLU follows (its
+//! truncation absorbs the extra bits at no cost) the next linear layer is
+//! preceded by a stand-alone truncation: 16 bytes per element both ways, 1
+//! round ([`trunc`](cryptmed_protocols::trunc)).
 
 use cryptmed_approx::{Function, Precision};
 use cryptmed_model::{Activation, Network, Op, ValueId};
@@ -24,6 +38,14 @@ const INPUT_LAYER_EXTRA_BITS: u32 = 8;
 
 /// Largest input scale a linear layer accepts before a truncation is inserted: `f + SLACK`.
 const SLACK: u32 = 8;
+
+/// Bits that the largest scale of a plan must leave below the `2^62` bound
+/// of the truncation and comparison protocols: a value at scale `s` holds
+/// reals up to `2^(62 - s)`, so 8 bits keep at least `[-256, 256]`
+/// representable everywhere. At `f = 16` the largest scale is usually the
+/// first layer's `2f + 8 = 40` (22 bits of headroom); at `f = 24` it is 56
+/// and the configuration is refused.
+pub const MIN_HEADROOM_BITS: u32 = 8;
 
 /// One secure step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -160,7 +182,7 @@ pub(crate) fn encode_weights(
 }
 
 /// A provider linear layer's clear parameters (encoded by the engine).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct LinearParams {
     pub(crate) op: Bilinear,
     pub(crate) weight: Vec<f64>,
@@ -170,8 +192,22 @@ pub(crate) struct LinearParams {
     pub(crate) node: String,
 }
 
+/// Shapes and scales only, never the weights.
+impl std::fmt::Debug for LinearParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinearParams")
+            .field("node", &self.node)
+            .field("op", &self.op)
+            .field("weights", &self.weight.len())
+            .field("biases", &self.bias.as_ref().map(Vec::len))
+            .field("weight_scale", &self.weight_scale)
+            .field("bias_scale", &self.bias_scale)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The plan plus the provider's clear parameters per linear layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Plan {
     /// Steps in order.
     pub steps: Vec<Step>,
@@ -189,6 +225,48 @@ pub struct Plan {
     pub(crate) linear: Vec<LinearParams>,
 }
 
+/// Public structure only: step names and protocols, value count, the largest
+/// scale and the output; the linear layers by shape (never their weights).
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.kind.protocol()))
+            .collect();
+        f.debug_struct("Plan")
+            .field("steps", &steps)
+            .field("values", &self.value_len.len())
+            .field("max_scale", &self.value_scale.iter().max())
+            .field("output", &self.output)
+            .field("frac_bits", &self.frac_bits)
+            .field("tables", &self.tables.len())
+            .field("linear", &self.linear)
+            .finish()
+    }
+}
+
+/// Refuses a plan whose largest scale leaves fewer than
+/// [`MIN_HEADROOM_BITS`] bits below `2^62` (too many fractional bits for
+/// this architecture), naming the step that reaches it.
+pub(crate) fn check_headroom(plan: &Plan) -> Result<(), EngineError> {
+    let limit = 62 - MIN_HEADROOM_BITS;
+    let worst = plan
+        .steps
+        .iter()
+        .map(|s| (plan.value_scale[s.output], s.name.as_str()))
+        .max_by_key(|(scale, _)| *scale);
+    match worst {
+        Some((scale, name)) if scale > limit => Err(EngineError::Unsupported(format!(
+            "{} fractional bits leave no headroom: step {name} works at scale {scale} \
+             (values must stay below 2^62 with at least {MIN_HEADROOM_BITS} bits to spare, \
+             so scales up to {limit}); use fewer fractional bits",
+            plan.frac_bits
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the plan for `net` with `f` fractional bits.
 pub(crate) fn build(
     net: &Network,
@@ -196,6 +274,8 @@ pub(crate) fn build(
     precision: Precision,
     reveal: crate::Reveal,
 ) -> Result<Plan, EngineError> {
+    let folded = fold_affine_into_linear(net);
+    let net = &folded;
     let mut b = Builder {
         plan: Plan {
             steps: vec![],
@@ -500,6 +580,53 @@ fn consumers(net: &Network) -> Vec<Vec<ValueId>> {
         }
     }
     c
+}
+
+/// Folds every per-channel affine map (batch norm) that directly follows a
+/// dense or convolution layer, as that layer's only consumer, into the
+/// layer's weights and bias (exact): `s (W x + b) + t = (s W) x + (s b + t)`
+/// per output channel. The affine node becomes a free reshape, so node ids
+/// are unchanged. Depends on the architecture only (parameter lengths, not
+/// values), so a public network folds the same way.
+fn fold_affine_into_linear(net: &Network) -> Network {
+    let mut net = net.clone();
+    let consumers = consumers(&net);
+    for i in 0..net.nodes.len() {
+        let Op::Affine { scale, shift } = &net.nodes[i].op else {
+            continue;
+        };
+        let src = net.nodes[i].inputs.first().copied().unwrap_or(0);
+        if src == 0 || consumers[src].len() != 1 {
+            continue;
+        }
+        let (scale, shift) = (scale.clone(), shift.clone());
+        let prev = &mut net.nodes[src - 1];
+        let outs = match &prev.op {
+            Op::Dense { weight, .. } => weight.shape.first().copied().unwrap_or(0),
+            Op::Conv2d { geom, .. } => geom.out_ch,
+            _ => continue,
+        };
+        let per_channel = |v: &[f64]| v.len() == 1 || v.len() == outs;
+        if outs == 0 || !per_channel(&scale) || !per_channel(&shift) {
+            continue;
+        }
+        let (Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. }) = &mut prev.op else {
+            continue;
+        };
+        let at = |v: &[f64], o: usize| if v.len() == 1 { v[0] } else { v[o] };
+        let per = weight.data.len() / outs;
+        for (o, row) in weight.data.chunks_mut(per.max(1)).enumerate().take(outs) {
+            row.iter_mut().for_each(|w| *w *= at(&scale, o));
+        }
+        if !weight.data.is_empty() {
+            let b = bias.get_or_insert_with(|| vec![0.0; outs]);
+            for (o, bo) in b.iter_mut().enumerate() {
+                *bo = *bo * at(&scale, o) + at(&shift, o);
+            }
+        }
+        net.nodes[i].op = Op::Reshape;
+    }
+    net
 }
 
 /// Folds `x' = scale * x + shift` (per channel of `ch`) into the following dense layer.

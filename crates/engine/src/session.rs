@@ -4,19 +4,31 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PartyPrep, PrepSource};
 use cryptmed_protocols::linear::{self, Holder};
 use cryptmed_protocols::{
-    Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, trunc,
+    Comparison, Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, trunc,
 };
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
 
 use crate::plan::encode_weights;
 use crate::plan::{Plan, StepKind};
-use crate::{EngineError, LayerReport, Model, Prediction, Report, Reveal};
+use crate::{ComparisonKind, EngineError, LayerReport, Model, Prediction, Report, Reveal, bounds};
 
-const CMP: Ppa = Ppa::DEFAULT;
+/// The engine's one dispatch point from [`ComparisonKind`] to a
+/// [`Comparison`] implementation: binds `$cmp` to it and evaluates `$body`,
+/// which is generic code. A new comparison is one more arm here.
+macro_rules! with_comparison {
+    ($kind:expr, $cmp:ident => $body:expr) => {
+        match $kind {
+            ComparisonKind::Ppa => {
+                let $cmp = &Ppa::DEFAULT;
+                $body
+            }
+        }
+    };
+}
 
 fn chan(step: &str) -> impl FnOnce(ChannelError) -> EngineError + '_ {
     move |source| EngineError::Channel {
@@ -31,7 +43,10 @@ fn proto(step: &str) -> impl FnOnce(cryptmed_protocols::ProtocolError) -> Engine
             step: step.to_string(),
             source,
         },
-        other => EngineError::PlanMismatch(format!("{step}: {other}")),
+        source => EngineError::Protocol {
+            step: step.to_string(),
+            source,
+        },
     }
 }
 
@@ -63,6 +78,14 @@ pub(crate) fn trace(model: &Model, batch: usize) -> Trace {
 
 /// Each step's predicted traffic (name, protocol, trace), the output step last.
 pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, Trace)> {
+    with_comparison!(model.config.comparison, cmp => step_traces_with(cmp, model, batch))
+}
+
+fn step_traces_with<C: Comparison>(
+    cmp: &C,
+    model: &Model,
+    batch: usize,
+) -> Vec<(String, String, Trace)> {
     let plan = &model.plan;
     let mut out: Vec<(String, String, Trace)> = plan
         .steps
@@ -71,10 +94,10 @@ pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, T
             let n = batch * s.len;
             let t = match &s.kind {
                 StepKind::Linear { op, .. } => linear::trace(op, batch),
-                StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(&CMP, n),
-                StepKind::MaxPool { windows } => pool::trace(&CMP, &sizes(windows, batch)),
+                StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(cmp, n),
+                StepKind::MaxPool { windows } => pool::trace(cmp, &sizes(windows, batch)),
                 StepKind::Trunc { .. } => trunc::trace(n),
-                StepKind::Smooth { table, .. } => smooth::trace(&CMP, n, &plan.tables[*table]),
+                StepKind::Smooth { table, .. } => smooth::trace(cmp, n, &plan.tables[*table]),
                 StepKind::Mul => mul::trace(n),
                 _ => Trace::default(),
             };
@@ -86,17 +109,21 @@ pub(crate) fn step_traces(model: &Model, batch: usize) -> Vec<(String, String, T
         Reveal::Probabilities => "secure softmax, probabilities to the client",
         Reveal::Logits => "reveal logits to the client",
     };
-    out.push(("output".into(), protocol.into(), output_trace(model, batch)));
+    out.push((
+        "output".into(),
+        protocol.into(),
+        output_trace(cmp, model, batch),
+    ));
     out
 }
 
-fn output_trace(model: &Model, batch: usize) -> Trace {
+fn output_trace<C: Comparison>(cmp: &C, model: &Model, batch: usize) -> Trace {
     let o = &model.plan.output;
     match (model.config.reveal, o.softmax) {
-        (Reveal::Label, _) => argmax::trace(&CMP, batch, o.classes),
+        (Reveal::Label, _) => argmax::trace(cmp, batch, o.classes),
         (Reveal::Probabilities, Some(t)) => {
             let tables = softmax_tables(model, t);
-            softmax::trace(&CMP, batch, o.classes, softmax_shift(model), &tables)
+            softmax::trace(cmp, batch, o.classes, softmax_shift(model), &tables)
                 .then(reveal::trace(batch * o.classes))
         }
         _ => reveal::trace(batch * o.classes),
@@ -132,24 +159,37 @@ pub(crate) fn offline_bytes(model: &Model, batch: usize) -> u64 {
 
 /// Dealer side: material of every step for a batch, in plan order.
 fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) {
+    with_comparison!(
+        model.config.comparison,
+        cmp => deal_batch_with(cmp, model, d, masks, batch)
+    )
+}
+
+fn deal_batch_with<C: Comparison>(
+    cmp: &C,
+    model: &Model,
+    d: &mut Dealer,
+    masks: &[Vec<Elem>],
+    batch: usize,
+) {
     for s in &model.plan.steps {
         let n = batch * s.len;
         match &s.kind {
             StepKind::Linear { op, layer } => linear::deal(d, op, &masks[*layer], batch),
             StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
-                relu::deal(&CMP, d, n, *shift)
+                relu::deal(cmp, d, n, *shift)
             }
-            StepKind::MaxPool { windows } => pool::deal(&CMP, d, &sizes(windows, batch)),
+            StepKind::MaxPool { windows } => pool::deal(cmp, d, &sizes(windows, batch)),
             StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
-            StepKind::Smooth { table, .. } => smooth::deal(&CMP, d, n, &model.plan.tables[*table]),
+            StepKind::Smooth { table, .. } => smooth::deal(cmp, d, n, &model.plan.tables[*table]),
             StepKind::Mul => mul::deal(d, n),
             _ => {}
         }
     }
     match (model.config.reveal, model.plan.output.softmax) {
-        (Reveal::Label, _) => argmax::deal(&CMP, d, batch, model.plan.output.classes),
+        (Reveal::Label, _) => argmax::deal(cmp, d, batch, model.plan.output.classes),
         (Reveal::Probabilities, Some(t)) => softmax::deal(
-            &CMP,
+            cmp,
             d,
             batch,
             model.plan.output.classes,
@@ -161,26 +201,27 @@ fn deal_batch(model: &Model, d: &mut Dealer, masks: &[Vec<Elem>], batch: usize) 
 }
 
 /// A party's material for one step.
-enum Material {
+enum Material<C: Comparison> {
     Linear(linear::LinearMaterial),
-    Relu(relu::ReluMaterial<Ppa>),
-    Pool(Vec<pool::LevelMaterial<Ppa>>),
+    Relu(relu::ReluMaterial<C>),
+    Pool(Vec<pool::LevelMaterial<C>>),
     Trunc(trunc::TruncMaterial),
-    Smooth(smooth::SmoothMaterial<Ppa>),
+    Smooth(smooth::SmoothMaterial<C>),
     Mul(mul::MulMaterial),
-    Argmax(argmax::ArgmaxMaterial<Ppa>),
-    Softmax(Box<softmax::SoftmaxMaterial<Ppa>>),
+    Argmax(argmax::ArgmaxMaterial<C>),
+    Softmax(Box<softmax::SoftmaxMaterial<C>>),
     None,
 }
 
 /// Party side: mirror of [`deal_batch`].
-fn take_batch(
+fn take_batch<C: Comparison>(
+    cmp: &C,
     model: &Model,
-    p: &mut PartyPrep,
+    p: &mut dyn PrepSource,
     masked: &[Vec<Elem>],
     batch: usize,
-) -> Vec<Material> {
-    let mut out: Vec<Material> = model
+) -> Vec<Material<C>> {
+    let mut out: Vec<Material<C>> = model
         .plan
         .steps
         .iter()
@@ -194,14 +235,14 @@ fn take_batch(
                     masked.get(*layer).map(Vec::as_slice),
                 )),
                 StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
-                    Material::Relu(relu::take(&CMP, p, n, *shift))
+                    Material::Relu(relu::take(cmp, p, n, *shift))
                 }
                 StepKind::MaxPool { windows } => {
-                    Material::Pool(pool::take(&CMP, p, &sizes(windows, batch)))
+                    Material::Pool(pool::take(cmp, p, &sizes(windows, batch)))
                 }
                 StepKind::Trunc { .. } => Material::Trunc(trunc::take(p, n)),
                 StepKind::Smooth { table, .. } => {
-                    Material::Smooth(smooth::take(&CMP, p, n, &model.plan.tables[*table]))
+                    Material::Smooth(smooth::take(cmp, p, n, &model.plan.tables[*table]))
                 }
                 StepKind::Mul => Material::Mul(mul::take(p, n)),
                 _ => Material::None,
@@ -210,9 +251,9 @@ fn take_batch(
         .collect();
     let classes = model.plan.output.classes;
     match (model.config.reveal, model.plan.output.softmax) {
-        (Reveal::Label, _) => out.push(Material::Argmax(argmax::take(&CMP, p, batch, classes))),
+        (Reveal::Label, _) => out.push(Material::Argmax(argmax::take(cmp, p, batch, classes))),
         (Reveal::Probabilities, Some(t)) => out.push(Material::Softmax(Box::new(softmax::take(
-            &CMP,
+            cmp,
             p,
             batch,
             classes,
@@ -264,105 +305,108 @@ fn encode_params(model: &Model) -> Result<Vec<Encoded>, EngineError> {
         .collect()
 }
 
-/// Runs the online walk for one party; returns the shares of the output value and per-step reports.
-fn online(
-    model: &Model,
-    ctx: &mut Ctx<'_>,
-    counters: &Cell<CommStats>,
-    params: Option<&[Encoded]>,
-    mats: &[Material],
-    input: Vec<Elem>,
-    batch: usize,
-) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
-    let plan: &Plan = &model.plan;
-    let mut values: Vec<Option<Vec<Elem>>> = vec![None; plan.value_len.len()];
-    values[0] = Some(input);
-    let mut layers = Vec::with_capacity(plan.steps.len());
-    for (s, mat) in plan.steps.iter().zip(mats) {
-        let before = counters.get();
-        let t0 = Instant::now();
-        let x = values[s.inputs[0]].as_deref().unwrap_or(&[]);
-        let name = s.name.as_str();
-        let y = match (&s.kind, mat) {
-            (StepKind::Linear { op, layer }, Material::Linear(m)) => {
-                let holder = match params {
-                    Some(p) => Holder::Provider {
-                        weights: &p[*layer].w,
-                        bias: p[*layer].bias.as_deref(),
+impl<C: Comparison> Party<'_, C> {
+    /// Runs the online walk for one party; returns the shares of the output value and per-step reports.
+    fn online(
+        &self,
+        cmp: &C,
+        ctx: &mut Ctx<'_>,
+        counters: &Cell<CommStats>,
+        input: Vec<Elem>,
+    ) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
+        let (model, params, mats, batch) = (self.model, self.params, self.mats, self.batch);
+        let plan: &Plan = &model.plan;
+        let mut values: Vec<Option<Vec<Elem>>> = vec![None; plan.value_len.len()];
+        values[0] = Some(input);
+        let mut layers = Vec::with_capacity(plan.steps.len());
+        for (s, mat) in plan.steps.iter().zip(mats) {
+            let before = counters.get();
+            let t0 = Instant::now();
+            let x = values[s.inputs[0]].as_deref().unwrap_or(&[]);
+            let name = s.name.as_str();
+            let y = match (&s.kind, mat) {
+                (StepKind::Linear { op, layer }, Material::Linear(m)) => {
+                    let holder = match params {
+                        Some(p) => Holder::Provider {
+                            weights: &p[*layer].w,
+                            bias: p[*layer].bias.as_deref(),
+                        },
+                        None => Holder::Client,
+                    };
+                    linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
+                }
+                (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
+                    relu::eval_leaky(cmp, ctx, x, *shift, *alpha, plan.frac_bits, m)
+                        .map_err(proto(name))?
+                }
+                (StepKind::Scale { factor }, _) => {
+                    x.iter().map(|v| v.wrapping_mul(*factor)).collect()
+                }
+                (StepKind::Relu { shift }, Material::Relu(m)) => {
+                    relu::eval(cmp, ctx, x, *shift, m).map_err(proto(name))?
+                }
+                (StepKind::MaxPool { windows }, Material::Pool(m)) => {
+                    let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                    pool::eval(cmp, ctx, x, &w, m).map_err(proto(name))?
+                }
+                (StepKind::Trunc { shift }, Material::Trunc(m)) => {
+                    trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
+                }
+                (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
+                    smooth::eval(cmp, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
+                }
+                (StepKind::Mul, Material::Mul(m)) => {
+                    let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                    mul::eval(ctx, x, y, m).map_err(proto(name))?
+                }
+                (
+                    StepKind::SumPool {
+                        windows,
+                        multiplier,
                     },
-                    None => Holder::Client,
-                };
-                linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
-            }
-            (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
-                relu::eval_leaky(&CMP, ctx, x, *shift, *alpha, plan.frac_bits, m)
-                    .map_err(proto(name))?
-            }
-            (StepKind::Scale { factor }, _) => x.iter().map(|v| v.wrapping_mul(*factor)).collect(),
-            (StepKind::Relu { shift }, Material::Relu(m)) => {
-                relu::eval(&CMP, ctx, x, *shift, m).map_err(proto(name))?
-            }
-            (StepKind::MaxPool { windows }, Material::Pool(m)) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
-                pool::eval(&CMP, ctx, x, &w, m).map_err(proto(name))?
-            }
-            (StepKind::Trunc { shift }, Material::Trunc(m)) => {
-                trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
-            }
-            (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
-                smooth::eval(&CMP, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
-            }
-            (StepKind::Mul, Material::Mul(m)) => {
-                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
-                mul::eval(ctx, x, y, m).map_err(proto(name))?
-            }
-            (
-                StepKind::SumPool {
-                    windows,
-                    multiplier,
-                },
-                _,
-            ) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
-                let per = windows.len();
-                w.iter()
-                    .enumerate()
-                    .map(|(i, win)| {
-                        let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
-                        match multiplier {
-                            Some(m) => sum.wrapping_mul(m[i % per]),
-                            None => sum,
-                        }
-                    })
-                    .collect()
-            }
-            (StepKind::Add { align }, _) => {
-                let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
-                x.iter()
-                    .zip(y)
-                    .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
-                    .collect()
-            }
-            (StepKind::Alias, _) => x.to_vec(),
-            _ => {
-                return Err(EngineError::PlanMismatch(format!(
-                    "step {name}: material of the wrong kind"
-                )));
-            }
-        };
-        values[s.output] = Some(y);
-        let d = counters.get().since(&before);
-        layers.push(LayerReport {
-            name: s.name.clone(),
-            protocol: s.kind.protocol().to_string(),
-            bytes_sent: d.bytes_sent,
-            bytes_recv: d.bytes_recv,
-            rounds: d.rounds,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
+                    _,
+                ) => {
+                    let w = batch_windows(windows, plan.value_len[s.inputs[0]], batch);
+                    let per = windows.len();
+                    w.iter()
+                        .enumerate()
+                        .map(|(i, win)| {
+                            let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
+                            match multiplier {
+                                Some(m) => sum.wrapping_mul(m[i % per]),
+                                None => sum,
+                            }
+                        })
+                        .collect()
+                }
+                (StepKind::Add { align }, _) => {
+                    let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
+                    x.iter()
+                        .zip(y)
+                        .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
+                        .collect()
+                }
+                (StepKind::Alias, _) => x.to_vec(),
+                _ => {
+                    return Err(EngineError::PlanMismatch(format!(
+                        "step {name}: material of the wrong kind"
+                    )));
+                }
+            };
+            values[s.output] = Some(y);
+            let d = counters.get().since(&before);
+            layers.push(LayerReport {
+                name: s.name.clone(),
+                protocol: s.kind.protocol().to_string(),
+                bytes_sent: d.bytes_sent,
+                bytes_recv: d.bytes_recv,
+                rounds: d.rounds,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+        }
+        let out = values[plan.output.value].take().unwrap_or_default();
+        Ok((out, layers))
     }
-    let out = values[plan.output.value].take().unwrap_or_default();
-    Ok((out, layers))
 }
 
 /// Reads and checks the dealer's batch header; returns the corrections.
@@ -498,6 +542,12 @@ impl ProviderSession {
         let seed = recv_seed(&model, dealer)?;
         let mut prep = PartyPrep::new(Role::Provider, &seed);
         let mut counted = Counted::new(client);
+        let limit = model
+            .input_limit
+            .unwrap_or_else(|| model.config.fixed.limit());
+        counted
+            .send(&limit.to_le_bytes())
+            .map_err(chan("setup: input limit"))?;
         let mut ctx = Ctx::new(Role::Provider, &mut counted);
         for (l, p) in model.plan.linear.iter().zip(&params) {
             let b = linear::take_setup(&mut prep, &l.op).unwrap_or_default();
@@ -526,11 +576,24 @@ impl ProviderSession {
         dealer: &mut impl Channel,
         client: &mut impl Channel,
     ) -> Result<Report, EngineError> {
+        with_comparison!(
+            self.model.config.comparison,
+            cmp => self.run_batch_with(cmp, batch, dealer, client)
+        )
+    }
+
+    fn run_batch_with<C: Comparison>(
+        &mut self,
+        cmp: &C,
+        batch: usize,
+        dealer: &mut impl Channel,
+        client: &mut impl Channel,
+    ) -> Result<Report, EngineError> {
         let t0 = Instant::now();
         let corrections = recv_batch_header(&self.model, dealer, batch)?;
         let offline_bytes = 48 + corrections.len() as u64;
         self.prep.load(corrections);
-        let mats = take_batch(&self.model, &mut self.prep, &[], batch);
+        let mats = take_batch(cmp, &self.model, &mut self.prep, &[], batch);
         self.prep
             .finish()
             .map_err(|e| EngineError::PlanMismatch(e.to_string()))?;
@@ -539,16 +602,15 @@ impl ProviderSession {
         let t1 = Instant::now();
         let mut counted = Counted::new(client);
         let input = vec![0; batch * self.model.plan.value_len[0]];
-        let (out, layers) = run_party(
-            &self.model,
-            Role::Provider,
-            &mut counted,
-            Some(&self.params),
-            &mats,
-            input,
+        let party = Party {
+            model: &self.model,
+            role: Role::Provider,
+            params: Some(&self.params),
+            mats: &mats,
             batch,
-        )?;
-        finish_output(&self.model, Role::Provider, &mut counted, &out, mats.last())?;
+        };
+        let (out, layers) = party.run(cmp, &mut counted, input)?;
+        party.finish_output(cmp, &mut counted, &out)?;
         counted.flush().map_err(chan("result"))?;
         let s = counted.stats();
         Ok(Report {
@@ -564,23 +626,31 @@ impl ProviderSession {
     }
 }
 
-/// Runs the online walk over a counted channel, collecting per-step traffic.
-fn run_party<C: Channel>(
-    model: &Model,
+/// One party's view of a batch: what the online walk and the output step need.
+struct Party<'a, C: Comparison> {
+    model: &'a Model,
     role: Role,
-    ch: &mut Counted<C>,
-    params: Option<&[Encoded]>,
-    mats: &[Material],
-    input: Vec<Elem>,
+    params: Option<&'a [Encoded]>,
+    mats: &'a [Material<C>],
     batch: usize,
-) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
-    let counters = Cell::new(ch.stats());
-    let mut probe = Probe {
-        inner: ch,
-        counters: &counters,
-    };
-    let mut ctx = Ctx::new(role, &mut probe);
-    online(model, &mut ctx, &counters, params, mats, input, batch)
+}
+
+impl<C: Comparison> Party<'_, C> {
+    /// Runs the online walk over a counted channel, collecting per-step traffic.
+    fn run<Ch: Channel>(
+        &self,
+        cmp: &C,
+        ch: &mut Counted<Ch>,
+        input: Vec<Elem>,
+    ) -> Result<(Vec<Elem>, Vec<LayerReport>), EngineError> {
+        let counters = Cell::new(ch.stats());
+        let mut probe = Probe {
+            inner: ch,
+            counters: &counters,
+        };
+        let mut ctx = Ctx::new(self.role, &mut probe);
+        self.online(cmp, &mut ctx, &counters, input)
+    }
 }
 
 /// A channel wrapper that publishes the counters after every operation, so
@@ -611,79 +681,82 @@ impl<C: Channel> Channel for Probe<'_, C> {
     }
 }
 
-/// The output step: reveal or argmax. Returns the client's predictions.
-fn finish_output<C: Channel>(
-    model: &Model,
-    role: Role,
-    ch: &mut Counted<C>,
-    out: &[Elem],
-    last: Option<&Material>,
-) -> Result<Option<Vec<Prediction>>, EngineError> {
-    let mut ctx = Ctx::new(role, ch);
-    let o = &model.plan.output;
-    match (model.config.reveal, last) {
-        (Reveal::Label, Some(Material::Argmax(m))) => {
-            let labels =
-                argmax::eval(&CMP, &mut ctx, out, o.classes, m).map_err(proto("argmax"))?;
-            Ok(labels.map(|ls| {
-                ls.into_iter()
-                    .map(|label| Prediction {
-                        label,
-                        probabilities: None,
-                        logits: None,
-                    })
-                    .collect()
-            }))
-        }
-        (Reveal::Logits, _) => {
-            let clear = reveal::to_client(&mut ctx, out).map_err(proto("reveal"))?;
-            let fp = model.config.fixed;
-            Ok(clear.map(|v| {
-                v.chunks_exact(o.classes)
-                    .map(|row| {
-                        let logits: Vec<f64> =
-                            row.iter().map(|x| fp.decode_at(*x, o.scale)).collect();
-                        Prediction {
-                            label: first_max(&logits),
+impl<C: Comparison> Party<'_, C> {
+    /// The output step: reveal or argmax. Returns the client's predictions.
+    fn finish_output<Ch: Channel>(
+        &self,
+        cmp: &C,
+        ch: &mut Counted<Ch>,
+        out: &[Elem],
+    ) -> Result<Option<Vec<Prediction>>, EngineError> {
+        let model = self.model;
+        let last = self.mats.last();
+        let mut ctx = Ctx::new(self.role, ch);
+        let o = &model.plan.output;
+        match (model.config.reveal, last) {
+            (Reveal::Label, Some(Material::Argmax(m))) => {
+                let labels =
+                    argmax::eval(cmp, &mut ctx, out, o.classes, m).map_err(proto("argmax"))?;
+                Ok(labels.map(|ls| {
+                    ls.into_iter()
+                        .map(|label| Prediction {
+                            label,
                             probabilities: None,
-                            logits: Some(logits),
-                        }
-                    })
-                    .collect()
-            }))
-        }
-        (Reveal::Probabilities, Some(Material::Softmax(m))) => {
-            let tables = o
-                .softmax
-                .map(|t| softmax_tables(model, t))
-                .ok_or_else(|| EngineError::PlanMismatch("softmax tables missing".into()))?;
-            let p = softmax::eval(
-                &CMP,
-                &mut ctx,
-                out,
-                o.classes,
-                softmax_shift(model),
-                &tables,
-                m,
-            )
-            .map_err(proto("softmax"))?;
-            let clear = reveal::to_client(&mut ctx, &p).map_err(proto("reveal"))?;
-            let (fp, scale) = (model.config.fixed, 2 * model.plan.frac_bits);
-            Ok(clear.map(|v| {
-                v.chunks_exact(o.classes)
-                    .map(|row| {
-                        let probabilities: Vec<f64> =
-                            row.iter().map(|x| fp.decode_at(*x, scale)).collect();
-                        Prediction {
-                            label: first_max(&probabilities),
-                            probabilities: Some(probabilities),
                             logits: None,
-                        }
-                    })
-                    .collect()
-            }))
+                        })
+                        .collect()
+                }))
+            }
+            (Reveal::Logits, _) => {
+                let clear = reveal::to_client(&mut ctx, out).map_err(proto("reveal"))?;
+                let fp = model.config.fixed;
+                Ok(clear.map(|v| {
+                    v.chunks_exact(o.classes)
+                        .map(|row| {
+                            let logits: Vec<f64> =
+                                row.iter().map(|x| fp.decode_at(*x, o.scale)).collect();
+                            Prediction {
+                                label: first_max(&logits),
+                                probabilities: None,
+                                logits: Some(logits),
+                            }
+                        })
+                        .collect()
+                }))
+            }
+            (Reveal::Probabilities, Some(Material::Softmax(m))) => {
+                let tables = o
+                    .softmax
+                    .map(|t| softmax_tables(model, t))
+                    .ok_or_else(|| EngineError::PlanMismatch("softmax tables missing".into()))?;
+                let p = softmax::eval(
+                    cmp,
+                    &mut ctx,
+                    out,
+                    o.classes,
+                    softmax_shift(model),
+                    &tables,
+                    m,
+                )
+                .map_err(proto("softmax"))?;
+                let clear = reveal::to_client(&mut ctx, &p).map_err(proto("reveal"))?;
+                let (fp, scale) = (model.config.fixed, 2 * model.plan.frac_bits);
+                Ok(clear.map(|v| {
+                    v.chunks_exact(o.classes)
+                        .map(|row| {
+                            let probabilities: Vec<f64> =
+                                row.iter().map(|x| fp.decode_at(*x, scale)).collect();
+                            Prediction {
+                                label: first_max(&probabilities),
+                                probabilities: Some(probabilities),
+                                logits: None,
+                            }
+                        })
+                        .collect()
+                }))
+            }
+            _ => Err(EngineError::PlanMismatch("output material missing".into())),
         }
-        _ => Err(EngineError::PlanMismatch("output material missing".into())),
     }
 }
 
@@ -704,6 +777,9 @@ pub struct ClientSession {
     prep: PartyPrep,
     masked: Vec<Vec<Elem>>,
     setup_bytes: u64,
+    input_limit: f64,
+    /// Records run so far in this session (so errors name a record by its session index).
+    records_done: usize,
 }
 
 impl ClientSession {
@@ -715,9 +791,19 @@ impl ClientSession {
     ) -> Result<Self, EngineError> {
         let seed = recv_seed(&model, dealer)?;
         let mut prep = PartyPrep::new(Role::Client, &seed);
+        let mut limit = [0u8; 8];
+        provider
+            .recv(&mut limit)
+            .map_err(chan("setup: input limit"))?;
+        let limit = f64::from_le_bytes(limit);
+        if limit.is_nan() || limit <= 0.0 {
+            return Err(EngineError::PlanMismatch(format!(
+                "the provider announced an input limit of {limit}"
+            )));
+        }
         let mut ctx = Ctx::new(Role::Client, provider);
         let mut masked = Vec::with_capacity(model.plan.linear.len());
-        let mut setup_bytes = 0;
+        let mut setup_bytes = 8;
         for l in &model.plan.linear {
             let none = linear::take_setup(&mut prep, &l.op);
             debug_assert!(none.is_none());
@@ -732,7 +818,14 @@ impl ClientSession {
             prep,
             masked,
             setup_bytes,
+            input_limit: limit,
+            records_done: 0,
         })
+    }
+
+    /// The provider's input limit for this session (see [`Model::input_limit`]).
+    pub fn input_limit(&self) -> f64 {
+        self.input_limit
     }
 
     /// One-time setup bytes received from the provider.
@@ -747,17 +840,33 @@ impl ClientSession {
         dealer: &mut impl Channel,
         provider: &mut impl Channel,
     ) -> Result<(Vec<Prediction>, Report), EngineError> {
+        with_comparison!(
+            self.model.config.comparison,
+            cmp => self.run_batch_with(cmp, records, dealer, provider)
+        )
+    }
+
+    fn run_batch_with<C: Comparison>(
+        &mut self,
+        cmp: &C,
+        records: &[Vec<f64>],
+        dealer: &mut impl Channel,
+        provider: &mut impl Channel,
+    ) -> Result<(Vec<Prediction>, Report), EngineError> {
         let batch = records.len();
         let input = encode_records(
             self.model.config.fixed,
+            Some(self.input_limit),
+            self.records_done,
             records,
             self.model.plan.value_len[0],
         )?;
+        self.records_done += batch;
         let t0 = Instant::now();
         let corrections = recv_batch_header(&self.model, dealer, batch)?;
         let offline_bytes = 48 + corrections.len() as u64;
         self.prep.load(corrections);
-        let mats = take_batch(&self.model, &mut self.prep, &self.masked, batch);
+        let mats = take_batch(cmp, &self.model, &mut self.prep, &self.masked, batch);
         self.prep
             .finish()
             .map_err(|e| EngineError::PlanMismatch(e.to_string()))?;
@@ -765,16 +874,16 @@ impl ClientSession {
 
         let t1 = Instant::now();
         let mut counted = Counted::new(provider);
-        let (out, layers) = run_party(
-            &self.model,
-            Role::Client,
-            &mut counted,
-            None,
-            &mats,
-            input,
+        let party = Party {
+            model: &self.model,
+            role: Role::Client,
+            params: None,
+            mats: &mats,
             batch,
-        )?;
-        let preds = finish_output(&self.model, Role::Client, &mut counted, &out, mats.last())?
+        };
+        let (out, layers) = party.run(cmp, &mut counted, input)?;
+        let preds = party
+            .finish_output(cmp, &mut counted, &out)?
             .unwrap_or_default();
         counted.flush().map_err(chan("result"))?;
         let s = counted.stats();
@@ -792,24 +901,29 @@ impl ClientSession {
     }
 }
 
-/// Encodes records at the input scale, naming the record and position of any bad value.
+/// Encodes records at the input scale, naming the record (counted from
+/// `first`) and position of any bad value; with a `limit`, also refuses
+/// values beyond the model's input range.
 pub(crate) fn encode_records(
     fp: FixedPoint,
+    limit: Option<f64>,
+    first: usize,
     records: &[Vec<f64>],
     len: usize,
 ) -> Result<Vec<Elem>, EngineError> {
     let mut out = Vec::with_capacity(records.len() * len);
-    for (r, rec) in records.iter().enumerate() {
+    for (r, rec) in (first..).zip(records) {
         if rec.len() != len {
             return Err(EngineError::Encoding(format!(
                 "record {r}: {} values, the model expects {len}",
                 rec.len()
             )));
         }
+        bounds::check_record(fp, limit, r, rec).map_err(EngineError::Encoding)?;
         for (j, v) in rec.iter().enumerate() {
             out.push(
                 fp.encode(*v)
-                    .map_err(|e| EngineError::Encoding(format!("record {r}, value {j}: {e}")))?,
+                    .map_err(|e| EngineError::Encoding(format!("record {r}, feature {j}: {e}")))?,
             );
         }
     }

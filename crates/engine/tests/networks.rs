@@ -3,15 +3,53 @@
 //! measured traffic equals the plan's prediction exactly.
 
 use cryptmed_engine::local::run_local;
-use cryptmed_engine::{EngineConfig, Model, Reveal};
-use cryptmed_model::{Activation, zoo};
+use cryptmed_engine::{EngineConfig, EngineError, Model, Reveal};
+use cryptmed_model::{Activation, Network, Node, Op, Tensor, reference, zoo};
+use cryptmed_ring::FixedPoint;
 
-fn check(net: cryptmed_model::Network, reveal: Reveal, records: usize, batch: usize) {
+/// How far secure logits may be from the engine's fixed-point reference, in
+/// units of `2^-f`.
+///
+/// What is guaranteed is [`Model::output_error_bound`]: each truncation
+/// rounds up by at most one unit, and the worst case aligns every round-up
+/// with the signs of the later weights (516 units for secureml-mlp, 175 for
+/// medical-mlp, but astronomically loose for deep networks: 10^10 for
+/// minionn-cifar). In practice the round-ups are independent 0/1 events
+/// (every session draws fresh dealer masks), so their effect on a logit is a
+/// sum of many small independent terms that concentrates like a random walk:
+/// over 36 sessions per network the largest deviation measured was 8.5 units
+/// (minionn-cifar; 3 for the MLPs), a spread of about 2 units. 32 units is
+/// more than 15 spreads away. The assertion is the smaller of the two.
+const TYPICAL_ULPS: f64 = 32.0;
+
+/// Secure logits vs exact f64: the encoding of weights and inputs and the
+/// floor truncations of the fixed-point arithmetic. The issue's target is
+/// 1e-2; the largest measured on the six networks is 2.7e-4.
+const F64_TOLERANCE: f64 = 2e-3;
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn check(net: Network, reveal: Reveal, records: usize, batch: usize) {
+    check_with(net, reveal, records, batch, FixedPoint::default());
+}
+
+fn check_with(net: Network, reveal: Reveal, records: usize, batch: usize, fixed: FixedPoint) {
     let config = EngineConfig {
         reveal,
+        fixed,
         ..EngineConfig::default()
     };
     let model = Model::compile(net.clone(), config).unwrap();
+    let ulp = fixed.ulp();
+    let tolerance = model
+        .output_error_bound()
+        .map_or(TYPICAL_ULPS * ulp, |b| b.min(TYPICAL_ULPS * ulp));
     let inputs = zoo::random_inputs(&net, records, 3);
     let run = run_local(&model, &model, &inputs, batch).unwrap();
     assert_eq!(run.predictions.len(), records);
@@ -24,15 +62,14 @@ fn check(net: cryptmed_model::Network, reveal: Reveal, records: usize, batch: us
         match reveal {
             Reveal::Logits => {
                 let got = p.logits.as_ref().unwrap();
-                let err = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f64::max);
+                let err = max_diff(got, &want);
                 assert!(
-                    err < 1e-2,
-                    "{}: record {i}: max error {err} vs fixed reference",
-                    net.name
+                    err <= tolerance,
+                    "{}: record {i}: {} units of 2^-{} from the fixed reference (allowed {})",
+                    net.name,
+                    err / ulp,
+                    fixed.frac_bits(),
+                    tolerance / ulp
                 );
             }
             _ => assert!(p.logits.is_none() && p.probabilities.is_none()),
@@ -113,10 +150,8 @@ fn plan_mismatch_is_a_typed_error() {
     )
     .unwrap();
     assert_ne!(a.architecture_digest(), b.architecture_digest());
-    let err = run_local(&a, &b, &[vec![0.5; 30]], 1)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("plan mismatch"), "{err}");
+    let err = run_local(&a, &b, &[vec![0.5; 30]], 1).unwrap_err();
+    assert!(matches!(err, EngineError::PlanMismatch(_)), "{err:?}");
 }
 
 #[test]
@@ -318,4 +353,304 @@ fn probabilities_policy_reveals_a_secure_softmax() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("up to 16 classes"), "{err}");
+}
+
+/// Secure logits of one record against both references.
+fn logits_errors(model: &Model, net: &Network, x: &[f64]) -> (f64, f64) {
+    let run = run_local(model, model, &[x.to_vec()], 1).unwrap();
+    let got = run.predictions[0].logits.clone().unwrap();
+    (
+        max_diff(&got, &model.reference_fixed(x).unwrap()),
+        max_diff(&got, &reference::evaluate(net, x)),
+    )
+}
+
+#[test]
+fn all_six_benchmark_networks_one_record_each() {
+    for name in zoo::NAMES {
+        let net = zoo::build(name, 7).unwrap();
+        check(net.clone(), Reveal::Logits, 1, 1);
+        let model = Model::compile(
+            net.clone(),
+            EngineConfig {
+                reveal: Reveal::Logits,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let x = &zoo::random_inputs(&net, 1, 5)[0];
+        let (_, to_f64) = logits_errors(&model, &net, x);
+        assert!(to_f64 <= F64_TOLERANCE, "{name}: {to_f64} from f64");
+    }
+}
+
+/// The issue's targets (batch 1, `--random-weights`, logits revealed as
+/// `cryptmed bench` runs them) and the exact costs the plans predict; the
+/// measured traffic equals the prediction (asserted by `check`).
+#[test]
+fn issue_targets_from_the_cost_traces() {
+    // (network, target bytes, target rounds, exact bytes, exact rounds)
+    let table = [
+        ("secureml-mlp", 48_000, 22, 15_376, 13),
+        ("chameleon-cnn", 150_000, 22, 44_512, 13),
+        ("minionn-mnist", 1_500_000, 64, 309_442, 43),
+        ("securenn-lenet", 2_000_000, 64, 454_582, 43),
+        ("minionn-cifar", 22_000_000, 72, 5_633_360, 43),
+        ("medical-mlp", 16_000, 22, 3_640, 13),
+    ];
+    for (name, max_bytes, max_rounds, bytes, rounds) in table {
+        let model = Model::compile(
+            zoo::build(name, 1).unwrap(),
+            EngineConfig {
+                reveal: Reveal::Logits,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let t = model.predict(1);
+        assert_eq!((t.bytes(), t.rounds()), (bytes, rounds), "{name}");
+        assert!(bytes <= max_bytes && rounds <= max_rounds, "{name}");
+    }
+    // ReLU: at most 120 bytes and 9 rounds per element; exactly 27.25 and 6.
+    let relu = cryptmed_protocols::relu::cost(&cryptmed_protocols::Ppa::default(), 1024);
+    assert_eq!((relu.bytes, relu.rounds), (27_904, 6));
+    assert!(relu.bytes <= 120 * 1024 && relu.rounds <= 9);
+}
+
+/// Records beyond the model's input range are refused with the record, the
+/// feature and the range; records at the very edge of it run correctly.
+#[test]
+fn input_range_is_enforced_and_sound() {
+    let net = zoo::build("medical-mlp", 2).unwrap();
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net.clone(), config).unwrap();
+    let limit = model.input_limit().unwrap();
+    assert!(limit >= 1024.0 && limit.log2().fract() == 0.0, "{limit}");
+    // Scaled by 1e8 these inputs encode fine at 16 fractional bits, but the
+    // first layer's output would pass 2^62: refused, never garbage.
+    let mut records = zoo::random_inputs(&net, 3, 1);
+    records[1][7] *= 1e8;
+    let err = run_local(&model, &model, &records, 1).unwrap_err();
+    let EngineError::Encoding(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        msg.contains("record 1, feature 7") && msg.contains(&format!("[-{limit}, {limit}]")),
+        "{msg}"
+    );
+    // The client learns the limit from the provider even with the public network.
+    let public = Model::compile(net.public(), config).unwrap();
+    assert_eq!(public.input_limit(), None);
+    let err = run_local(&model, &public, &records, 3).unwrap_err();
+    assert!(matches!(err, EngineError::Encoding(_)), "{err:?}");
+    assert!(matches!(
+        model.reference_fixed(&records[1]),
+        Err(EngineError::Encoding(_))
+    ));
+    // At the limit, with the signs of the heaviest row of the first layer
+    // (the worst case of the bound), the result is still exact.
+    let Op::Dense { weight, .. } = &net.nodes[0].op else {
+        unreachable!()
+    };
+    let cols = weight.shape[1];
+    let row = weight
+        .data
+        .chunks(cols)
+        .max_by(|a, b| {
+            let l1 = |r: &[f64]| r.iter().map(|v| v.abs()).sum::<f64>();
+            l1(a).total_cmp(&l1(b))
+        })
+        .unwrap();
+    let edge: Vec<f64> = row.iter().map(|w| limit * w.signum()).collect();
+    let (to_fixed, to_f64) = logits_errors(&model, &net, &edge);
+    assert!(
+        to_fixed <= model.output_error_bound().unwrap(),
+        "{to_fixed}"
+    );
+    let scale = reference::evaluate(&net, &edge)
+        .iter()
+        .fold(1.0, |m: f64, v| m.max(v.abs()));
+    // Relative to magnitudes this large, only the weights' encoding (2^-16
+    // against weights of about 0.1) separates the two; an overflow would be
+    // off by many orders of magnitude.
+    assert!(to_f64 <= 1e-3 * scale, "{to_f64} vs magnitude {scale}");
+}
+
+#[test]
+fn fractional_bits_are_validated_at_compile_time() {
+    let net = zoo::build("secureml-mlp", 1).unwrap();
+    for f in [24, 30] {
+        let err = Model::compile(
+            net.clone(),
+            EngineConfig {
+                fixed: FixedPoint::new(f).unwrap(),
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap_err();
+        let EngineError::Unsupported(msg) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            msg.contains(&format!("{f} fractional bits leave no headroom")),
+            "{msg}"
+        );
+    }
+    // Smooth-function tables exist for 12 to 20 fractional bits only.
+    let err = Model::compile(
+        zoo::medical_mlp(8, 2, Activation::Sigmoid, 1),
+        EngineConfig {
+            fixed: FixedPoint::new(22).unwrap(),
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Unsupported(m) if m.contains("use 12 to 20")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn engine_runs_at_12_and_20_fractional_bits() {
+    for f in [12, 20] {
+        let fixed = FixedPoint::new(f).unwrap();
+        for name in ["secureml-mlp", "minionn-mnist"] {
+            let net = zoo::build(name, 3).unwrap();
+            check_with(net.clone(), Reveal::Logits, 1, 1, fixed);
+            check_with(net.clone(), Reveal::Label, 2, 2, fixed);
+            let model = Model::compile(
+                net.clone(),
+                EngineConfig {
+                    reveal: Reveal::Logits,
+                    fixed,
+                    ..EngineConfig::default()
+                },
+            )
+            .unwrap();
+            let (_, to_f64) = logits_errors(&model, &net, &zoo::random_inputs(&net, 1, 9)[0]);
+            assert!(
+                to_f64 <= F64_TOLERANCE * 2f64.powi(16 - f as i32),
+                "{name} f={f}: {to_f64}"
+            );
+        }
+    }
+}
+
+/// A per-channel affine map (batch norm) right after a convolution or a
+/// dense layer is folded into it: no separate (diagonal) secure layer.
+#[test]
+fn batch_norm_after_conv_and_dense_is_folded() {
+    use cryptmed_ring::kernels::Conv2dGeom;
+    let geom = Conv2dGeom {
+        in_ch: 2,
+        in_h: 6,
+        in_w: 6,
+        out_ch: 3,
+        kernel: [3, 3],
+        stride: [1, 1],
+        pads: [1, 1, 1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let param = |n: usize, k: f64| -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as f64 * 0.37 + k).sin()) * 0.5)
+            .collect()
+    };
+    let node = |name: &str, op: Op, input: usize, shape: Vec<usize>| Node {
+        name: name.into(),
+        op,
+        inputs: vec![input],
+        shape,
+    };
+    let nodes = vec![
+        node(
+            "conv",
+            Op::Conv2d {
+                geom,
+                weight: Tensor::new(vec![3, 2, 3, 3], param(54, 0.1)),
+                bias: Some(param(3, 0.2)),
+            },
+            0,
+            vec![3, 6, 6],
+        ),
+        node(
+            "bn1",
+            Op::Affine {
+                scale: param(3, 1.0).iter().map(|v| v + 1.0).collect(),
+                shift: param(3, 2.0),
+            },
+            1,
+            vec![3, 6, 6],
+        ),
+        node("relu1", Op::Act(Activation::Relu), 2, vec![3, 6, 6]),
+        node("flat", Op::Reshape, 3, vec![108]),
+        node(
+            "fc",
+            Op::Dense {
+                weight: Tensor::new(vec![5, 108], param(540, 0.3)),
+                bias: None,
+            },
+            4,
+            vec![5],
+        ),
+        node(
+            "bn2",
+            Op::Affine {
+                scale: vec![0.7],
+                shift: param(5, 3.0),
+            },
+            5,
+            vec![5],
+        ),
+    ];
+    let net = Network {
+        name: "conv-bn".into(),
+        input_shape: vec![2, 6, 6],
+        nodes,
+        class_names: None,
+    };
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net.clone(), config).unwrap();
+    let linear: Vec<&str> = model
+        .plan()
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, cryptmed_engine::StepKind::Linear { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(linear, ["conv", "fc"]);
+    let public = Model::compile(net.public(), config).unwrap();
+    assert_eq!(model.architecture_digest(), public.architecture_digest());
+    check(net.clone(), Reveal::Logits, 2, 2);
+    for x in zoo::random_inputs(&net, 2, 4) {
+        let (_, to_f64) = logits_errors(&model, &net, &x);
+        assert!(to_f64 <= F64_TOLERANCE, "{to_f64}");
+    }
+}
+
+/// `Debug` of the compiled model and its plan shows shapes, never weights.
+#[test]
+fn debug_never_prints_weights() {
+    let mut net = zoo::build("medical-mlp", 1).unwrap();
+    for n in &mut net.nodes {
+        if let Op::Dense { weight, bias } = &mut n.op {
+            weight.data.iter_mut().for_each(|w| *w = 0.123_456_789);
+            bias.iter_mut().flatten().for_each(|b| *b = -0.987_654_321);
+        }
+    }
+    let model = Model::compile(net, EngineConfig::default()).unwrap();
+    let shown = format!("{model:?} {model:#?} {:?}", model.plan());
+    for secret in ["0.123", "123456", "0.987", "987654", "8091", "4216"] {
+        // 8091 and 4216: the leading digits of the weight and bias encoded at 2^16 and 2^24.
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("weights: 1920"), "{shown}");
 }

@@ -1,6 +1,22 @@
 //! Correlated randomness: what the dealer generates and how each party gets
 //! its half.
 //!
+//! **Two roles, one trait boundary.** Every protocol has a dealer-side
+//! `deal` (written against the [`Dealer`]) and a party-side `take` (written
+//! against the [`PrepSource`] trait). The online phase only ever sees a
+//! `&mut dyn PrepSource`: where the material comes from is not its business.
+//! [`PartyPrep`] is the trusted-dealer implementation (a seed plus the
+//! dealer's corrections). A dealer-free preprocessing (OT- or HE-based, run
+//! between the two parties) is an *addition*: it produces each party's
+//! shares of the same correlations, in the same order, and hands them to the
+//! unchanged online protocols through its own `PrepSource` implementation.
+//!
+//! The dealer side is deliberately *not* a trait: [`Dealer`]'s methods take
+//! and return the correlations' clear values, which only a trusted third
+//! party ever holds. A two-party generator has no such values, so an
+//! interface over them could not be implemented by it; it plugs in on the
+//! party side instead.
+//!
 //! **Seed expansion.** At the start of a session the dealer sends each party
 //! a 32-byte seed. Every share a party can derive on its own comes from its
 //! seed's PRG (free); where a share must satisfy a correlation the dealer
@@ -8,16 +24,13 @@
 //! share`). So per correlated element the dealer sends one element (or one
 //! bit) instead of two, and nothing to the provider beyond its seed.
 //!
-//! **Mirrored calls.** [`Dealer`] and [`PartyPrep`] have the same methods
-//! with the same names. A protocol's dealer-side `gen` and party-side `take`
-//! call them in the same order, so both sides' PRG streams and the
-//! correction stream stay aligned. If they ever diverge (a different plan),
-//! the party runs out of or has left-over corrections and gets a typed
-//! [`PrepError`] at the end of the batch; a plan digest checked before any
-//! material is used catches a different architecture up front.
-//!
-//! The trait-free design is deliberate: a dealer-free (OT- or HE-based)
-//! generator will implement the same two roles of [`PartyPrep`]'s API.
+//! **Mirrored calls.** [`Dealer`] and [`PrepSource`] have the same methods
+//! with the same names. A protocol's `deal` and `take` call them in the same
+//! order, so both sides' PRG streams and the correction stream stay aligned.
+//! If they ever diverge (a different plan), the party runs out of or has
+//! left-over corrections and gets a typed [`PrepError`] from
+//! [`PrepSource::finish`]; a plan digest checked before any material is used
+//! catches a different architecture up front.
 
 use cryptmed_ring::bits::{BitVec, bytes_for};
 use cryptmed_ring::{ELEM_BYTES, Elem, bytes_to_elems, elems_to_bytes};
@@ -54,11 +67,20 @@ pub struct Usage {
 }
 
 /// The dealer's side: mirrors both parties' PRGs and collects corrections for the client.
-#[derive(Debug)]
 pub struct Dealer {
     prg: [Prg; 2],
     corrections: Vec<u8>,
     usage: Usage,
+}
+
+/// Shows how much material was generated, never the PRG state or the corrections.
+impl std::fmt::Debug for Dealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dealer")
+            .field("pending_correction_bytes", &self.corrections.len())
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dealer {
@@ -120,14 +142,56 @@ impl Dealer {
     }
 }
 
-/// A party's side: its seeded PRG and the corrections received from the dealer.
-#[derive(Debug)]
+/// A party's source of correlated randomness: its halves of the material
+/// the protocols' `take` functions consume, in the order they call for it.
+///
+/// Each method mirrors the [`Dealer`] method of the same name. Implemented
+/// by [`PartyPrep`] (trusted dealer: seed plus corrections); a dealer-free
+/// preprocessing implements it too (see the crate docs).
+pub trait PrepSource {
+    /// This party's role.
+    fn role(&self) -> Role;
+
+    /// Mirror of [`Dealer::private`]: `Some(values)` for `owner`, `None` for the other party.
+    fn private(&mut self, owner: Role, n: usize) -> Option<Vec<Elem>>;
+
+    /// Mirror of [`Dealer::random_arith`]: this party's share of `n` uniform values.
+    fn random_arith(&mut self, n: usize) -> Vec<Elem>;
+
+    /// Mirror of [`Dealer::share_arith`]: this party's share of `n` correlated values.
+    fn share_arith(&mut self, n: usize) -> Vec<Elem>;
+
+    /// Mirror of [`Dealer::random_bits`]: this party's XOR share of `n` uniform bits.
+    fn random_bits(&mut self, n: usize) -> BitVec;
+
+    /// Mirror of [`Dealer::share_bits`]: this party's XOR share of `n` correlated bits.
+    fn share_bits(&mut self, n: usize) -> BitVec;
+
+    /// Checks that the batch's material was consumed exactly (a different
+    /// plan on the two sides is a typed error here, never silent garbage).
+    fn finish(&mut self) -> Result<(), PrepError>;
+}
+
+/// The trusted-dealer [`PrepSource`]: the party's seeded PRG and the
+/// corrections received from the dealer.
 pub struct PartyPrep {
     role: Role,
     prg: Prg,
     corrections: Vec<u8>,
     pos: usize,
     error: Option<PrepError>,
+}
+
+/// Shows the role and how much material is loaded, never the PRG state or the corrections.
+impl std::fmt::Debug for PartyPrep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartyPrep")
+            .field("role", &self.role)
+            .field("correction_bytes", &self.corrections.len())
+            .field("consumed", &self.pos)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartyPrep {
@@ -142,11 +206,6 @@ impl PartyPrep {
         }
     }
 
-    /// This party's role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Installs a batch of corrections from the dealer (client only; the provider receives none).
     pub fn load(&mut self, corrections: Vec<u8>) {
         self.corrections = corrections;
@@ -154,51 +213,8 @@ impl PartyPrep {
         self.error = None;
     }
 
-    /// Checks that the batch's material was consumed exactly.
-    pub fn finish(&mut self) -> Result<(), PrepError> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        let left = self.corrections.len() - self.pos;
-        if left != 0 {
-            return Err(PrepError::LeftOver(left));
-        }
-        Ok(())
-    }
-
-    /// Mirror of [`Dealer::private`]: `Some(values)` for the owner, `None` for the other party.
-    pub fn private(&mut self, owner: Role, n: usize) -> Option<Vec<Elem>> {
-        (owner == self.role).then(|| self.prg.elems(n))
-    }
-
-    /// Mirror of [`Dealer::random_arith`]: this party's share.
-    pub fn random_arith(&mut self, n: usize) -> Vec<Elem> {
-        self.prg.elems(n)
-    }
-
-    /// Mirror of [`Dealer::share_arith`]: this party's share of the dealer's value.
-    pub fn share_arith(&mut self, n: usize) -> Vec<Elem> {
-        match self.role {
-            Role::Provider => self.prg.elems(n),
-            Role::Client => bytes_to_elems(self.read(n * ELEM_BYTES)),
-        }
-    }
-
-    /// Mirror of [`Dealer::random_bits`]: this party's share.
-    pub fn random_bits(&mut self, n: usize) -> BitVec {
-        self.prg.bits(n)
-    }
-
-    /// Mirror of [`Dealer::share_bits`]: this party's share of the dealer's bits.
-    pub fn share_bits(&mut self, n: usize) -> BitVec {
-        match self.role {
-            Role::Provider => self.prg.bits(n),
-            Role::Client => BitVec::from_bytes(self.read(bytes_for(n)), n),
-        }
-    }
-
     /// Reads `n` correction bytes; on exhaustion records the error (reported by
-    /// [`finish`](Self::finish)) and returns zeros so the protocol can unwind.
+    /// [`finish`](PrepSource::finish)) and returns zeros so the protocol can unwind.
     fn read(&mut self, n: usize) -> &[u8] {
         let left = self.corrections.len() - self.pos;
         if n > left {
@@ -211,10 +227,48 @@ impl PartyPrep {
         self.pos += n;
         s
     }
+}
 
-    /// True when an inconsistency has been seen in this batch.
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
+impl PrepSource for PartyPrep {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn private(&mut self, owner: Role, n: usize) -> Option<Vec<Elem>> {
+        (owner == self.role).then(|| self.prg.elems(n))
+    }
+
+    fn random_arith(&mut self, n: usize) -> Vec<Elem> {
+        self.prg.elems(n)
+    }
+
+    fn share_arith(&mut self, n: usize) -> Vec<Elem> {
+        match self.role {
+            Role::Provider => self.prg.elems(n),
+            Role::Client => bytes_to_elems(self.read(n * ELEM_BYTES)),
+        }
+    }
+
+    fn random_bits(&mut self, n: usize) -> BitVec {
+        self.prg.bits(n)
+    }
+
+    fn share_bits(&mut self, n: usize) -> BitVec {
+        match self.role {
+            Role::Provider => self.prg.bits(n),
+            Role::Client => BitVec::from_bytes(self.read(bytes_for(n)), n),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), PrepError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let left = self.corrections.len() - self.pos;
+        if left != 0 {
+            return Err(PrepError::LeftOver(left));
+        }
+        Ok(())
     }
 }
 
@@ -266,5 +320,28 @@ mod tests {
                 left: 8
             })
         ));
+    }
+
+    #[test]
+    fn debug_never_prints_material() {
+        let (s0, s1) = (Seed::from_u64(1), Seed::from_u64(2));
+        let mut d = Dealer::new(&s0, &s1);
+        d.share_arith(&[0x0123_4567_89ab_cdef; 6]);
+        let shown_dealer = format!("{d:?} {d:#?}");
+        let corrections = d.take_corrections();
+        let mut c = PartyPrep::new(Role::Client, &s1);
+        c.load(corrections.clone());
+        let shown_party = format!("{c:?} {c:#?}");
+        for shown in [&shown_dealer, &shown_party] {
+            assert!(!shown.contains('['), "a vector was printed: {shown}");
+            for e in bytes_to_elems(&corrections) {
+                assert!(!shown.contains(&e.to_string()) && !shown.contains(&format!("{e:x}")));
+            }
+            assert!(!shown.contains("81985529216486895"), "{shown}"); // the value itself
+        }
+        assert!(
+            shown_party.contains("correction_bytes: 48"),
+            "{shown_party}"
+        );
     }
 }

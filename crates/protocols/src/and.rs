@@ -9,7 +9,7 @@
 //! The comparison's prefix tree uses it, since both of a node's products
 //! share the operand `P_hi`.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::bits::BitVec;
 
 /// This party's shares of one triple with one shared operand and `k` (1 or 2) others.
@@ -30,7 +30,7 @@ pub fn deal(d: &mut Dealer, n: usize, k: usize) {
 }
 
 /// Party: mirror of [`deal`].
-pub fn take(p: &mut PartyPrep, n: usize, k: usize) -> Triple {
+pub fn take(p: &mut dyn PrepSource, n: usize, k: usize) -> Triple {
     let a = p.random_bits(n);
     let b: Vec<BitVec> = (0..k).map(|_| p.random_bits(n)).collect();
     let ab = (0..k).map(|_| p.share_bits(n)).collect();

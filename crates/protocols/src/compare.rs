@@ -25,17 +25,20 @@
 //! - **Shared-operand triples.** Both products of a combine use `P_hi`, so one
 //!   triple opens 3 bits instead of 4 (2 at the root, whose `P` is unused).
 //!
-//! Cost for `n` values and `k` thresholds (63 bits, chunk 4: 16 leaves,
-//! levels of 8, 4, 2, 1 combines): 4 rounds; each party sends
+//! Cost for `n` values and `k` thresholds ([`Comparison::cost`]): with `L =
+//! ceil(63 / chunk)` leaves the tree has `L - 1` combines in `ceil(log2 L)`
+//! levels, each opening 3 bit vectors except the root's 2, so each party
+//! sends `k * (3L - 4) * ceil(n/8)` bytes in `ceil(log2 L)` rounds. Chunk 4:
+//! 16 leaves, levels of 8, 4, 2, 1 combines, 4 rounds,
 //! `k * (24 + 12 + 6 + 2) * ceil(n/8)` bytes, about 5.5 bytes per comparison.
 //! Dealer: 64 + 169 bits of `r` per value, plus 2 bits per combine.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_ring::bits::{BitVec, bit_planes, bytes_for, words_for};
 use cryptmed_share::open::open_bits;
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace, bit_bytes, ceil_log2};
 use crate::{Ctx, ProtocolError, and};
 
 /// A secure "less than" on masked values (see the module docs).
@@ -50,7 +53,7 @@ pub trait Comparison: Send + Sync {
     fn deal(&self, d: &mut Dealer, r: &[Elem], thresholds: usize);
 
     /// Party: mirror of [`deal`](Self::deal).
-    fn take(&self, p: &mut PartyPrep, n: usize, thresholds: usize) -> Self::Material;
+    fn take(&self, p: &mut dyn PrepSource, n: usize, thresholds: usize) -> Self::Material;
 
     /// XOR shares of `[c_i - r_i < t]` for each threshold `t` (outer index) and value `i`.
     fn less_than(
@@ -63,6 +66,9 @@ pub trait Comparison: Send + Sync {
 
     /// The communication of [`less_than`](Self::less_than).
     fn trace(&self, n: usize, thresholds: usize) -> Trace;
+
+    /// The closed-form cost of [`less_than`](Self::less_than) (both ways, rounds).
+    fn cost(&self, n: usize, thresholds: usize) -> Cost;
 }
 
 /// CryptMed's comparison: parallel-prefix carry over bit-sliced XOR shares.
@@ -159,7 +165,7 @@ impl Comparison for Ppa {
         }
     }
 
-    fn take(&self, p: &mut PartyPrep, n: usize, thresholds: usize) -> PpaMaterial {
+    fn take(&self, p: &mut dyn PrepSource, n: usize, thresholds: usize) -> PpaMaterial {
         let rbits = (0..64).map(|_| p.share_bits(n)).collect();
         let monos = self
             .chunks()
@@ -264,6 +270,12 @@ impl Comparison for Ppa {
                 b
             })
             .collect())
+    }
+
+    fn cost(&self, n: usize, thresholds: usize) -> Cost {
+        let leaves = LOW_BITS.div_ceil(self.chunk as usize);
+        let per_party = (thresholds * (3 * leaves - 4)) as u64 * bit_bytes(n);
+        Cost::new(2 * per_party, ceil_log2(leaves))
     }
 
     fn trace(&self, n: usize, thresholds: usize) -> Trace {

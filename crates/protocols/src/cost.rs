@@ -1,4 +1,12 @@
-//! Exact communication traces, and bytes and rounds derived from them.
+//! Exact communication traces, bytes and rounds derived from them, and
+//! each protocol's closed-form cost.
+//!
+//! Two independent descriptions of every protocol's traffic exist on
+//! purpose: `trace` lists the channel operations `eval` performs (it
+//! composes, merges rounds across protocols, and the engine sums it over a
+//! plan), while `cost` is the closed formula of the module docs (bytes both
+//! ways and rounds of the protocol run alone). Tests assert that the
+//! measured counters, the trace and the formula agree exactly.
 //!
 //! A protocol's trace lists, for each party, the channel operations `eval`
 //! performs with their sizes. Rounds follow the single definition of
@@ -86,6 +94,52 @@ impl Trace {
     /// Rounds of the session: the larger of the two parties' counts.
     pub fn rounds(&self) -> u64 {
         self.provider_stats().rounds.max(self.client_stats().rounds)
+    }
+}
+
+/// A protocol's online cost run alone: bytes both ways between the parties, and rounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Bytes sent by both parties together.
+    pub bytes: u64,
+    /// Rounds (the larger of the two parties' counts).
+    pub rounds: u64,
+}
+
+impl Cost {
+    /// `bytes` and `rounds`.
+    pub const fn new(bytes: u64, rounds: u64) -> Self {
+        Self { bytes, rounds }
+    }
+
+    /// One exchange of `each_way` bytes in each direction: one round.
+    pub const fn exchange(each_way: u64) -> Self {
+        Self::new(2 * each_way, 1)
+    }
+
+    /// Sequential composition. Rounds add up, which is exact when `next`
+    /// starts with an exchange (every composite protocol here does).
+    pub const fn then(self, next: Cost) -> Self {
+        Self::new(self.bytes + next.bytes, self.rounds + next.rounds)
+    }
+
+    /// The cost a trace amounts to (to compare the two descriptions).
+    pub fn of(t: &Trace) -> Self {
+        Self::new(t.bytes(), t.rounds())
+    }
+}
+
+/// `ceil(n / 8)`: bytes of `n` packed bits.
+pub const fn bit_bytes(n: usize) -> u64 {
+    n.div_ceil(8) as u64
+}
+
+/// `ceil(log2(x))` (0 for `x <= 1`): levels of a halving tree over `x` items.
+pub const fn ceil_log2(x: usize) -> u64 {
+    if x <= 1 {
+        0
+    } else {
+        (usize::BITS - (x - 1).leading_zeros()) as u64
     }
 }
 

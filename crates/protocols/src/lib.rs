@@ -3,7 +3,8 @@
 //! Every protocol module has the same four parts, side by side so that their
 //! order cannot drift:
 //! - `deal`: the dealer's half (calls [`Dealer`](cryptmed_prep::Dealer) methods),
-//! - `take`: the party's half (the mirrored [`PartyPrep`](cryptmed_prep::PartyPrep) calls),
+//! - `take`: the party's half (the mirrored calls on any
+//!   [`PrepSource`](cryptmed_prep::PrepSource)),
 //! - `eval`: the online protocol for one party over a [`Ctx`],
 //! - `trace`: the exact communication of `eval` ([`cost::Trace`]), from which
 //!   bytes and rounds follow; tests assert the measured traffic equals it.

@@ -14,13 +14,13 @@
 //! `op(M, R) - [op(B,R)]_1`, input-independent, computed offline. Their sum
 //! is `op(W, x_0 + x_1)`. Works for any operator bilinear in `(W, x)`.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_ring::kernels::{Conv2dGeom, Scalar, matvec};
 use cryptmed_share::Role;
 use cryptmed_share::open::{recv_elems, send_elems};
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::{Ctx, ProtocolError};
 
 /// A bilinear operator `op(W, x)`.
@@ -93,7 +93,7 @@ pub fn deal_setup(d: &mut Dealer, op: &Bilinear) -> Vec<Elem> {
 }
 
 /// Party: the provider's `B` (the client gets `None`).
-pub fn take_setup(p: &mut PartyPrep, op: &Bilinear) -> Option<Vec<Elem>> {
+pub fn take_setup(p: &mut dyn PrepSource, op: &Bilinear) -> Option<Vec<Elem>> {
     p.private(Role::Provider, op.weight_len())
 }
 
@@ -126,7 +126,7 @@ pub struct LinearMaterial {
 
 /// Party: mirror of [`deal`]; the client passes `M` and precomputes its output shares.
 pub fn take(
-    p: &mut PartyPrep,
+    p: &mut dyn PrepSource,
     op: &Bilinear,
     batch: usize,
     masked_weights: Option<&[Elem]>,
@@ -199,4 +199,15 @@ pub fn trace(op: &Bilinear, batch: usize) -> Trace {
 /// The one-time setup communication (masked weights).
 pub fn setup_trace(op: &Bilinear) -> Trace {
     Trace::provider_to_client(8 * op.weight_len() as u64)
+}
+
+/// Closed-form cost of [`eval`]: `8 batch |x|` bytes client to provider, 1
+/// round (merged into the next protocol's first round inside a network).
+pub fn cost(op: &Bilinear, batch: usize) -> Cost {
+    Cost::new(8 * (batch * op.in_len()) as u64, 1)
+}
+
+/// Closed-form cost of the setup: `8 |W|` bytes provider to client, 1 round.
+pub fn setup_cost(op: &Bilinear) -> Cost {
+    Cost::new(8 * op.weight_len() as u64, 1)
 }

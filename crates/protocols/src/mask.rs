@@ -15,10 +15,11 @@
 //! one unit in the last place (dropping the borrow rounds up by at most one),
 //! never catastrophically wrong.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_share::open::open_elems;
 
+use crate::cost::{Cost, Trace};
 use crate::{Ctx, ProtocolError};
 
 /// Offset that makes `|x| < 2^62` non-negative.
@@ -37,7 +38,7 @@ pub fn deal(d: &mut Dealer, n: usize) -> Vec<Elem> {
 }
 
 /// Party: its share of `n` masks.
-pub fn take(p: &mut PartyPrep, n: usize) -> Mask {
+pub fn take(p: &mut dyn PrepSource, n: usize) -> Mask {
     Mask {
         r: p.random_arith(n),
     }
@@ -47,6 +48,16 @@ pub fn take(p: &mut PartyPrep, n: usize) -> Mask {
 pub fn open(ctx: &mut Ctx<'_>, x: &[Elem], mask: &Mask) -> Result<Vec<Elem>, ProtocolError> {
     let masked = cryptmed_ring::add(x, &mask.r);
     Ok(open_elems(ctx.ch, &masked)?)
+}
+
+/// The communication of [`open`] on `n` elements.
+pub fn open_trace(n: usize) -> Trace {
+    Trace::exchange(8 * n as u64)
+}
+
+/// Closed-form cost of [`open`]: `16 n` bytes, 1 round.
+pub const fn open_cost(n: usize) -> Cost {
+    Cost::exchange(8 * n as u64)
 }
 
 /// This party's shares of the truncation parts of the masks.
@@ -74,7 +85,7 @@ pub fn deal_trunc(d: &mut Dealer, r: &[Elem], k: u32) -> (Vec<Elem>, Vec<Elem>) 
 }
 
 /// Party: its shares of the truncation parts for `n` elements.
-pub fn take_trunc(p: &mut PartyPrep, n: usize) -> TruncParts {
+pub fn take_trunc(p: &mut dyn PrepSource, n: usize) -> TruncParts {
     TruncParts {
         r63: p.share_arith(n),
         q: p.share_arith(n),

@@ -3,11 +3,11 @@
 //! element), then `xy = ab + (x-a) b + (y-b) a + (x-a)(y-b)`. The result is
 //! at the sum of the operands' scales; the engine truncates.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_share::open::open_elems;
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::{Ctx, ProtocolError};
 
 /// This party's triples for `n` products.
@@ -26,7 +26,7 @@ pub fn deal(d: &mut Dealer, n: usize) {
 }
 
 /// Party: mirror of [`deal`].
-pub fn take(p: &mut PartyPrep, n: usize) -> MulMaterial {
+pub fn take(p: &mut dyn PrepSource, n: usize) -> MulMaterial {
     MulMaterial {
         a: p.random_arith(n),
         b: p.random_arith(n),
@@ -63,4 +63,9 @@ pub fn eval(
 /// The communication of [`eval`] on `n` elements.
 pub fn trace(n: usize) -> Trace {
     Trace::exchange(16 * n as u64)
+}
+
+/// Closed-form cost of [`eval`]: `32 n` bytes, 1 round.
+pub const fn cost(n: usize) -> Cost {
+    Cost::exchange(16 * n as u64)
 }

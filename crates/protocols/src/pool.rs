@@ -4,16 +4,23 @@
 //! candidates of every window (an odd one passes through), opens
 //! `c = (a - b) + r` for all pairs at once, compares, and selects with one
 //! opened bit (`a - b = c - r` is a linear form of the mask). A `k x k`
-//! window takes `ceil(log2(k^2))` levels of 6 rounds each. No truncation is
+//! window takes `ceil(log2(k^2))` levels of 6 rounds each.
+//!
+//! Bytes: a window of `s` candidates needs `s - 1` comparisons in all; a
+//! level of `m` comparisons costs what a ReLU layer of `m` elements does
+//! (`16 m + 90 ceil(m/8)` both ways with `Ppa`, see [`cost`]). So a `k x k`
+//! window costs about `27.25 (k^2 - 1)` bytes per output: 82 bytes for 2 x 2,
+//! 218 for 3 x 3 (exactly so when every level's count is a multiple of 8).
+//! No truncation is
 //! needed: run it on the untruncated output of the preceding linear layer
 //! and the following ReLU truncates (max pooling commutes with ReLU and with
 //! the monotone truncation, so the engine evaluates max-pool first).
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 
 use crate::compare::Comparison;
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask};
 use crate::relu::value_form;
 use crate::select::{self, SelectMaterial};
@@ -49,7 +56,7 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, window_sizes: &[usize]) {
 /// Party: mirror of [`deal`].
 pub fn take<C: Comparison>(
     cmp: &C,
-    p: &mut PartyPrep,
+    p: &mut dyn PrepSource,
     window_sizes: &[usize],
 ) -> Vec<LevelMaterial<C>> {
     level_sizes(window_sizes)
@@ -109,10 +116,18 @@ pub fn trace<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Trace {
     let mut t = Trace::default();
     for n in level_sizes(window_sizes) {
         t.append(
-            Trace::exchange(8 * n as u64)
+            mask::open_trace(n)
                 .then(cmp.trace(n, 1))
                 .then(select::trace(n)),
         );
     }
     t
+}
+
+/// Closed-form cost of [`eval`]: per level of `m` comparisons, the cost of a
+/// ReLU on `m` elements ([`relu::cost`](crate::relu::cost)).
+pub fn cost<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Cost {
+    level_sizes(window_sizes)
+        .into_iter()
+        .fold(Cost::default(), |c, m| c.then(crate::relu::cost(cmp, m)))
 }

@@ -8,14 +8,16 @@
 //!    `K + alpha r63 - q` of [`mask`](crate::mask) (or `c - r` when `k = 0`),
 //!    so one opened bit suffices (1 round).
 //!
-//! Online per element with `Ppa`: 6 rounds, `2 * (8 + 5.5 + 0.125)` ≈ 27 bytes.
+//! Online with `Ppa` for `n` elements ([`cost`]): 6 rounds and
+//! `16 n + 90 ceil(n/8)` bytes both ways (`2 * (8 + 5.5 + 0.125)` = 27.25
+//! bytes per element when `n` is a multiple of 8).
 //! Exact to one unit in the last place (the truncation rounds up by at most one).
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 
 use crate::compare::Comparison;
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask, TruncParts};
 use crate::select::{self, Form, SelectMaterial};
 use crate::{Ctx, MINUS_ONE, ProtocolError};
@@ -40,7 +42,7 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, n: usize, k: u32) {
 }
 
 /// Party: mirror of [`deal`].
-pub fn take<C: Comparison>(cmp: &C, p: &mut PartyPrep, n: usize, k: u32) -> ReluMaterial<C> {
+pub fn take<C: Comparison>(cmp: &C, p: &mut dyn PrepSource, n: usize, k: u32) -> ReluMaterial<C> {
     let mask = mask::take(p, n);
     let trunc = (k > 0).then(|| mask::take_trunc(p, n));
     let cmp_mat = cmp.take(p, n, 1);
@@ -139,7 +141,14 @@ pub(crate) fn value_form<'a>(
 
 /// The communication of [`eval`] on `n` elements.
 pub fn trace<C: Comparison>(cmp: &C, n: usize) -> Trace {
-    Trace::exchange(8 * n as u64)
+    mask::open_trace(n)
         .then(cmp.trace(n, 1))
         .then(select::trace(n))
+}
+
+/// Closed-form cost of [`eval`]: opening, one comparison, one select.
+pub fn cost<C: Comparison>(cmp: &C, n: usize) -> Cost {
+    mask::open_cost(n)
+        .then(cmp.cost(n, 1))
+        .then(select::cost(n))
 }

@@ -4,7 +4,7 @@
 use cryptmed_ring::Elem;
 use cryptmed_share::open::{recv_elems, send_elems};
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::{Ctx, ProtocolError};
 
 /// The clear values for the client, `None` for the provider.
@@ -22,4 +22,9 @@ pub fn to_client(ctx: &mut Ctx<'_>, x: &[Elem]) -> Result<Option<Vec<Elem>>, Pro
 /// The communication of [`to_client`] on `n` elements.
 pub fn trace(n: usize) -> Trace {
     Trace::provider_to_client(8 * n as u64)
+}
+
+/// Closed-form cost of [`to_client`]: `8 n` bytes one way, 1 round.
+pub const fn cost(n: usize) -> Cost {
+    Cost::new(8 * n as u64, 1)
 }

@@ -14,12 +14,12 @@
 //! Online: `ceil(n/8)` bytes each way, 1 round. Dealer: `1 + M` ring
 //! elements per element (corrections to the client).
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_ring::bits::{BitVec, bytes_for};
 use cryptmed_share::open::open_bits;
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace, bit_bytes};
 use crate::{Ctx, ProtocolError};
 
 /// This party's material for selecting `n` values with `M` dealer terms.
@@ -42,7 +42,7 @@ pub fn deal(d: &mut Dealer, n: usize, terms: &[&[Elem]]) {
 }
 
 /// Party: mirror of [`deal`] with `terms` dealer terms.
-pub fn take(p: &mut PartyPrep, n: usize, terms: usize) -> SelectMaterial {
+pub fn take(p: &mut dyn PrepSource, n: usize, terms: usize) -> SelectMaterial {
     let delta_bits = p.random_bits(n);
     let delta = p.share_arith(n);
     let delta_terms = (0..terms).map(|_| p.share_arith(n)).collect();
@@ -102,4 +102,9 @@ pub fn select(
 /// The communication of [`select`] on `n` elements.
 pub fn trace(n: usize) -> Trace {
     Trace::exchange(bytes_for(n) as u64)
+}
+
+/// Closed-form cost of [`select`]: `2 ceil(n/8)` bytes, 1 round.
+pub const fn cost(n: usize) -> Cost {
+    Cost::exchange(bit_bytes(n))
 }

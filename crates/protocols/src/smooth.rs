@@ -22,7 +22,7 @@
 //! for `m` breakpoints and `g` scales. The result equals the fixed-point twin
 //! ([`Piecewise::eval_fixed`]) or is one unit above it (truncation round-up).
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_ring::bits::{BitVec, bytes_for};
 use cryptmed_share::open::open_bits;
@@ -87,7 +87,7 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, n: usize, f: &Piecewise) {
 /// Party: mirror of [`deal`].
 pub fn take<C: Comparison>(
     cmp: &C,
-    p: &mut PartyPrep,
+    p: &mut dyn PrepSource,
     n: usize,
     f: &Piecewise,
 ) -> SmoothMaterial<C> {

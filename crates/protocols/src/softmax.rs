@@ -13,7 +13,7 @@
 //! and the reciprocal's (1e-3 relative), so about 2e-3 relative on each
 //! probability. Two classes: 23 rounds in all.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 
 pub use cryptmed_approx::Piecewise;
@@ -60,7 +60,7 @@ pub fn deal<C: Comparison>(
 /// Party: mirror of [`deal`].
 pub fn take<C: Comparison>(
     cmp: &C,
-    p: &mut PartyPrep,
+    p: &mut dyn PrepSource,
     batch: usize,
     classes: usize,
     shift: u32,

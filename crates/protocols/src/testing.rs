@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cryptmed_channel::{CommStats, Counted, memory_pair};
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PartyPrep, PrepSource};
 use cryptmed_share::{Role, Seed};
 
 use crate::Ctx;
@@ -25,11 +25,14 @@ pub struct PairRun<P, C> {
 
 /// Generates material with `deal`, hands each party its source, and runs
 /// `provider` and `client` concurrently over a fresh memory channel.
+///
+/// Panics (this is a test harness) when either party's material was not
+/// consumed exactly, or a channel fails to flush.
 pub fn run_pair<P, C>(
     seed: u64,
     deal: impl FnOnce(&mut Dealer),
-    provider: impl FnOnce(&mut Ctx<'_>, &mut PartyPrep) -> P + Send,
-    client: impl FnOnce(&mut Ctx<'_>, &mut PartyPrep) -> C + Send,
+    provider: impl FnOnce(&mut Ctx<'_>, &mut dyn PrepSource) -> P + Send,
+    client: impl FnOnce(&mut Ctx<'_>, &mut dyn PrepSource) -> C + Send,
 ) -> PairRun<P, C>
 where
     P: Send,
@@ -57,6 +60,11 @@ where
         });
         let p = provider(&mut Ctx::new(Role::Provider, &mut a), &mut pp);
         cryptmed_channel::Channel::flush(&mut a).expect("flush");
+        assert_eq!(
+            pp.finish(),
+            Ok(()),
+            "provider material not consumed exactly"
+        );
         let (c, cs) = h.join().expect("client thread panicked");
         PairRun {
             provider: p,

@@ -3,10 +3,10 @@
 //! element), then the linear form of [`mask`](crate::mask). Exact to one unit
 //! in the last place for `|y| < 2^62`.
 
-use cryptmed_prep::{Dealer, PartyPrep};
+use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 
-use crate::cost::Trace;
+use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask, TruncParts};
 use crate::{Ctx, ProtocolError};
 
@@ -23,7 +23,7 @@ pub fn deal(d: &mut Dealer, n: usize, k: u32) {
 }
 
 /// Party: mirror of [`deal`].
-pub fn take(p: &mut PartyPrep, n: usize) -> TruncMaterial {
+pub fn take(p: &mut dyn PrepSource, n: usize) -> TruncMaterial {
     TruncMaterial {
         mask: mask::take(p, n),
         parts: mask::take_trunc(p, n),
@@ -43,5 +43,10 @@ pub fn eval(
 
 /// The communication of [`eval`] on `n` elements.
 pub fn trace(n: usize) -> Trace {
-    Trace::exchange(8 * n as u64)
+    mask::open_trace(n)
+}
+
+/// Closed-form cost of [`eval`]: `16 n` bytes, 1 round.
+pub const fn cost(n: usize) -> Cost {
+    mask::open_cost(n)
 }

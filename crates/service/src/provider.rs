@@ -11,7 +11,6 @@ use crate::wire::{Frame, VERSION};
 use crate::{Limits, Link, Security, ServiceError, expect, hex, refuse, send, session_id, tls};
 
 /// Everything a provider needs to serve.
-#[derive(Debug)]
 pub struct ProviderSetup {
     /// The compiled model, with its weights.
     pub model: Model,
@@ -23,6 +22,20 @@ pub struct ProviderSetup {
     pub security: Security,
     /// Session limits.
     pub limits: Limits,
+}
+
+/// Never prints weights: the model's own `Debug` shows shapes only, the
+/// public network is shown by name.
+impl std::fmt::Debug for ProviderSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSetup")
+            .field("model", &self.model)
+            .field("public", &self.public.name)
+            .field("dealer", &self.dealer)
+            .field("security", &self.security)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// Accepts connections until `stop` is set, handing each to `handle`.

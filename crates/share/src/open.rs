@@ -2,9 +2,9 @@
 //!
 //! An exchange is one simultaneous message each way: one round, `8n` bytes
 //! sent per party for `n` ring elements, `ceil(n/8)` bytes for `n` bits.
-//! Several values opened in the same round are concatenated into one message
-//! by the caller ([`exchange_elems`] and [`exchange_bits`] send; the
-//! `finish_*` functions receive).
+//! Several values opened in the same round travel in one message
+//! ([`open_elems`], [`open_bits`]); [`send_elems`], [`recv_elems`],
+//! [`send_bits`] and [`recv_bits`] are the one-way halves.
 
 use cryptmed_channel::{Channel, ChannelError};
 use cryptmed_ring::bits::{BitVec, bytes_for};

@@ -42,24 +42,6 @@ impl Seed {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
-
-    /// A child seed for purpose `label`, independent of the parent's streams.
-    pub fn derive(&self, label: &str) -> Seed {
-        let mut prg = Prg::new(self, u64::MAX);
-        let h = blake_like(label);
-        let mut out = [0u8; 32];
-        for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-            chunk.copy_from_slice(&(prg.elem() ^ h.wrapping_mul(i as u64 + 1)).to_le_bytes());
-        }
-        Seed(out)
-    }
-}
-
-fn blake_like(label: &str) -> u64 {
-    // FNV-1a: only separates labels; secrecy comes from the parent seed.
-    label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// A deterministic stream of pseudo-random ring elements and bits.
@@ -109,7 +91,6 @@ mod tests {
         let s = Seed::from_u64(7);
         assert_eq!(Prg::new(&s, 0).elems(4), Prg::new(&s, 0).elems(4));
         assert_ne!(Prg::new(&s, 0).elems(4), Prg::new(&s, 1).elems(4));
-        assert_ne!(s.derive("a"), s.derive("b"));
         assert_eq!(format!("{s:?}"), "Seed(..)");
         let b = Prg::new(&s, 3).bits(100);
         let ones: u64 = b.to_u64s().iter().sum();
