@@ -75,7 +75,13 @@ fn suite_runs_a_network_over_tcp_and_renders_its_results() {
         // Every labelled record of the committed test split, secure equal to plaintext.
         assert_eq!(r["accuracy_records"], 113);
         assert_eq!(r["plaintext_accuracy"], r["secure_accuracy"]);
-        assert!(!r["layers"].as_array().unwrap().is_empty());
+        // The per-step lines (the argmax output step included) add up to the batch's cost.
+        let layers = r["layers"].as_array().unwrap();
+        assert_eq!(layers.last().unwrap()["name"], "output");
+        let sum: u64 = layers.iter().map(|l| l["bytes"].as_u64().unwrap()).sum();
+        if batch == 1 {
+            assert_eq!(sum, bytes);
+        }
     }
     // CrypTen's figures beside the batch-1 row (the issue's, when not measured).
     assert_eq!(rows[0]["crypten"]["online_bytes"], 110_000);

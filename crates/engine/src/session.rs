@@ -609,9 +609,15 @@ impl ProviderSession {
             mats: &mats,
             batch,
         };
-        let (out, layers) = party.run(cmp, &mut counted, input)?;
+        let (out, mut layers) = party.run(cmp, &mut counted, input)?;
+        let (before, t) = (counted.stats(), Instant::now());
         party.finish_output(cmp, &mut counted, &out)?;
         counted.flush().map_err(chan("result"))?;
+        layers.push(output_report(
+            &self.model,
+            &counted.stats().since(&before),
+            t,
+        ));
         let s = counted.stats();
         Ok(Report {
             online_bytes_sent: s.bytes_sent,
@@ -623,6 +629,24 @@ impl ProviderSession {
             offline_seconds,
             layers,
         })
+    }
+}
+
+/// The output step's line in a report (argmax, reveal or softmax), so the
+/// per-step lines add up to the whole online cost.
+fn output_report(model: &Model, d: &CommStats, t: Instant) -> LayerReport {
+    LayerReport {
+        name: "output".into(),
+        protocol: match model.config.reveal {
+            Reveal::Label => "argmax (label to the client only)",
+            Reveal::Logits => "reveal logits to the client",
+            Reveal::Probabilities => "softmax, reveal to the client",
+        }
+        .into(),
+        bytes_sent: d.bytes_sent,
+        bytes_recv: d.bytes_recv,
+        rounds: d.rounds,
+        seconds: t.elapsed().as_secs_f64(),
     }
 }
 
@@ -881,11 +905,17 @@ impl ClientSession {
             mats: &mats,
             batch,
         };
-        let (out, layers) = party.run(cmp, &mut counted, input)?;
+        let (out, mut layers) = party.run(cmp, &mut counted, input)?;
+        let (before, t) = (counted.stats(), Instant::now());
         let preds = party
             .finish_output(cmp, &mut counted, &out)?
             .unwrap_or_default();
         counted.flush().map_err(chan("result"))?;
+        layers.push(output_report(
+            &self.model,
+            &counted.stats().since(&before),
+            t,
+        ));
         let s = counted.stats();
         let report = Report {
             online_bytes_sent: s.bytes_sent,
