@@ -1,184 +1,33 @@
 //! The three roles as separate processes of the built binary, over TLS on
 //! loopback: a diagnosis equals the plaintext prediction; faults end with
 //! clear messages and documented exit codes; an interrupted run resumes.
+//! Every server's standard error is kept and must never say "panicked".
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptmed");
+use common::*;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    Proc(
-        Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn wait_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-struct Deployment {
-    dir: PathBuf,
-    dealer: String,
-    provider: String,
-    _procs: Vec<Proc>,
-}
-
-fn deploy(tag: &str, reveal: &str) -> Deployment {
-    let dir = std::env::temp_dir().join(format!("cryptmed-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let certs = dir.join("certs");
-    let out = run(&["certs", "--out", certs.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let c = |f: &str| certs.join(f).to_str().unwrap().to_string();
-    let (dp, pp) = (free_port(), free_port());
-    let dealer = format!("localhost:{dp}");
-    let provider = format!("localhost:{pp}");
-    let d = spawn(&[
-        "dealer",
-        "--listen",
-        &format!("127.0.0.1:{dp}"),
-        "--cert",
-        &c("dealer.pem"),
-        "--key",
-        &c("dealer.key"),
-        "--ca",
-        &c("ca.pem"),
-        "--timeout",
-        "10",
-    ]);
-    wait_port(dp);
-    let model = root().join("models/breast-cancer-relu.onnx");
-    let p = spawn(&[
-        "serve",
-        "--model",
-        model.to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{pp}"),
-        "--dealer",
-        &dealer,
-        "--cert",
-        &c("provider.pem"),
-        "--key",
-        &c("provider.key"),
-        "--ca",
-        &c("ca.pem"),
-        "--reveal",
-        reveal,
-        "--timeout",
-        "10",
-    ]);
-    wait_port(pp);
-    Deployment {
-        dir,
-        dealer,
-        provider,
-        _procs: vec![d, p],
-    }
-}
-
-impl Deployment {
-    fn diagnose(&self, extra: &[&str]) -> Output {
-        let ca = self.dir.join("certs/ca.pem");
-        let mut args = vec![
-            "diagnose",
-            "--server",
-            &self.provider,
-            "--dealer",
-            &self.dealer,
-            "--ca",
-            ca.to_str().unwrap(),
-            "--timeout",
-            "10",
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    }
-}
-
-fn plaintext_labels(records: &Path) -> Vec<usize> {
-    let net = cryptmed_model::onnx::load(&root().join("models/breast-cancer-relu.onnx")).unwrap();
-    let recs = cryptmed_model::input::load(records, 30, false, 1e9).unwrap();
-    recs.records
-        .iter()
-        .map(|x| {
-            let y = cryptmed_model::reference::evaluate(&net, x);
-            if y[1] > y[0] { 1 } else { 0 }
-        })
-        .collect()
-}
+const MODEL: &str = "models/breast-cancer-relu.onnx";
 
 #[test]
 fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
-    let d = deploy("main", "label");
-    let input = root().join("testdata/breast_cancer_test.csv");
-    // The test split has labels in its last column: strip them into a records file.
-    let text = std::fs::read_to_string(&input).unwrap();
-    let records: String = text
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
-        .collect();
-    let rec_path = d.dir.join("records.csv");
-    std::fs::write(&rec_path, records).unwrap();
+    let d = deploy("e2e-main", MODEL, "label");
+    let rec_path = unlabelled_records(&d.dir);
     let out_path = d.dir.join("out.jsonl");
     let out = d.diagnose(&[
         "--input",
-        rec_path.to_str().unwrap(),
+        &path(&rec_path),
         "--output",
-        out_path.to_str().unwrap(),
+        &path(&out_path),
         "--json",
         "--batch",
         "16",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want = plaintext_labels(&rec_path);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = plaintext_labels(MODEL, &rec_path, 30);
     let got: Vec<usize> = std::fs::read_to_string(&out_path)
         .unwrap()
         .lines()
@@ -191,68 +40,36 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     assert_eq!(got, want);
 
     // CSV to standard output, with class names.
-    let out = d.diagnose(&[
-        "--input",
-        root()
-            .join("testdata/breast_cancer_demo.csv")
-            .to_str()
-            .unwrap(),
-    ]);
+    let demo = path(&root().join("testdata/breast_cancer_demo.csv"));
+    let out = d.diagnose(&["--input", &demo]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("record,label,class_name\n0,1,benign"),
         "{stdout}"
     );
 
-    // Policy mismatch: exit 5, says what differed.
-    let out = d.diagnose(&["--input", rec_path.to_str().unwrap(), "--reveal", "logits"]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("policy"));
-    // Bad records: exit 3, names the file, row and column.
+    // Policy mismatch: exit 5, both sides say what differed.
+    let out = d.diagnose(&["--input", &path(&rec_path), "--reveal", "logits"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("policy mismatch"), "{}", stderr(&out));
+    d.provider_proc()
+        .wait_for("policy mismatch: ours is label, the client's is logits");
+    // Bad records: exit 3, names the file, row and column, and tells the
+    // provider only that the records do not fit.
     let bad = d.dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
-    let out = d.diagnose(&["--input", bad.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("row 1: 3 values, the model expects 30"));
-    // Unreachable dealer: exit 4.
-    let ca = d.dir.join("certs/ca.pem");
-    let out = run(&[
-        "diagnose",
-        "--server",
-        &d.provider,
-        "--dealer",
-        "127.0.0.1:1",
-        "--ca",
-        ca.to_str().unwrap(),
-        "--input",
-        rec_path.to_str().unwrap(),
-        "--timeout",
-        "5",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = d.diagnose(&["--input", &path(&bad)]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("row 1: 3 values, the model expects 30"));
+    assert!(!stderr(&out).contains("stopped after"), "{}", stderr(&out));
+    d.provider_proc().wait_for(
+        "the client refused the session (input): the client's records do not fit the model",
     );
     // A model that cannot be loaded: exit 3 before listening.
     let out = run(&[
         "serve",
         "--model",
-        root()
-            .join("crates/model/tests/fixtures/refuse_sin_cos.onnx")
-            .to_str()
-            .unwrap(),
+        &path(&root().join("crates/model/tests/fixtures/refuse_sin_cos.onnx")),
         "--listen",
         "127.0.0.1:0",
         "--dealer",
@@ -260,21 +77,45 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
         "--insecure-plaintext",
     ]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("(Sin, opset 17)"));
+    assert!(stderr(&out).contains("(Sin, opset 17)"));
+    // Results to a closed pipe: a local failure (exit 1) that says so.
+    let mut child = Command::new(BIN)
+        .args([
+            "diagnose",
+            "--server",
+            &d.provider,
+            "--dealer",
+            &d.dealer,
+            "--ca",
+            &d.cert("ca.pem"),
+            "--cert",
+            &d.cert("client.pem"),
+            "--key",
+            &d.cert("client.key"),
+            "--input",
+            &path(&rec_path),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("writing results to standard output")
+            && !stderr(&out).contains("configuration"),
+        "{}",
+        stderr(&out)
+    );
     // The servers are still serving.
-    let out = d.diagnose(&[
-        "--input",
-        root()
-            .join("testdata/breast_cancer_demo.csv")
-            .to_str()
-            .unwrap(),
-    ]);
-    assert!(out.status.success());
+    let out = d.diagnose(&["--input", &demo]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
-fn interrupted_session_keeps_results_and_resumes() {
-    let mut d = deploy("resume", "logits");
+fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
+    let mut d = deploy("e2e-resume", MODEL, "logits");
     let one = std::fs::read_to_string(root().join("testdata/breast_cancer_demo.csv")).unwrap();
     let mut lines = one.lines();
     let header = lines.next().unwrap();
@@ -287,26 +128,37 @@ fn interrupted_session_keeps_results_and_resumes() {
     let input = d.dir.join("many.csv");
     std::fs::write(&input, text).unwrap();
     let out_path = d.dir.join("results.csv");
-    let ca = d.dir.join("certs/ca.pem");
-    let args = [
-        "diagnose",
-        "--server",
-        &d.provider,
-        "--dealer",
-        &d.dealer,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-        "--batch",
-        "1",
-        "--timeout",
-        "5",
-    ];
+    let (ca, cert, key) = (d.cert("ca.pem"), d.cert("client.pem"), d.cert("client.key"));
+    let (inp, outp) = (path(&input), path(&out_path));
+    let args = |server: &str, dealer: &str| -> Vec<String> {
+        [
+            "diagnose",
+            "--server",
+            server,
+            "--dealer",
+            dealer,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--input",
+            &inp,
+            "--output",
+            &outp,
+            "--batch",
+            "1",
+            "--timeout",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let first = args(&d.provider, &d.dealer);
     let child = Command::new(BIN)
-        .args(args)
+        .args(&first)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -320,54 +172,63 @@ fn interrupted_session_keeps_results_and_resumes() {
         assert!(t.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(5));
     }
-    d._procs.pop();
+    d.procs.pop();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
     assert!(
-        err.contains("stopped after") && err.contains("--resume"),
+        err.contains("stopped after") && err.contains("of 400 records") && err.contains("--resume"),
         "{err}"
     );
     let done = std::fs::read_to_string(&out_path).unwrap().lines().count() - 1;
     assert!(done > 0 && done < 400);
-    // Restart the provider and resume.
-    let pp: u16 = d.provider.rsplit_once(':').unwrap().1.parse().unwrap();
-    let c = |f: &str| d.dir.join("certs").join(f).to_str().unwrap().to_string();
-    d._procs.push(spawn(&[
-        "serve",
-        "--model",
-        root()
-            .join("models/breast-cancer-relu.onnx")
-            .to_str()
-            .unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{pp}"),
-        "--dealer",
-        &d.dealer,
-        "--cert",
-        &c("provider.pem"),
-        "--key",
-        &c("provider.key"),
-        "--ca",
-        &c("ca.pem"),
-        "--reveal",
-        "logits",
-        "--timeout",
-        "10",
-    ]));
-    wait_port(pp);
-    let mut resumed = args.to_vec();
-    resumed.push("--resume");
-    let out = run(&resumed);
+    // A partly written last line (as after a crash mid-write) is dropped on resume.
+    let mut partial = std::fs::read_to_string(&out_path).unwrap();
+    partial.push_str(&format!("{done},1,mali"));
+    std::fs::write(&out_path, &partial).unwrap();
+    // Resuming a CSV output with --json is refused (exit 2), and the file is untouched but for the partial line.
+    let mut json = first.clone();
+    json.extend(["--resume".to_string(), "--json".to_string()]);
+    let out = run(&json.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        out.status.success(),
+        stderr(&out).contains("holds CSV results; resume without --json"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
+    );
+    // Restart the provider on the same port and resume.
+    let dealer = d.dealer.clone();
+    let port: u16 = d.provider.rsplit_once(':').unwrap().1.parse().unwrap();
+    d.procs.push(spawn(
+        &[
+            "serve",
+            "--model",
+            &path(&root().join(MODEL)),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dealer",
+            &dealer,
+            "--cert",
+            &d.cert("provider.pem"),
+            "--key",
+            &d.cert("provider.key"),
+            "--ca",
+            &d.cert("ca.pem"),
+            "--reveal",
+            "logits",
+        ],
+        &d.dir.join("provider2.log"),
+        &[],
+    ));
+    wait_port(port);
+    let mut resumed = first.clone();
+    resumed.push("--resume".into());
+    let out = run(&resumed.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dropped a partly written last line"),
+        "{}",
+        stderr(&out)
     );
     let text = std::fs::read_to_string(&out_path).unwrap();
     let indices: Vec<usize> = text
@@ -382,4 +243,28 @@ fn interrupted_session_keeps_results_and_resumes() {
             .unwrap()
             .starts_with("record,label,class_name,logit0,logit1")
     );
+    // JSON: resume continues after the last record index, with no gap or repeat.
+    let jpath = d.dir.join("results.jsonl");
+    let kept: String = (0..10)
+        .map(|i| format!("{{\"record\":{i},\"label\":0,\"class_name\":\"malignant\"}}\n"))
+        .collect();
+    std::fs::write(&jpath, kept + "{\"record\":10,\"lab").unwrap();
+    let mut j = args(&d.provider, &d.dealer);
+    let pos = j.iter().position(|a| a == "--output").unwrap();
+    j[pos + 1] = path(&jpath);
+    let pos = j.iter().position(|a| a == "--batch").unwrap();
+    j[pos + 1] = "64".into();
+    j.extend(["--json".into(), "--resume".into()]);
+    let out = run(&j.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records: Vec<u64> = std::fs::read_to_string(&jpath)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(records, (0..400).collect::<Vec<_>>());
 }

@@ -719,8 +719,8 @@ impl<C: Comparison> Party<'_, C> {
         let o = &model.plan.output;
         match (model.config.reveal, last) {
             (Reveal::Label, Some(Material::Argmax(m))) => {
-                let labels =
-                    argmax::eval(cmp, &mut ctx, out, o.classes, m).map_err(proto("argmax"))?;
+                let labels = argmax::eval(cmp, &mut ctx, out, o.classes, m)
+                    .map_err(proto("output (argmax)"))?;
                 Ok(labels.map(|ls| {
                     ls.into_iter()
                         .map(|label| Prediction {
@@ -732,7 +732,7 @@ impl<C: Comparison> Party<'_, C> {
                 }))
             }
             (Reveal::Logits, _) => {
-                let clear = reveal::to_client(&mut ctx, out).map_err(proto("reveal"))?;
+                let clear = reveal::to_client(&mut ctx, out).map_err(proto("output (reveal)"))?;
                 let fp = model.config.fixed;
                 Ok(clear.map(|v| {
                     v.chunks_exact(o.classes)
@@ -762,8 +762,8 @@ impl<C: Comparison> Party<'_, C> {
                     &tables,
                     m,
                 )
-                .map_err(proto("softmax"))?;
-                let clear = reveal::to_client(&mut ctx, &p).map_err(proto("reveal"))?;
+                .map_err(proto("output (softmax)"))?;
+                let clear = reveal::to_client(&mut ctx, &p).map_err(proto("output (reveal)"))?;
                 let (fp, scale) = (model.config.fixed, 2 * model.plan.frac_bits);
                 Ok(clear.map(|v| {
                     v.chunks_exact(o.classes)

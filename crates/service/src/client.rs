@@ -1,10 +1,17 @@
 //! The client: diagnoses records with a remote provider and dealer.
 
+use std::time::Instant;
+
 use cryptmed_engine::{ClientSession, EngineConfig, Model, Prediction, Report, Reveal};
 use cryptmed_model::Network;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
 
 use crate::wire::{Frame, VERSION};
-use crate::{Limits, Link, Security, ServiceError, expect, hex, refuse, send, tls};
+use crate::{
+    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, refuse_with, send, short, tls,
+    unexpected,
+};
 
 /// Where and how to diagnose.
 #[derive(Debug, Clone)]
@@ -26,12 +33,30 @@ pub struct ClientSetup {
 /// What the handshake told the client.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
+    /// The session id (hex), as the provider and the dealer log it.
+    pub session: String,
     /// The provider's output policy.
     pub reveal: Reveal,
     /// Class names, if the model has them.
     pub class_names: Option<Vec<String>>,
     /// The public architecture.
     pub network: Network,
+}
+
+/// The costs of one batch as the client learns them: its engine report and
+/// the dealer's count of the bytes on both dealer links (so no caller adds
+/// constants for headers it cannot see).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchReport {
+    /// The client's engine report (online traffic, its own dealer material, times, per layer).
+    #[serde(flatten)]
+    pub engine: Report,
+    /// Once per session, on both dealer links, both ways: the two joins,
+    /// the two pairing frames and the two seeds (the same in every batch's report).
+    pub dealer_session_bytes: u64,
+    /// This batch, on both dealer links, both ways: the batch frame, both
+    /// batch headers, the corrections, and the previous batch's report frame.
+    pub dealer_batch_bytes: u64,
 }
 
 /// Runs one session. After the handshake, `records(info)` supplies the
@@ -42,139 +67,235 @@ pub struct SessionInfo {
 pub fn diagnose(
     setup: &ClientSetup,
     records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
-    mut on_batch: impl FnMut(usize, &[Prediction], &Report) -> Result<(), ServiceError>,
+    on_batch: impl FnMut(usize, &[Prediction], &BatchReport) -> Result<(), ServiceError>,
 ) -> Result<SessionInfo, ServiceError> {
-    let limits = &setup.limits;
-    let conn = tls::connect(&setup.server, &setup.security, limits.timeouts)?;
+    let span = tracing::info_span!(
+        "diagnose",
+        server = %setup.server,
+        dealer = %setup.dealer,
+        session = tracing::field::Empty
+    );
+    let _entered = span.enter();
+    let t0 = Instant::now();
+    let r = run(setup, records, on_batch);
+    match &r {
+        Ok((_, n)) => info!(
+            records = n,
+            seconds = t0.elapsed().as_secs_f64(),
+            "session finished"
+        ),
+        Err(e) => info!(error = %e, "session failed"),
+    }
+    r.map(|(info, _)| info)
+}
+
+/// What the client tells the provider when it stops for a local reason
+/// (never the details: they may describe the records).
+fn refuse_locally(link: &mut Link, e: &ServiceError) {
+    match e {
+        ServiceError::Input(_) => refuse_with(
+            link,
+            "input",
+            "the client's records do not fit the model".into(),
+        ),
+        ServiceError::Config(_) | ServiceError::Io { .. } => refuse_with(
+            link,
+            "stopped",
+            "the client stopped (a local failure; see its own log)".into(),
+        ),
+        e => refuse(link, e),
+    }
+}
+
+fn run(
+    setup: &ClientSetup,
+    records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
+    mut on_batch: impl FnMut(usize, &[Prediction], &BatchReport) -> Result<(), ServiceError>,
+) -> Result<(SessionInfo, usize), ServiceError> {
+    let lim = &setup.limits;
+    let conn = tls::connect(&setup.server, Role::Provider, &setup.security, lim.timeouts)?;
     let mut link = Link::new(conn.stream);
+    debug!("connected to the provider");
     send(
         &mut link,
         &Frame::Hello {
             version: VERSION,
             reveal: setup.reveal.map(|r| r.name().to_string()),
         },
+        "provider",
         "hello",
     )?;
-    let (session, network_json, config_json, digest, class_names) =
-        match expect(&mut link, limits, "provider", "model info")? {
-            Frame::ModelInfo {
-                version,
-                session,
-                network,
-                config,
-                digest,
-                class_names,
-            } => {
-                if version != VERSION {
-                    let e = ServiceError::Mismatch {
-                        what: "version",
-                        ours: VERSION.to_string(),
-                        theirs: version.to_string(),
-                    };
-                    refuse(&mut link, &e);
-                    return Err(e);
-                }
-                (session, network, config, digest, class_names)
-            }
-            other => {
-                return Err(ServiceError::Unexpected {
-                    during: "model info".into(),
-                    expected: "model_info",
-                    got: other.name(),
-                });
-            }
+    let info = expect(&mut link, lim.max_frame, "provider", "model info")?;
+    let Frame::ModelInfo {
+        version,
+        session,
+        network: network_json,
+        config: config_json,
+        digest,
+        class_names,
+        dealer: their_dealer,
+        max_batch,
+    } = info
+    else {
+        let e = unexpected("provider", "model info", "model_info", &info);
+        refuse(&mut link, &e);
+        return Err(e);
+    };
+    tracing::Span::current().record("session", session.as_str());
+    debug!("model info received");
+    // From here every failure is told to the provider before we return.
+    let checked = (|| {
+        if version != VERSION {
+            return Err(ServiceError::Mismatch {
+                what: "version",
+                peer: "provider",
+                ours: VERSION.to_string(),
+                theirs: version.to_string(),
+            });
+        }
+        let network: Network = serde_json::from_value(network_json.clone())
+            .map_err(|e| ServiceError::Protocol(format!("the provider's architecture: {e}")))?;
+        let config: EngineConfig = serde_json::from_value(config_json.clone())
+            .map_err(|e| ServiceError::Protocol(format!("the provider's configuration: {e}")))?;
+        if let Some(want) = setup.reveal.filter(|r| *r != config.reveal) {
+            return Err(ServiceError::Mismatch {
+                what: "policy",
+                peer: "provider",
+                ours: want.name().into(),
+                theirs: config.reveal.name().into(),
+            });
+        }
+        let model = Model::compile(network.clone(), config)?;
+        let ours = hex(&model.architecture_digest());
+        if ours != digest {
+            return Err(ServiceError::Mismatch {
+                what: "digest",
+                peer: "provider",
+                ours,
+                theirs: digest.clone(),
+            });
+        }
+        let info = SessionInfo {
+            session: session.clone(),
+            reveal: config.reveal,
+            class_names: class_names.clone(),
+            network,
         };
-    let network: Network = serde_json::from_value(network_json.clone())
-        .map_err(|e| ServiceError::Config(format!("the provider's architecture: {e}")))?;
-    let config: EngineConfig = serde_json::from_value(config_json.clone())
-        .map_err(|e| ServiceError::Config(format!("the provider's configuration: {e}")))?;
-    let model = Model::compile(network.clone(), config)?;
-    let ours = hex(&model.architecture_digest());
-    if ours != digest {
+        let records = records(&info)?;
+        Ok((model, info, records, ours))
+    })();
+    let (model, info, records, ours) = match checked {
+        Ok(x) => x,
+        Err(e) => {
+            refuse_locally(&mut link, &e);
+            return Err(e);
+        }
+    };
+    let dconn = match tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts) {
+        Ok(c) => c,
+        Err(e) => {
+            refuse_with(
+                &mut link,
+                e.code(),
+                format!("the client cannot use its dealer: {e}"),
+            );
+            return Err(e);
+        }
+    };
+    let dealer_fp = dconn.peer.fingerprint.clone();
+    if dealer_fp != their_dealer {
         let e = ServiceError::Mismatch {
-            what: "digest",
-            ours,
-            theirs: digest,
+            what: "dealer",
+            peer: "provider",
+            ours: format!(
+                "the dealer at {} (certificate {})",
+                setup.dealer,
+                short(&dealer_fp)
+            ),
+            theirs: format!("a dealer with certificate {}", short(&their_dealer)),
         };
         refuse(&mut link, &e);
         return Err(e);
     }
-    let info = SessionInfo {
-        reveal: config.reveal,
-        class_names,
-        network,
-    };
-    let records = match records(&info) {
-        Ok(r) => r,
-        Err(e) => {
-            refuse(&mut link, &e);
-            return Err(e);
-        }
-    };
-
-    let conn = tls::connect(&setup.dealer, &setup.security, limits.timeouts)?;
-    let dealer_fp = conn.peer;
-    let mut dealer = Link::new(conn.stream);
+    let mut dealer = Link::new(dconn.stream);
+    send(
+        &mut link,
+        &Frame::Accept {
+            dealer: dealer_fp.clone(),
+        },
+        "provider",
+        "accept",
+    )?;
     send(
         &mut dealer,
         &Frame::Join {
             version: VERSION,
             role: "client".into(),
-            session,
+            session: session.clone(),
             network: network_json,
             config: config_json,
             digest: ours,
         },
+        "dealer",
         "join",
     )?;
-    match expect(&mut dealer, limits, "dealer", "pairing")? {
-        Frame::Paired => {}
-        other => {
-            return Err(ServiceError::Unexpected {
-                during: "pairing".into(),
-                expected: "paired",
-                got: other.name(),
-            });
-        }
-    }
-    send(
-        &mut link,
-        &Frame::DealerIdentity {
-            fingerprint: dealer_fp.clone(),
-        },
-        "dealer identity",
-    )?;
-    match expect(&mut link, limits, "provider", "dealer identity")? {
-        Frame::DealerIdentity { fingerprint } if fingerprint == dealer_fp => {}
-        Frame::DealerIdentity { fingerprint } => {
-            let e = ServiceError::Mismatch {
-                what: "dealer",
-                ours: dealer_fp,
-                theirs: fingerprint,
-            };
-            refuse(&mut link, &e);
-            return Err(e);
-        }
-        other => {
-            return Err(ServiceError::Unexpected {
-                during: "dealer identity".into(),
-                expected: "dealer_identity",
-                got: other.name(),
-            });
-        }
-    }
+    debug!("joined the dealer");
+    // The provider says `Ready` once the dealer paired it (or why not).
+    let ready = expect(&mut link, lim.max_frame, "provider", "pairing")?;
+    let Frame::Ready = ready else {
+        return Err(unexpected("provider", "pairing", "ready", &ready));
+    };
+    let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
+    let Frame::Paired {
+        max_batch: dealer_max,
+    } = paired
+    else {
+        return Err(unexpected("dealer", "pairing", "paired", &paired));
+    };
+    info!(records = records.len(), "session started");
     let mut party = ClientSession::new(model, &mut dealer, &mut link)?;
-    let batch = setup.batch.clamp(1, limits.max_batch);
-    for (i, chunk) in records.chunks(batch).enumerate() {
+    debug!(bytes = party.setup_bytes(), "setup received");
+    let batch = setup
+        .batch
+        .min(max_batch.min(dealer_max).min(usize::MAX as u64) as usize)
+        .max(1);
+    let mut done = 0;
+    for chunk in records.chunks(batch) {
         let frame = Frame::Batch {
             size: chunk.len() as u64,
         };
-        send(&mut link, &frame, "batch")?;
-        send(&mut dealer, &frame, "batch")?;
-        let (preds, report) = party.run_batch(chunk, &mut dealer, &mut link)?;
-        on_batch(i * batch, &preds, &report)?;
+        send(&mut link, &frame, "provider", "batch")?;
+        send(&mut dealer, &frame, "dealer", "batch")?;
+        let (preds, engine) = party.run_batch(chunk, &mut dealer, &mut link)?;
+        let dealt = expect(&mut dealer, lim.max_frame, "dealer", "dealer report")?;
+        let Frame::Dealt {
+            session_bytes,
+            batch_bytes,
+        } = dealt
+        else {
+            return Err(unexpected("dealer", "dealer report", "dealt", &dealt));
+        };
+        debug!(
+            records = chunk.len(),
+            online_bytes = engine.online_bytes_sent + engine.online_bytes_recv,
+            rounds = engine.online_rounds,
+            dealer_bytes = batch_bytes,
+            "batch done"
+        );
+        let report = BatchReport {
+            engine,
+            dealer_session_bytes: session_bytes,
+            dealer_batch_bytes: batch_bytes,
+        };
+        if let Err(e) = on_batch(done, &preds, &report) {
+            // Between batches both links carry frames: say we stop.
+            refuse_locally(&mut link, &e);
+            refuse_locally(&mut dealer, &e);
+            return Err(e);
+        }
+        done += chunk.len();
     }
-    send(&mut link, &Frame::Done, "done")?;
-    send(&mut dealer, &Frame::Done, "done")?;
-    Ok(info)
+    send(&mut link, &Frame::Done, "provider", "done")?;
+    send(&mut dealer, &Frame::Done, "dealer", "done")?;
+    Ok((info, done))
 }

@@ -3,30 +3,43 @@
 //! It never sees records, weights or results.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
+use cryptmed_channel::Counted;
 use cryptmed_engine::{DealerSession, EngineConfig, Model};
 use cryptmed_model::Network;
+use tracing::{debug, info, warn};
 
+use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
+use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
-use crate::{Limits, Link, Security, ServiceError, expect, hex, refuse, send, tls};
+use crate::{
+    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, tls, unexpected,
+};
+
+/// A counted link: the dealer reports the bytes of both its links.
+type Counter = Counted<Link>;
 
 /// A party that has joined and waits for its partner.
 struct Joined {
-    link: Link,
-    role: String,
+    link: Counter,
+    role: Role,
     digest: String,
     model: Model,
+    watch: Watch,
+    _slot: Slot,
 }
 
 type Waiting = Arc<Mutex<HashMap<String, Sender<Joined>>>>;
 
 /// Serves sessions until `stop` is set. Each connection runs on its own
-/// thread; failures are logged and end only that session.
+/// thread; failures are logged and end only that session. See
+/// [`crate::server`] for the limits on pending handshakes, sessions and
+/// deadlines; joined parties count against `2 * max_sessions`.
 pub fn serve(
     listener: TcpListener,
     security: Security,
@@ -34,96 +47,161 @@ pub fn serve(
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
     let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
-    let active = Arc::new(AtomicUsize::new(0));
-    crate::provider::accept_loop(listener, stop, |tcp| {
-        let (security, waiting, active) = (security.clone(), waiting.clone(), active.clone());
-        std::thread::spawn(move || {
-            if let Err(e) = connection(tcp, &security, &limits, &waiting, &active) {
-                tracing::warn!(error = %e, "dealer session ended with an error");
-            }
-        });
+    let pending = Slots::new(limits.max_pending);
+    let parties = Slots::new(2 * limits.max_sessions);
+    let watchdog = Watchdog::default();
+    accept_loop(listener, stop, &watchdog, |tcp, peer| {
+        let Some(slot) = pending.take() else {
+            warn!(%peer, limit = pending.cap(), "too many connections in their handshake; closed this one");
+            return;
+        };
+        let watch = watchdog.watch(&tcp, "handshake", limits.handshake);
+        let (security, waiting, parties) = (security.clone(), waiting.clone(), parties.clone());
+        let spawned = std::thread::Builder::new()
+            .name("dealer-session".into())
+            .spawn(move || {
+                // At warn level, so a failure logged at the default level names the peer and session.
+                let span = tracing::warn_span!(
+                    "dealer",
+                    %peer,
+                    role = tracing::field::Empty,
+                    session = tracing::field::Empty
+                );
+                let _entered = span.enter();
+                let c = Conn {
+                    security: &security,
+                    limits: &limits,
+                    waiting: &waiting,
+                    parties: &parties,
+                };
+                match c.connection(tcp, peer, slot, watch) {
+                    Ok(()) => {}
+                    Err(e) if e.is_probe() => info!(error = %e, "connection closed before TLS"),
+                    Err(e) => warn!(error = %e, "dealer session failed"),
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(%peer, error = %e, "cannot start a connection thread");
+        }
     })
 }
 
-fn connection(
-    tcp: TcpStream,
-    security: &Security,
-    limits: &Limits,
-    waiting: &Waiting,
-    active: &AtomicUsize,
-) -> Result<(), ServiceError> {
-    let conn = tls::accept(tcp, security, limits.timeouts)?;
-    let mut link = Link::new(conn.stream);
-    let (session, role, digest, model) = match join(&mut link, limits) {
-        Ok(j) => j,
-        Err(e) => {
-            refuse(&mut link, &e);
-            return Err(e);
-        }
-    };
-    let mut party = Some(Joined {
-        link,
-        role: role.clone(),
-        digest,
-        model,
-    });
-    // Hand our link to a waiting partner, or register and wait for one:
-    // one lock covers the check and the insertion, so two parties never miss each other.
-    let (tx, rx) = channel();
-    let partner_tx = {
-        let mut w = waiting
-            .lock()
-            .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?;
-        match w.remove(&session) {
-            Some(t) => Some(t),
-            None => {
-                w.insert(session.clone(), tx);
-                None
+/// What every connection thread shares.
+struct Conn<'a> {
+    security: &'a Security,
+    limits: &'a Limits,
+    waiting: &'a Waiting,
+    parties: &'a Slots,
+}
+
+impl Conn<'_> {
+    fn connection(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        pending: Slot,
+        watch: Watch,
+    ) -> Result<(), ServiceError> {
+        let lim = self.limits;
+        let conn = tls::accept(tcp, self.security, lim.handshake, lim.timeouts.io)
+            .map_err(|e| watch.explain(e))?;
+        let mut link = Counted::new(Link::new(conn.stream));
+        let (session, role, digest, model) = match join(&mut link, lim, &conn.peer) {
+            Ok(j) => j,
+            Err(e) => {
+                refuse(&mut link, &e);
+                return Err(watch.explain(e));
             }
-        }
-    };
-    if let Some(tx) = partner_tx {
-        if let Some(p) = party.take()
-            && tx.send(p).is_err()
-        {
-            return Err(ServiceError::Config("the partner gave up waiting".into()));
-        }
-        tracing::info!(role, "joined a waiting partner");
-        return Ok(());
-    }
-    let me = party
-        .take()
-        .ok_or_else(|| ServiceError::Config("internal".into()))?;
-    let other = match rx.recv_timeout(limits.pair_timeout) {
-        Ok(o) => o,
-        Err(_) => {
-            if let Ok(mut w) = waiting.lock() {
-                w.remove(&session);
-            }
-            let mut link = me.link;
-            let e = ServiceError::Config(format!(
-                "no partner joined session {session} within {:?}",
-                limits.pair_timeout
+        };
+        drop(pending);
+        let span = tracing::Span::current();
+        span.record("role", role.name());
+        span.record("session", session.as_str());
+        debug!(%peer, "joined");
+        let Some(slot) = self.parties.take() else {
+            let e = ServiceError::Busy(format!(
+                "the dealer is at its limit of {} concurrent sessions; try again later",
+                lim.max_sessions
             ));
             refuse(&mut link, &e);
             return Err(e);
+        };
+        watch.reset("pairing", lim.pair_timeout + lim.handshake);
+        let me = Joined {
+            link,
+            role,
+            digest,
+            model,
+            watch,
+            _slot: slot,
+        };
+        // Hand our link to a waiting partner, or register and wait for one:
+        // one lock covers the check and the insertion, so two parties never miss each other.
+        let (tx, rx) = channel();
+        let partner_tx = {
+            let mut w = self
+                .waiting
+                .lock()
+                .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?;
+            match w.remove(&session) {
+                Some(t) => Some(t),
+                None => {
+                    w.insert(session.clone(), tx);
+                    None
+                }
+            }
+        };
+        if let Some(tx) = partner_tx {
+            if let Err(back) = tx.send(me) {
+                let mut link = back.0.link;
+                let e = ServiceError::Busy("the partner stopped waiting".into());
+                refuse(&mut link, &e);
+                return Err(e);
+            }
+            debug!("handed over to the waiting partner");
+            return Ok(());
         }
-    };
-    if active.fetch_add(1, Ordering::SeqCst) >= limits.max_sessions {
-        active.fetch_sub(1, Ordering::SeqCst);
-        let e = ServiceError::Config("the dealer is at its session limit; try again later".into());
-        let (mut a, mut b) = (me.link, other.link);
-        refuse(&mut a, &e);
-        refuse(&mut b, &e);
-        return Err(e);
+        let other = match rx.recv_timeout(lim.pair_timeout) {
+            Ok(o) => o,
+            Err(_) => {
+                if let Ok(mut w) = self.waiting.lock() {
+                    w.remove(&session);
+                }
+                let mut link = me.link;
+                let e = ServiceError::Busy(format!(
+                    "no partner joined session {session} within {:?}",
+                    lim.pair_timeout
+                ));
+                refuse(&mut link, &e);
+                return Err(e);
+            }
+        };
+        let t0 = Instant::now();
+        me.watch.reset("session", lim.session_deadline);
+        other.watch.reset("session", lim.session_deadline);
+        match run(me, other, lim) {
+            Ok((n, bytes)) => {
+                info!(
+                    records = n,
+                    dealer_bytes = bytes,
+                    seconds = t0.elapsed().as_secs_f64(),
+                    "session finished"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
-    let result = run(me, other, limits);
-    active.fetch_sub(1, Ordering::SeqCst);
-    result
 }
 
 /// Reads and checks a `Join`; returns the session id, role, digest and compiled plan.
-fn join(link: &mut Link, limits: &Limits) -> Result<(String, String, String, Model), ServiceError> {
+fn join(
+    link: &mut Counter,
+    limits: &Limits,
+    conn: &PeerCert,
+) -> Result<(String, Role, String, Model), ServiceError> {
+    conn.check_role(&[Role::Provider, Role::Client], true)?;
+    let frame = expect(link, limits.max_frame, "party", "join")?;
     let Frame::Join {
         version,
         role,
@@ -131,37 +209,45 @@ fn join(link: &mut Link, limits: &Limits) -> Result<(String, String, String, Mod
         network,
         config,
         digest,
-    } = expect(link, limits, "party", "join")?
+    } = frame
     else {
-        return Err(ServiceError::Unexpected {
-            during: "join".into(),
-            expected: "join",
-            got: "another",
-        });
+        return Err(unexpected("party", "join", "join", &frame));
     };
     if version != VERSION {
         return Err(ServiceError::Mismatch {
             what: "version",
+            peer: "party",
             ours: VERSION.to_string(),
             theirs: version.to_string(),
         });
     }
-    if role != "provider" && role != "client" {
-        return Err(ServiceError::Mismatch {
-            what: "role",
-            ours: "provider or client".into(),
-            theirs: role,
+    let role = match Role::from_name(&role) {
+        Some(r @ (Role::Provider | Role::Client)) => r,
+        _ => {
+            return Err(ServiceError::Protocol(format!(
+                "a party joined as {role:?}; only a provider or a client can join"
+            )));
+        }
+    };
+    if let Some(cert) = conn.role
+        && cert != role
+    {
+        return Err(ServiceError::Role {
+            addr: conn.addr.clone(),
+            expected: format!("{role} (the role it joined as)"),
+            got: cert.name().into(),
         });
     }
     let network: Network = serde_json::from_value(network)
-        .map_err(|e| ServiceError::Config(format!("architecture: {e}")))?;
+        .map_err(|e| ServiceError::Protocol(format!("the {role}'s architecture: {e}")))?;
     let config: EngineConfig = serde_json::from_value(config)
-        .map_err(|e| ServiceError::Config(format!("configuration: {e}")))?;
+        .map_err(|e| ServiceError::Protocol(format!("the {role}'s configuration: {e}")))?;
     let model = Model::compile(network, config)?;
     let ours = hex(&model.architecture_digest());
     if ours != digest {
         return Err(ServiceError::Mismatch {
             what: "digest",
+            peer: role.name(),
             ours,
             theirs: digest,
         });
@@ -169,18 +255,28 @@ fn join(link: &mut Link, limits: &Limits) -> Result<(String, String, String, Mod
     Ok((session, role, digest, model))
 }
 
-fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(), ServiceError> {
-    let (mut p, mut c) = if a.role == "provider" { (a, b) } else { (b, a) };
+/// Total bytes both ways on both links.
+fn total(a: &Counter, b: &Counter) -> u64 {
+    a.stats().bytes() + b.stats().bytes()
+}
+
+/// Runs a paired session; returns the records served and the bytes on both links.
+fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(u64, u64), ServiceError> {
+    let (mut p, mut c) = if a.role == Role::Provider {
+        (a, b)
+    } else {
+        (b, a)
+    };
     let problem = if p.role == c.role {
-        Some(ServiceError::Mismatch {
-            what: "role",
-            ours: "one provider and one client".into(),
-            theirs: format!("two {}s", p.role),
-        })
+        Some(ServiceError::Protocol(format!(
+            "two {}s joined the same session",
+            p.role
+        )))
     } else if p.digest != c.digest {
         Some(ServiceError::Mismatch {
             what: "digest",
-            ours: p.digest.clone(),
+            peer: "client",
+            ours: format!("the provider's {}", p.digest),
             theirs: c.digest.clone(),
         })
     } else {
@@ -191,33 +287,46 @@ fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(), ServiceError> {
         refuse(&mut c.link, &e);
         return Err(e);
     }
-    send(&mut p.link, &Frame::Paired, "pairing")?;
-    send(&mut c.link, &Frame::Paired, "pairing")?;
-    let mut session = DealerSession::new(p.model, &mut p.link, &mut c.link)?;
-    loop {
-        match expect(&mut c.link, limits, "client", "batch")? {
-            Frame::Batch { size } if size as usize <= limits.max_batch && size > 0 => {
-                session.run_batch(size as usize, &mut p.link, &mut c.link)?;
-            }
-            Frame::Batch { size } => {
-                let e = ServiceError::Config(format!(
-                    "batch of {size} records is outside 1..={}",
-                    limits.max_batch
-                ));
-                refuse(&mut c.link, &e);
-                return Err(e);
-            }
-            Frame::Done => return Ok(()),
-            other => {
-                return Err(ServiceError::Unexpected {
-                    during: "batch".into(),
-                    expected: "batch",
-                    got: other.name(),
-                });
+    let paired = Frame::Paired {
+        max_batch: limits.max_batch as u64,
+    };
+    send(&mut p.link, &paired, "provider", "pairing")?;
+    send(&mut c.link, &paired, "client", "pairing")?;
+    info!("session paired");
+    // From here the parties read raw material: no more error frames, a failure closes both links.
+    let r = (|| {
+        let mut session = DealerSession::new(p.model.clone(), &mut p.link, &mut c.link)?;
+        let session_bytes = total(&p.link, &c.link);
+        let mut last = session_bytes;
+        let mut served = 0u64;
+        loop {
+            match expect(&mut c.link, limits.max_frame, "client", "batch")? {
+                Frame::Batch { size } if size > 0 && size as usize <= limits.max_batch => {
+                    session.run_batch(size as usize, &mut p.link, &mut c.link)?;
+                    let now = total(&p.link, &c.link);
+                    send(
+                        &mut c.link,
+                        &Frame::Dealt {
+                            session_bytes,
+                            batch_bytes: now - last,
+                        },
+                        "client",
+                        "dealer report",
+                    )?;
+                    debug!(records = size, bytes = now - last, "batch dealt");
+                    last = now;
+                    served += size;
+                }
+                Frame::Batch { size } => {
+                    return Err(ServiceError::Protocol(format!(
+                        "the client asked for a batch of {size} records, outside 1..={}",
+                        limits.max_batch
+                    )));
+                }
+                Frame::Done => return Ok((served, total(&p.link, &c.link))),
+                other => return Err(unexpected("client", "batch", "batch or done", &other)),
             }
         }
-    }
+    })();
+    r.map_err(|e| c.watch.explain(p.watch.explain(e)))
 }
-
-/// How long the accept loop sleeps when no connection is pending.
-pub(crate) const POLL: Duration = Duration::from_millis(10);

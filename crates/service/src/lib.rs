@@ -1,73 +1,77 @@
 //! The three networked roles over TLS: dealer, provider and client.
 //!
 //! This is the only crate that knows sockets, TLS and the wire format. The
-//! design is synchronous: one thread per session, blocking rustls streams
-//! with read and write timeouts on every socket, bounded frames, and a cap on
-//! concurrent sessions, so a slow or broken session never blocks or crashes
-//! the others.
+//! design is synchronous: one thread per connection, blocking rustls streams
+//! with read and write timeouts on every socket, bounded frames, a deadline
+//! on every handshake and session, and caps on pending handshakes and on
+//! concurrent sessions, so a slow, idle or broken peer never blocks or
+//! crashes the others (see [`server`]).
 //!
-//! Session flow: the client says [`wire::Frame::Hello`]; the provider answers
-//! with the public architecture ([`wire::Frame::ModelInfo`]); the client
-//! rebuilds the plan and checks its digest. Both join the dealer they each
-//! trust with the session id; the dealer pairs them and checks their digests
-//! agree. The parties then compare the fingerprints of the dealer certificate
-//! each saw, so a session runs only if both reached the same dealer. Then
-//! the engine runs, one [`wire::Frame::Batch`] at a time. Any mismatch ends
-//! the session with an [`wire::Frame::Error`] that says what differed.
+//! **Handshake** (every check happens where both sides learn its result):
+//!
+//! 1. The client opens TLS to the provider (it must present a `provider`
+//!    certificate) and says [`wire::Frame::Hello`] (protocol version, the
+//!    output policy it insists on). The provider checks both and refuses
+//!    with an [`wire::Frame::Error`] that says what differed.
+//! 2. The provider opens TLS to the dealer it trusts (a `dealer`
+//!    certificate) and joins it with a fresh session id. If its dealer is
+//!    unreachable it tells the client at once (`dealer_unreachable`).
+//! 3. The provider sends [`wire::Frame::ModelInfo`]: the public
+//!    architecture, the engine configuration, the plan digest and the
+//!    fingerprint of its dealer's certificate.
+//! 4. The client rebuilds the plan, checks version, digest and policy, loads
+//!    its records, opens TLS to the dealer *it* trusts and compares that
+//!    dealer's fingerprint with the provider's. Any mismatch (or an
+//!    unreachable dealer) goes back to the provider as an error frame, so
+//!    both sides log what differed. Otherwise it sends
+//!    [`wire::Frame::Accept`] (with its dealer's fingerprint, which the
+//!    provider checks too) and joins the dealer.
+//! 5. The dealer pairs the two joins of the session, checks their digests
+//!    against its own rebuild of the plan and sends each
+//!    [`wire::Frame::Paired`]; the provider then tells the client
+//!    [`wire::Frame::Ready`] (or why not), and the engine runs, one
+//!    [`wire::Frame::Batch`] at a time. After each batch the dealer reports
+//!    the bytes of both its links ([`wire::Frame::Dealt`]).
+//!
+//! Error frames are sent only while a link carries frames: once raw shares
+//! flow, a failing party closes its links (an error frame could be read as
+//! shares), and the peer's error names the step it was in.
 
 pub mod client;
 pub mod dealer;
 pub mod provider;
+pub mod server;
 pub mod tls;
 pub mod wire;
 
 use std::time::Duration;
 
-use cryptmed_channel::{ChannelError, StreamChannel};
+use cryptmed_channel::{Channel, ChannelError};
 use cryptmed_engine::EngineError;
 
-pub use tls::{Security, Timeouts};
+pub use server::Limits;
+pub use tls::{Role, Security, Timeouts};
 
 /// A link to a peer: a buffered channel over a (TLS) stream.
-pub type Link = StreamChannel<Box<dyn tls::Stream>>;
+pub type Link = cryptmed_channel::StreamChannel<Box<dyn tls::Stream>>;
 
-/// Limits that keep every session bounded.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Socket timeouts.
-    pub timeouts: Timeouts,
-    /// Largest control frame.
-    pub max_frame: usize,
-    /// Largest batch a server accepts.
-    pub max_batch: usize,
-    /// Concurrent sessions a server runs (more are refused with a `busy` error).
-    pub max_sessions: usize,
-    /// How long the dealer waits for the second party of a session.
-    pub pair_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            timeouts: Timeouts::default(),
-            max_frame: wire::DEFAULT_MAX_FRAME,
-            max_batch: 256,
-            max_sessions: 64,
-            pair_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Why a session failed. Each variant says who is likely at fault.
+/// Why a session failed. Each variant says who is likely at fault. Display
+/// messages are complete on their own (no variant exposes a `source`), so a
+/// chain of contexts never repeats them.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
     /// Local configuration: files, certificates, flags.
     #[error("configuration: {0}")]
     Config(String),
-    /// The peer could not be reached.
-    #[error("cannot connect to {addr}: {reason}")]
+    /// The client's records do not fit the model (never sent to the provider in detail).
+    #[error("{0}")]
+    Input(String),
+    /// A peer could not be reached.
+    #[error("cannot connect to the {peer} at {addr}: {reason}")]
     Connect {
+        /// `provider` or `dealer`.
+        peer: &'static str,
         /// Address tried.
         addr: String,
         /// Why.
@@ -81,48 +85,63 @@ pub enum ServiceError {
         /// Why.
         reason: String,
     },
-    /// A local I/O failure.
-    #[error("{what}: {source}")]
+    /// The peer's certificate is for another role (a dealer certificate used by a client, ...).
+    #[error("{addr} presented a certificate for the {got} role; expected {expected}")]
+    Role {
+        /// Peer address.
+        addr: String,
+        /// The role(s) accepted here.
+        expected: String,
+        /// The role in the certificate (or `no role`).
+        got: String,
+    },
+    /// A local I/O failure (sockets, writing results).
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The link failed mid-protocol (peer gone, silent, or reset).
-    #[error("{during}: {source}")]
+    #[error("the {peer} link failed during {during}: {}", describe(cause))]
     Link {
+        /// Which link (`provider`, `client`, `dealer`).
+        peer: &'static str,
         /// Protocol step.
         during: String,
         /// Transport error.
-        #[source]
-        source: ChannelError,
+        cause: ChannelError,
     },
     /// The peer sent a frame we cannot read (malformed, truncated, too large).
-    #[error("{during}: {source}")]
+    #[error("bad frame from the {peer} during {during}: {cause}")]
     Frame {
+        /// Which link.
+        peer: &'static str,
         /// Protocol step.
         during: String,
         /// Decoding error.
-        #[source]
-        source: wire::DecodeError,
+        cause: wire::DecodeError,
     },
     /// The peer sent a valid frame of the wrong type for this step.
-    #[error("{during}: expected a {expected} frame, got {got}")]
+    #[error("the {peer} sent a {got} frame during {during}; expected {expected}")]
     Unexpected {
+        /// Which link.
+        peer: &'static str,
         /// Protocol step.
         during: String,
-        /// Expected frame.
+        /// Expected frame type(s).
         expected: &'static str,
-        /// Frame received.
+        /// Frame type received.
         got: &'static str,
     },
     /// The two sides disagree (version, architecture digest, policy, dealer).
-    #[error("{what} mismatch: ours is {ours}, theirs is {theirs}")]
+    #[error("{what} mismatch: ours is {ours}, the {peer}'s is {theirs}")]
     Mismatch {
-        /// What differs (`version`, `digest`, `policy`, `dealer`, `role`).
+        /// What differs (`version`, `digest`, `policy`, `dealer`).
         what: &'static str,
+        /// Whom we disagree with.
+        peer: &'static str,
         /// Our value.
         ours: String,
         /// Their value.
@@ -138,92 +157,165 @@ pub enum ServiceError {
         /// Its message.
         message: String,
     },
+    /// A server is at one of its limits.
+    #[error("{0}")]
+    Busy(String),
+    /// The peer broke the protocol in a way no frame type describes.
+    #[error("{0}")]
+    Protocol(String),
+    /// A handshake or session deadline passed (the link was closed).
+    #[error("the {what} deadline of {limit:?} passed")]
+    Deadline {
+        /// `handshake`, `pairing` or `session`.
+        what: &'static str,
+        /// The configured limit.
+        limit: Duration,
+    },
     /// The secure computation failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
+/// A transport error in words: a TLS alert says what the peer objected to.
+fn describe(cause: &ChannelError) -> String {
+    if let ChannelError::Io(e) = cause
+        && let Some(rustls::Error::AlertReceived(alert)) =
+            e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+    {
+        return format!(
+            "the peer ended TLS with the alert {alert:?} (it did not accept our certificate, or we offered none)"
+        );
+    }
+    cause.to_string()
+}
+
+/// Codes of error frames that mean the parties disagree.
+const MISMATCH_CODES: [&str; 4] = ["version", "digest", "policy", "dealer"];
+
 impl ServiceError {
     pub(crate) fn io(what: &str) -> impl FnOnce(std::io::Error) -> ServiceError + '_ {
-        move |source| ServiceError::Io {
+        move |cause| ServiceError::Io {
             what: what.into(),
-            source,
-        }
-    }
-
-    pub(crate) fn link(during: &str) -> impl FnOnce(ChannelError) -> ServiceError + '_ {
-        move |source| ServiceError::Link {
-            during: during.into(),
-            source,
+            cause,
         }
     }
 
     /// The code sent in an error frame for this failure.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             ServiceError::Mismatch { what, .. } => what,
+            ServiceError::Refused { code, .. } => code,
             ServiceError::Engine(_) => "engine",
-            ServiceError::Frame { .. } | ServiceError::Unexpected { .. } => "protocol",
+            ServiceError::Frame { .. }
+            | ServiceError::Unexpected { .. }
+            | ServiceError::Protocol(_) => "protocol",
+            ServiceError::Connect { peer: "dealer", .. } => "dealer_unreachable",
+            ServiceError::Busy(_) => "busy",
+            ServiceError::Role { .. } => "role",
+            ServiceError::Input(_) => "input",
+            ServiceError::Deadline { .. } => "deadline",
             _ => "failed",
         }
     }
 
+    /// True for a connection closed before TLS began (a port probe or a
+    /// health check): servers log it quietly.
+    pub fn is_probe(&self) -> bool {
+        matches!(self, ServiceError::Handshake { reason, .. } if reason == tls::CLOSED_IN_HANDSHAKE)
+    }
+
     /// True when the failure is a disagreement between the parties.
     pub fn is_mismatch(&self) -> bool {
-        matches!(self, ServiceError::Mismatch { .. })
-            || matches!(self, ServiceError::Refused { code, .. } if ["version", "digest", "policy", "dealer", "role"].contains(&code.as_str()))
+        MISMATCH_CODES.contains(&self.code())
     }
 }
 
-/// Reads the next frame, turning an error frame into [`ServiceError::Refused`].
+/// Reads the next frame from `peer`, turning an error frame into [`ServiceError::Refused`].
 pub(crate) fn expect(
-    link: &mut Link,
-    limits: &Limits,
+    link: &mut dyn Channel,
+    max_frame: usize,
     peer: &'static str,
     during: &str,
 ) -> Result<wire::Frame, ServiceError> {
-    match wire::recv(link, limits.max_frame) {
+    match wire::recv(link, max_frame) {
         Ok(wire::Frame::Error { code, message }) => Err(ServiceError::Refused {
             peer,
             code,
             message,
         }),
         Ok(f) => Ok(f),
-        Err(wire::DecodeError::Channel(source)) => Err(ServiceError::Link {
+        Err(wire::DecodeError::Channel(cause)) => Err(ServiceError::Link {
+            peer,
             during: during.into(),
-            source,
+            cause,
         }),
-        Err(source) => Err(ServiceError::Frame {
+        Err(cause) => Err(ServiceError::Frame {
+            peer,
             during: during.into(),
-            source,
+            cause,
         }),
     }
 }
 
-/// Sends a frame.
-pub(crate) fn send(link: &mut Link, frame: &wire::Frame, during: &str) -> Result<(), ServiceError> {
-    wire::send(link, frame).map_err(ServiceError::link(during))
+/// The error for a valid frame of the wrong type.
+pub(crate) fn unexpected(
+    peer: &'static str,
+    during: &str,
+    expected: &'static str,
+    got: &wire::Frame,
+) -> ServiceError {
+    ServiceError::Unexpected {
+        peer,
+        during: during.into(),
+        expected,
+        got: got.name(),
+    }
 }
 
-/// Best effort: tells the peer why the session ends.
-pub(crate) fn refuse(link: &mut Link, e: &ServiceError) {
+/// Sends a frame to `peer`.
+pub(crate) fn send(
+    link: &mut dyn Channel,
+    frame: &wire::Frame,
+    peer: &'static str,
+    during: &str,
+) -> Result<(), ServiceError> {
+    wire::send(link, frame).map_err(|cause| ServiceError::Link {
+        peer,
+        during: during.into(),
+        cause,
+    })
+}
+
+/// Best effort: tells the peer why the session ends, with `message`.
+/// Only while the link carries frames (never once raw shares flow).
+pub(crate) fn refuse_with(link: &mut dyn Channel, code: &str, message: String) {
     let _ = wire::send(
         link,
         &wire::Frame::Error {
-            code: e.code().into(),
-            message: e.to_string(),
+            code: code.into(),
+            message,
         },
     );
+}
+
+/// Best effort: tells the peer why the session ends (the error's own message).
+pub(crate) fn refuse(link: &mut dyn Channel, e: &ServiceError) {
+    refuse_with(link, e.code(), e.to_string());
 }
 
 /// A fresh random session id (hex).
 pub(crate) fn session_id() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).unwrap_or_default();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex(&b)
 }
 
 /// Hex of a digest.
 pub(crate) fn hex(d: &[u8]) -> String {
     d.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fingerprint shortened for messages (the first 16 hex digits).
+pub(crate) fn short(fp: &str) -> &str {
+    fp.get(..16).unwrap_or(fp)
 }

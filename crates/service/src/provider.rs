@@ -1,14 +1,20 @@
 //! The provider: serves its model to clients, one thread per session.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use cryptmed_engine::{Model, ProviderSession};
 use cryptmed_model::Network;
+use tracing::{debug, info, warn};
 
+use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::wire::{Frame, VERSION};
-use crate::{Limits, Link, Security, ServiceError, expect, hex, refuse, send, session_id, tls};
+use crate::{
+    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, session_id, short, tls,
+    unexpected,
+};
 
 /// Everything a provider needs to serve.
 pub struct ProviderSetup {
@@ -38,90 +44,115 @@ impl std::fmt::Debug for ProviderSetup {
     }
 }
 
-/// Accepts connections until `stop` is set, handing each to `handle`.
-pub(crate) fn accept_loop(
-    listener: TcpListener,
-    stop: Arc<AtomicBool>,
-    mut handle: impl FnMut(TcpStream),
-) -> Result<(), ServiceError> {
-    listener
-        .set_nonblocking(true)
-        .map_err(ServiceError::io("listener"))?;
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((tcp, _)) => {
-                tcp.set_nonblocking(false)
-                    .map_err(ServiceError::io("socket"))?;
-                handle(tcp);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(crate::dealer::POLL)
-            }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
-        }
-    }
-    Ok(())
-}
-
 /// Serves clients until `stop` is set. A failing session is logged and
-/// ends alone; the server keeps serving.
+/// ends alone; the server keeps serving. See [`crate::server`] for the
+/// limits on pending handshakes, sessions and deadlines.
 pub fn serve(
     listener: TcpListener,
     setup: Arc<ProviderSetup>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
-    let active = Arc::new(AtomicUsize::new(0));
-    accept_loop(listener, stop, |tcp| {
-        let (setup, active) = (setup.clone(), active.clone());
-        std::thread::spawn(move || {
-            let busy = active.fetch_add(1, Ordering::SeqCst) >= setup.limits.max_sessions;
-            let r = session(tcp, &setup, busy);
-            active.fetch_sub(1, Ordering::SeqCst);
-            match r {
-                Ok(n) => tracing::info!(records = n, "session finished"),
-                Err(e) => tracing::warn!(error = %e, "session ended with an error"),
-            }
-        });
+    let lim = setup.limits;
+    let pending = Slots::new(lim.max_pending);
+    let sessions = Slots::new(lim.max_sessions);
+    let watchdog = Watchdog::default();
+    accept_loop(listener, stop, &watchdog, |tcp, peer| {
+        let Some(slot) = pending.take() else {
+            warn!(%peer, limit = pending.cap(), "too many connections in their handshake; closed this one");
+            return;
+        };
+        let watch = watchdog.watch(&tcp, "handshake", lim.handshake);
+        let (setup, sessions) = (setup.clone(), sessions.clone());
+        let spawned = std::thread::Builder::new()
+            .name("provider-session".into())
+            .spawn(move || {
+                // At warn level, so a failure logged at the default level names the peer and session.
+                let span = tracing::warn_span!(
+                    "session",
+                    role = "provider",
+                    %peer,
+                    id = tracing::field::Empty
+                );
+                let _entered = span.enter();
+                let t0 = Instant::now();
+                match session(tcp, peer, &setup, slot, &sessions, &watch)
+                    .map_err(|e| watch.explain(e))
+                {
+                    Ok(n) => info!(
+                        records = n,
+                        seconds = t0.elapsed().as_secs_f64(),
+                        "session finished"
+                    ),
+                    Err(e) if e.is_probe() => info!(error = %e, "connection closed before TLS"),
+                    Err(e) => warn!(error = %e, "session failed"),
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(%peer, error = %e, "cannot start a session thread");
+        }
     })
 }
 
-/// One client session; returns the number of records served.
-fn session(tcp: TcpStream, setup: &ProviderSetup, busy: bool) -> Result<u64, ServiceError> {
-    let conn = tls::accept(tcp, &setup.security, setup.limits.timeouts)?;
+/// One connection: TLS, hello, then a session slot; returns the records served.
+fn session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    setup: &ProviderSetup,
+    pending: Slot,
+    sessions: &Slots,
+    watch: &Watch,
+) -> Result<u64, ServiceError> {
+    let lim = &setup.limits;
+    let conn = tls::accept(tcp, &setup.security, lim.handshake, lim.timeouts.io)?;
     let mut link = Link::new(conn.stream);
-    if busy {
-        let e =
-            ServiceError::Config("the provider is at its session limit; try again later".into());
+    let hello = conn
+        .peer
+        .check_role(&[Role::Client], true)
+        .and_then(|()| expect(&mut link, lim.max_frame, "client", "hello"));
+    let hello = match hello {
+        Ok(h) => h,
+        Err(e) => {
+            refuse(&mut link, &e);
+            return Err(e);
+        }
+    };
+    debug!(%peer, "hello received");
+    drop(pending);
+    let Some(_slot) = sessions.take() else {
+        let e = ServiceError::Busy(format!(
+            "the provider is at its limit of {} concurrent sessions; try again later",
+            sessions.cap()
+        ));
         refuse(&mut link, &e);
         return Err(e);
-    }
-    let mut dealer: Option<Link> = None;
-    let r = run(&mut link, &mut dealer, setup);
-    if let Err(e) = &r {
+    };
+    watch.reset("session", lim.session_deadline);
+    // Error frames only while the client reads frames (until `Ready`).
+    let mut framed = true;
+    let r = run(&mut link, hello, setup, watch, &mut framed);
+    if let Err(e) = &r
+        && framed
+    {
         refuse(&mut link, e);
-        if let Some(d) = dealer.as_mut() {
-            refuse(d, e);
-        }
     }
     r
 }
 
 fn run(
     link: &mut Link,
-    dealer: &mut Option<Link>,
+    hello: Frame,
     setup: &ProviderSetup,
+    watch: &Watch,
+    framed: &mut bool,
 ) -> Result<u64, ServiceError> {
-    let limits = &setup.limits;
-    let Frame::Hello { version, reveal } = expect(link, limits, "client", "hello")? else {
-        return Err(ServiceError::Unexpected {
-            during: "hello".into(),
-            expected: "hello",
-            got: "another",
-        });
+    let lim = &setup.limits;
+    let Frame::Hello { version, reveal } = hello else {
+        return Err(unexpected("client", "hello", "hello", &hello));
     };
     if version != VERSION {
         return Err(ServiceError::Mismatch {
             what: "version",
+            peer: "client",
             ours: VERSION.to_string(),
             theirs: version.to_string(),
         });
@@ -130,97 +161,101 @@ fn run(
     if let Some(want) = reveal.filter(|r| r != config.reveal.name()) {
         return Err(ServiceError::Mismatch {
             what: "policy",
+            peer: "client",
             ours: config.reveal.name().into(),
             theirs: want,
         });
     }
     let session = session_id();
+    tracing::Span::current().record("id", session.as_str());
+    info!(policy = config.reveal.name(), "session started");
+
+    // Reach our dealer before answering, so the client learns at once if we cannot.
+    let dconn = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?;
+    watch.add(dconn.socket.as_ref());
+    let dealer_fp = dconn.peer.fingerprint.clone();
+    let mut dealer = Link::new(dconn.stream);
     let digest = hex(&setup.model.architecture_digest());
     let network =
         serde_json::to_value(&setup.public).map_err(|e| ServiceError::Config(e.to_string()))?;
     let config_json =
         serde_json::to_value(config).map_err(|e| ServiceError::Config(e.to_string()))?;
     send(
-        link,
-        &Frame::ModelInfo {
+        &mut dealer,
+        &Frame::Join {
             version: VERSION,
+            role: "provider".into(),
             session: session.clone(),
             network: network.clone(),
             config: config_json.clone(),
             digest: digest.clone(),
-            class_names: setup.public.class_names.clone(),
         },
-        "model info",
+        "dealer",
+        "join",
     )?;
-    let conn = tls::connect(&setup.dealer, &setup.security, limits.timeouts)?;
-    let dealer_fp = conn.peer;
-    let d = dealer.insert(Link::new(conn.stream));
+    debug!(dealer = %setup.dealer, "joined the dealer");
     send(
-        d,
-        &Frame::Join {
+        link,
+        &Frame::ModelInfo {
             version: VERSION,
-            role: "provider".into(),
             session,
             network,
             config: config_json,
             digest,
+            class_names: setup.public.class_names.clone(),
+            dealer: dealer_fp.clone(),
+            max_batch: lim.max_batch as u64,
         },
-        "join",
+        "client",
+        "model info",
     )?;
-    match expect(d, limits, "dealer", "pairing")? {
-        Frame::Paired => {}
-        other => {
-            return Err(ServiceError::Unexpected {
-                during: "pairing".into(),
-                expected: "paired",
-                got: other.name(),
-            });
-        }
-    }
-    let Frame::DealerIdentity { fingerprint } = expect(link, limits, "client", "dealer identity")?
-    else {
-        return Err(ServiceError::Unexpected {
-            during: "dealer identity".into(),
-            expected: "dealer_identity",
-            got: "another",
-        });
+    let accept = expect(link, lim.max_frame, "client", "accept")?;
+    let Frame::Accept { dealer: theirs } = accept else {
+        return Err(unexpected("client", "accept", "accept", &accept));
     };
-    if fingerprint != dealer_fp {
+    if theirs != dealer_fp {
         return Err(ServiceError::Mismatch {
             what: "dealer",
-            ours: dealer_fp,
-            theirs: fingerprint,
+            peer: "client",
+            ours: format!(
+                "the dealer at {} (certificate {})",
+                setup.dealer,
+                short(&dealer_fp)
+            ),
+            theirs: format!("a dealer with certificate {}", short(&theirs)),
         });
     }
-    send(
-        link,
-        &Frame::DealerIdentity {
-            fingerprint: dealer_fp,
-        },
-        "dealer identity",
-    )?;
-    let mut party = ProviderSession::new(setup.model.clone(), d, link)?;
+    debug!("the client accepted");
+    let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
+    let Frame::Paired { .. } = paired else {
+        return Err(unexpected("dealer", "pairing", "paired", &paired));
+    };
+    send(link, &Frame::Ready, "client", "pairing")?;
+    *framed = false;
+    debug!("paired");
+    let mut party = ProviderSession::new(setup.model.clone(), &mut dealer, link)?;
+    debug!(bytes = party.setup_bytes(), "setup sent");
     let mut served = 0u64;
     loop {
-        match expect(link, limits, "client", "batch")? {
-            Frame::Batch { size } if size > 0 && size as usize <= limits.max_batch => {
-                party.run_batch(size as usize, d, link)?;
+        match expect(link, lim.max_frame, "client", "batch")? {
+            Frame::Batch { size } if size > 0 && size as usize <= lim.max_batch => {
+                let report = party.run_batch(size as usize, &mut dealer, link)?;
                 served += size;
+                debug!(
+                    records = size,
+                    online_bytes = report.online_bytes_sent + report.online_bytes_recv,
+                    rounds = report.online_rounds,
+                    "batch done"
+                );
             }
             Frame::Batch { size } => {
-                return Err(ServiceError::Config(format!(
-                    "batch of {size} records is outside 1..={}",
-                    limits.max_batch
+                return Err(ServiceError::Protocol(format!(
+                    "the client asked for a batch of {size} records, outside 1..={}",
+                    lim.max_batch
                 )));
             }
             Frame::Done => return Ok(served),
-            other => {
-                return Err(ServiceError::Unexpected {
-                    during: "batch".into(),
-                    expected: "batch",
-                    got: other.name(),
-                });
-            }
+            other => return Err(unexpected("client", "batch", "batch or done", &other)),
         }
     }
 }

@@ -11,7 +11,7 @@ use cryptmed_channel::{Channel, ChannelError};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; peers with a different one are refused at the handshake.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Default largest control frame (the public architecture is the largest).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -41,6 +41,15 @@ pub enum Frame {
         digest: String,
         /// Class names, when the model has them.
         class_names: Option<Vec<String>>,
+        /// Fingerprint of the certificate of the dealer the provider reached.
+        dealer: String,
+        /// Largest batch the provider accepts.
+        max_batch: u64,
+    },
+    /// Client -> provider: the client agrees and joins its dealer.
+    Accept {
+        /// Fingerprint of the certificate of the dealer the client reached.
+        dealer: String,
     },
     /// Party -> dealer: join session `session` as `role`.
     Join {
@@ -58,22 +67,30 @@ pub enum Frame {
         digest: String,
     },
     /// Dealer -> party: both parties have joined with the same plan.
-    Paired,
-    /// Between the parties: which dealer each reached (certificate fingerprint).
-    DealerIdentity {
-        /// Fingerprint of the dealer's certificate.
-        fingerprint: String,
+    Paired {
+        /// Largest batch the dealer accepts.
+        max_batch: u64,
     },
+    /// Provider -> client: the dealer paired us; the session starts.
+    Ready,
     /// Client -> provider and dealer: the next batch has this many records.
     Batch {
         /// Records.
         size: u64,
     },
+    /// Dealer -> client, after each batch: bytes on both dealer links.
+    Dealt {
+        /// Once per session: both joins, both pairing frames, both seeds.
+        session_bytes: u64,
+        /// Since the previous report: batch frames, batch headers, corrections
+        /// (and the previous report frame).
+        batch_bytes: u64,
+    },
     /// Client -> provider and dealer: the session is over.
     Done,
-    /// Either way: the session ends; says why.
+    /// Either way, while a link carries frames: the session ends; says why.
     Error {
-        /// Short machine-readable reason (`version`, `digest`, `policy`, `dealer`, ...).
+        /// Short machine-readable reason (`version`, `digest`, `policy`, `dealer`, `busy`, ...).
         code: String,
         /// What differed or failed.
         message: String,
@@ -86,10 +103,12 @@ impl Frame {
         match self {
             Frame::Hello { .. } => "hello",
             Frame::ModelInfo { .. } => "model_info",
+            Frame::Accept { .. } => "accept",
             Frame::Join { .. } => "join",
-            Frame::Paired => "paired",
-            Frame::DealerIdentity { .. } => "dealer_identity",
+            Frame::Paired { .. } => "paired",
+            Frame::Ready => "ready",
             Frame::Batch { .. } => "batch",
+            Frame::Dealt { .. } => "dealt",
             Frame::Done => "done",
             Frame::Error { .. } => "error",
         }
@@ -111,9 +130,14 @@ pub enum DecodeError {
     /// The body is not a valid frame.
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// What arrived is a TLS record, and this side speaks plain TCP.
+    #[error(
+        "the peer speaks TLS and this side plain TCP (--insecure-plaintext must be given to every role or none)"
+    )]
+    Tls,
     /// The link failed while reading (closed, timed out).
-    #[error(transparent)]
-    Channel(#[from] ChannelError),
+    #[error("{0}")]
+    Channel(ChannelError),
 }
 
 /// Encodes a frame (length prefix and JSON).
@@ -136,16 +160,29 @@ pub fn send(ch: &mut dyn Channel, frame: &Frame) -> Result<(), ChannelError> {
     ch.flush()
 }
 
+/// True when `head` starts like a TLS record (content type 20-23, version 3.x).
+fn looks_like_tls(head: &[u8; 4]) -> bool {
+    (20..=23).contains(&head[0]) && head[1] == 3 && head[2] <= 4
+}
+
 /// Receives one frame of at most `limit` bytes.
 pub fn recv(ch: &mut dyn Channel, limit: usize) -> Result<Frame, DecodeError> {
-    let mut len = [0u8; 4];
-    ch.recv(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
+    let mut head = [0u8; 4];
+    ch.recv(&mut head).map_err(DecodeError::Channel)?;
+    let len = u32::from_le_bytes(head) as usize;
     if len > limit {
-        return Err(DecodeError::TooLarge { len, limit });
+        return Err(if looks_like_tls(&head) {
+            DecodeError::Tls
+        } else {
+            DecodeError::TooLarge { len, limit }
+        });
     }
-    let body = ch.recv_vec(len)?;
-    decode(&body)
+    match ch.recv_vec(len) {
+        Ok(body) => decode(&body),
+        // A TLS alert is a few bytes long: its "length" runs past the end.
+        Err(ChannelError::Closed) if looks_like_tls(&head) => Err(DecodeError::Tls),
+        Err(e) => Err(DecodeError::Channel(e)),
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +205,8 @@ mod tests {
                 config: serde_json::json!({}),
                 digest: "00".into(),
                 class_names: Some(vec!["a".into()]),
+                dealer: "f".into(),
+                max_batch: 3,
             },
             Frame::Join {
                 version: 1,
@@ -177,11 +216,14 @@ mod tests {
                 config: serde_json::Value::Null,
                 digest: "d".into(),
             },
-            Frame::Paired,
-            Frame::DealerIdentity {
-                fingerprint: "f".into(),
-            },
+            Frame::Accept { dealer: "f".into() },
+            Frame::Paired { max_batch: 9 },
+            Frame::Ready,
             Frame::Batch { size: 7 },
+            Frame::Dealt {
+                session_bytes: 1,
+                batch_bytes: 2,
+            },
             Frame::Done,
             Frame::Error {
                 code: "digest".into(),

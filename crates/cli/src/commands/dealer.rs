@@ -6,12 +6,12 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
-use super::NetArgs;
+use super::{NetArgs, ServerArgs, seconds};
 
 /// Arguments of `cryptmed dealer`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  cryptmed dealer --listen 0.0.0.0:7100 --cert certs/dealer.pem --key certs/dealer.key --ca certs/ca.pem\n\nThe dealer never sees records, weights or results. It must not collude with either party."
+    after_help = "Examples:\n  cryptmed dealer --listen 0.0.0.0:7100 --cert certs/dealer.pem --key certs/dealer.key --ca certs/ca.pem --require-client-cert\n  cryptmed dealer --listen 127.0.0.1:7100 --insecure-plaintext --pair-timeout 10\n\nThe dealer accepts providers and clients whose certificates (from `cryptmed certs`) name the role they join as.\nIt never sees records, weights or results. It must not collude with either party."
 )]
 pub(crate) struct Args {
     /// Address to listen on.
@@ -19,21 +19,24 @@ pub(crate) struct Args {
     listen: String,
     #[command(flatten)]
     net: NetArgs,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 64)]
-    max_sessions: usize,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Seconds to wait for the second party of a session after the first joined.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pair_timeout: f64,
 }
 
 /// Runs `cryptmed dealer` until killed.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let limits = cryptmed_service::Limits {
+        pair_timeout: seconds("pair-timeout", args.pair_timeout)?,
+        ..args.net.server_limits(&args.server)?
+    };
     let security = args.net.security()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dealer listening on {}", listener.local_addr()?);
-    let limits = cryptmed_service::Limits {
-        max_sessions: args.max_sessions,
-        ..args.net.limits()
-    };
+    tracing::info!(addr = %listener.local_addr()?, "dealer listening");
     cryptmed_service::dealer::serve(listener, security, limits, Arc::new(AtomicBool::new(false)))?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use cryptmed_engine::{Prediction, Reveal};
 use cryptmed_model::reference;
 use cryptmed_service::client::{ClientSetup, diagnose};
 use cryptmed_service::provider::ProviderSetup;
-use cryptmed_service::tls::{CertSet, Identity, generate_certs};
+use cryptmed_service::tls::{CertSet, Identity, RoleNames, generate_certs};
 use cryptmed_service::{Limits, Security};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ const RECORDS: &[u8] = include_bytes!("../../../../testdata/breast_cancer_demo.c
 /// Arguments of `cryptmed demo`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-gelu.onnx --input testdata/diabetes_demo.csv"
+    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-relu.onnx --input testdata/diabetes_test.csv\n\nA labelled CSV (a last column more than the model takes, such as the test splits in testdata/) is read without its labels."
 )]
 pub(crate) struct Args {
     /// A model to use instead of the bundled one.
@@ -84,7 +84,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ),
     };
     let records = match &args.input {
-        Some(p) => super::load_records(p, net.input_len(), false)?.records,
+        // A labelled file (one column more than the model takes) is read without its labels.
+        Some(p) => {
+            super::load_records(p, net.input_len(), false)
+                .or_else(|e| super::load_records(p, net.input_len(), true).map_err(|_| e))?
+                .records
+        }
         None => {
             cryptmed_model::input::csv(
                 "bundled breast_cancer_demo.csv",
@@ -98,7 +103,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let reveal: Reveal = args.reveal.into();
     let model = super::compile(net.clone(), reveal, cryptmed_approx::Precision::Accurate)?;
 
-    let certs = generate_certs(&["localhost".into(), "127.0.0.1".into()], false)?;
+    let certs = generate_certs(
+        &RoleNames::all(&["localhost".into(), "127.0.0.1".into()]),
+        false,
+    )?;
     let limits = Limits::default();
     let stop = Arc::new(AtomicBool::new(false));
     let dl = TcpListener::bind("127.0.0.1:0")?;
@@ -127,23 +135,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut preds: Vec<Prediction> = Vec::new();
     let mut cost = Cost::default();
+    let (mut dealer_session, mut dealer_batches) = (0u64, 0u64);
     let info = diagnose(
         &client,
         |_| Ok(records.clone()),
         |_, p, r| {
             preds.extend_from_slice(p);
-            cost.online_bytes += r.online_bytes_sent + r.online_bytes_recv;
-            cost.online_rounds += r.online_rounds;
-            cost.offline_bytes += r.offline_bytes + 48; // the client's material and header, and the provider's header
-            cost.setup_bytes = r.setup_bytes;
-            cost.online_seconds += r.online_seconds;
-            cost.offline_seconds += r.offline_seconds;
+            let e = &r.engine;
+            cost.online_bytes += e.online_bytes_sent + e.online_bytes_recv;
+            cost.online_rounds += e.online_rounds;
+            // Every byte on both dealer links, as the dealer counted them.
+            dealer_session = r.dealer_session_bytes;
+            dealer_batches += r.dealer_batch_bytes;
+            cost.setup_bytes = e.setup_bytes;
+            cost.online_seconds += e.online_seconds;
+            cost.offline_seconds += e.offline_seconds;
             Ok(())
         },
     );
     stop.store(true, Ordering::SeqCst);
     let info = info?;
-    cost.offline_bytes += 2 * 64; // the session headers (digest and seed) to both parties
+    cost.offline_bytes = dealer_session + dealer_batches;
 
     let names = info.class_names.clone();
     let rows: Vec<Row> = records

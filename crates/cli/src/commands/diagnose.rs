@@ -1,18 +1,19 @@
 //! `cryptmed diagnose`: the client, diagnosing records with a remote provider.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cryptmed_engine::Prediction;
+use cryptmed_service::ServiceError;
 use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose};
 
-use super::{NetArgs, RevealArg};
+use super::{NetArgs, RevealArg, UsageError};
 
 /// Arguments of `cryptmed diagnose`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed diagnose --server provider.example:7200 --dealer dealer.example:7100 --ca certs/ca.pem --input records.csv\n  cryptmed diagnose ... --input records.csv --output results.jsonl --json --resume\n\nResults are written as they come: CSV (record,label,class_name,...) or, with --json, one JSON object per line."
+    after_help = "Examples:\n  cryptmed diagnose --server provider.example:7200 --dealer dealer.example:7100 --ca certs/ca.pem \\\n      --cert certs/client.pem --key certs/client.key --input records.csv --output results.csv\n  cryptmed diagnose ... --input records.csv --output results.jsonl --json --resume\n\nResults are written as they come: CSV (record,label,class_name,...) or, with --json, one JSON object per line.\n--resume continues after the last complete result in --output (same format)."
 )]
 pub(crate) struct Args {
     /// The provider (`host:port`).
@@ -30,13 +31,13 @@ pub(crate) struct Args {
     /// One JSON object per record per line instead of CSV.
     #[arg(long)]
     json: bool,
-    /// Continue from the first record not yet in --output.
+    /// Continue after the last complete result in --output (a partly written last line is dropped).
     #[arg(long, requires = "output")]
     resume: bool,
     /// Records per batch (a batch shares its rounds).
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Append each batch's engine report (bytes, rounds, times, per layer) as a JSON line to FILE.
+    /// Append each batch's report (engine report and dealer-link bytes) as a JSON line to FILE.
     #[arg(long, hide = true, value_name = "FILE")]
     report: Option<PathBuf>,
     /// Refuse the session unless the provider reveals exactly this.
@@ -48,19 +49,25 @@ pub(crate) struct Args {
 
 /// Runs `cryptmed diagnose`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let limits = args.net.limits()?;
     let security = args.net.security()?;
-    let done = match (&args.output, args.resume) {
-        (Some(p), true) if p.exists() => count_results(p, args.json)?,
-        _ => 0,
+    let resume = match (&args.output, args.resume) {
+        (Some(p), true) => Resume::read(p, args.json)?,
+        _ => Resume::default(),
     };
+    let done = resume.done;
     let setup = ClientSetup {
         server: args.server.clone(),
         dealer: args.dealer.clone(),
         security,
-        limits: args.net.limits(),
+        limits,
         batch: args.batch,
         reveal: args.reveal.map(Into::into),
     };
+    let out_name = args
+        .output
+        .as_ref()
+        .map_or("standard output".to_string(), |p| p.display().to_string());
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::OpenOptions::new()
@@ -73,9 +80,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::stdout()),
     };
-    let mut total = 0usize;
+    let write_err = |e: std::io::Error| ServiceError::Io {
+        what: format!("writing results to {out_name}"),
+        cause: e,
+    };
+    let mut total = None;
     let mut finished = done;
-    let mut header_written = done > 0;
+    let mut header_written = resume.header;
     let names: std::cell::RefCell<Option<Vec<String>>> = std::cell::RefCell::new(None);
     let bar: std::cell::RefCell<Option<indicatif::ProgressBar>> = std::cell::RefCell::new(None);
     let input = args.input.clone();
@@ -84,12 +95,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         |info: &SessionInfo| {
             *names.borrow_mut() = info.class_names.clone();
             let records = super::load_records(&input, info.network.input_len(), false)
-                .map_err(|e| cryptmed_service::ServiceError::Config(format!("{e:#}")))?
+                .map_err(|e| ServiceError::Input(super::render(&e)))?
                 .records;
-            total = records.len();
+            total = Some(records.len());
             if done > records.len() {
-                return Err(cryptmed_service::ServiceError::Config(format!(
-                    "the output already holds {done} results but the input has only {} records",
+                return Err(ServiceError::Input(format!(
+                    "the output already holds results up to record {} but the input has only {} records",
+                    done - 1,
                     records.len()
                 )));
             }
@@ -114,8 +126,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                     .append(true)
                     .open(path)
                     .and_then(|mut f| f.write_all(line.as_bytes()))
-                    .map_err(|e| {
-                        cryptmed_service::ServiceError::Config(format!("writing the report: {e}"))
+                    .map_err(|e| ServiceError::Io {
+                        what: format!("writing the report to {}", path.display()),
+                        cause: e,
                     })?;
             }
             for (k, p) in preds.iter().enumerate() {
@@ -126,13 +139,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                     args.json,
                     &mut header_written,
                 );
-                out.write_all(line.as_bytes()).map_err(|e| {
-                    cryptmed_service::ServiceError::Config(format!("writing results: {e}"))
-                })?;
+                out.write_all(line.as_bytes()).map_err(write_err)?;
             }
-            out.flush().map_err(|e| {
-                cryptmed_service::ServiceError::Config(format!("writing results: {e}"))
-            })?;
+            out.flush().map_err(write_err)?;
             finished += preds.len();
             if let Some(b) = bar.borrow().as_ref() {
                 b.inc(preds.len() as u64);
@@ -152,26 +161,110 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        // Nothing finished: the error itself says what failed.
+        Err(e) if finished == 0 => Err(e.into()),
         Err(e) => {
-            let hint = if args.output.is_some() {
-                "; the finished results are kept: re-run with --resume to continue"
-            } else {
-                ""
+            let of = total.map_or(String::new(), |t| format!(" of {t}"));
+            let hint = match &args.output {
+                Some(p) => format!(
+                    "; the finished results are kept in {}: re-run with --resume to continue",
+                    p.display()
+                ),
+                None => String::new(),
             };
             Err(anyhow::Error::new(e)
-                .context(format!("stopped after {finished} of {total} records{hint}")))
+                .context(format!("stopped after {finished}{of} records{hint}")))
         }
     }
 }
 
-fn count_results(path: &PathBuf, json: bool) -> anyhow::Result<usize> {
-    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let lines = std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter(|l| !l.trim().is_empty())
-        .count();
-    Ok(if json { lines } else { lines.saturating_sub(1) })
+/// Where a resumed run starts, read from the results already written.
+#[derive(Debug, Default)]
+struct Resume {
+    /// Records already done (the last result's index plus one).
+    done: usize,
+    /// A CSV header is already there.
+    header: bool,
+}
+
+impl Resume {
+    /// Reads `path`: drops a partly written last line, refuses a file of the
+    /// other format, and takes the `record` index of the last complete line.
+    fn read(path: &Path, json: bool) -> anyhow::Result<Resume> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Resume::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let partial = text.len() - keep;
+        let text = String::from_utf8_lossy(&text[..keep]);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let Some(first) = lines.first() else {
+            // Nothing complete: start afresh (a partial line is dropped below by truncation).
+            if partial > 0 {
+                std::fs::write(path, b"")
+                    .with_context(|| format!("truncating {}", path.display()))?;
+            }
+            return Ok(Resume::default());
+        };
+        let is_json = first.starts_with('{');
+        if !is_json && !first.starts_with("record,") {
+            return Err(UsageError(format!(
+                "cannot resume: {} does not hold results of cryptmed diagnose",
+                path.display()
+            ))
+            .into());
+        }
+        if is_json != json {
+            let (has, flag) = if is_json {
+                ("JSON", "with --json")
+            } else {
+                ("CSV", "without --json")
+            };
+            return Err(UsageError(format!(
+                "cannot resume: {} holds {has} results; resume {flag}, or write to another --output",
+                path.display()
+            ))
+            .into());
+        }
+        // Checked, so the partly written last line can go.
+        if partial > 0 {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(keep as u64))
+                .with_context(|| format!("truncating {}", path.display()))?;
+            eprintln!(
+                "note: dropped a partly written last line of {} ({partial} bytes)",
+                path.display()
+            );
+        }
+        let results = if is_json { &lines[..] } else { &lines[1..] };
+        let Some(last) = results.last() else {
+            return Ok(Resume {
+                done: 0,
+                header: !is_json,
+            });
+        };
+        let index = if is_json {
+            serde_json::from_str::<serde_json::Value>(last)
+                .ok()
+                .and_then(|v| v["record"].as_u64())
+        } else {
+            last.split(',').next().and_then(|f| f.parse::<u64>().ok())
+        };
+        let index = index.ok_or_else(|| {
+            UsageError(format!(
+                "cannot resume: the last line of {} is not a result: {last:?}",
+                path.display()
+            ))
+        })?;
+        Ok(Resume {
+            done: index as usize + 1,
+            header: !is_json,
+        })
+    }
 }
 
 fn format_result(

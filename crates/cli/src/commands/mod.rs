@@ -31,28 +31,34 @@ pub(crate) fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
 /// Exit codes (documented in the README):
-/// 0 success; 1 other failure; 2 usage; 3 bad input or model (unreadable or
-/// unsupported model, bad record, bad certificate files); 4 network or peer
-/// failure (unreachable, TLS, disconnect, timeout, malformed frames, refused);
-/// 5 the parties disagree (protocol version, architecture digest, output
-/// policy, or dealer).
+/// 0 success; 1 other failure (local I/O such as writing results); 2 usage
+/// (including `--resume` on an output of the other format); 3 bad input or
+/// model (unreadable or unsupported model, bad record, bad certificate
+/// files); 4 network or peer failure (unreachable, TLS, certificate of the
+/// wrong role, disconnect, timeout, deadline, malformed frame, refusal,
+/// busy); 5 the parties disagree (protocol version, architecture digest,
+/// output policy, or dealer).
 pub(crate) fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
     let code = e
         .chain()
         .find_map(|c| {
+            if c.downcast_ref::<UsageError>().is_some() {
+                return Some(2);
+            }
             if let Some(s) = c.downcast_ref::<ServiceError>() {
                 return Some(match s {
                     _ if s.is_mismatch() => 5,
-                    ServiceError::Config(_) => 3,
+                    ServiceError::Config(_) | ServiceError::Input(_) => 3,
                     ServiceError::Engine(
                         EngineError::Unsupported(_) | EngineError::Encoding(_),
                     ) => 3,
-                    ServiceError::Engine(_) => 4,
+                    ServiceError::Io { .. } => 1,
                     _ => 4,
                 });
             }
@@ -71,6 +77,35 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
         })
         .unwrap_or(1);
     std::process::ExitCode::from(code)
+}
+
+/// A mistake in how the command was called that clap cannot see (exit code 2).
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// An error and its causes on one line, each cause only if it adds words
+/// (a cause whose message is already in the line is dropped).
+pub(crate) fn render(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for c in e.chain() {
+        let m = c.to_string();
+        if line.contains(&m) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&m);
+    }
+    line
 }
 
 /// `--reveal` values.
@@ -94,7 +129,7 @@ impl From<RevealArg> for Reveal {
     }
 }
 
-/// TLS and timeout flags shared by the three roles.
+/// TLS, timeout and frame flags shared by the three roles.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct NetArgs {
     /// CA certificate (PEM) that signed the other roles' certificates.
@@ -104,7 +139,7 @@ pub(crate) struct NetArgs {
         required_unless_present = "insecure_plaintext"
     )]
     pub(crate) ca: Option<PathBuf>,
-    /// This role's certificate (PEM).
+    /// This role's certificate (PEM, from `cryptmed certs`: it names the role).
     #[arg(long, value_name = "FILE")]
     pub(crate) cert: Option<PathBuf>,
     /// This role's private key (PEM).
@@ -116,9 +151,47 @@ pub(crate) struct NetArgs {
     /// Use plain TCP instead of TLS. For local testing only: everything on the wire is readable.
     #[arg(long)]
     pub(crate) insecure_plaintext: bool,
-    /// Seconds before a silent peer is an error.
-    #[arg(long, default_value_t = 60)]
-    pub(crate) timeout: u64,
+    /// Seconds before a silent peer (a read or a write that makes no progress) is an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub(crate) timeout: f64,
+    /// Seconds to connect and complete TLS to a server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub(crate) connect_timeout: f64,
+    /// Largest control frame accepted from a peer, in bytes (the public architecture is the largest).
+    #[arg(long, value_name = "BYTES", default_value_t = cryptmed_service::wire::DEFAULT_MAX_FRAME)]
+    pub(crate) max_frame: usize,
+}
+
+/// Limits of the two servers (dealer and provider).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Concurrent sessions (more clients are refused as busy).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_sessions: usize,
+    /// Connections allowed to be in their TLS handshake at once (more are closed at once).
+    #[arg(long, default_value_t = 128)]
+    pub(crate) max_pending: usize,
+    /// Seconds an accepted connection has to complete TLS and send its first frame.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub(crate) handshake_timeout: f64,
+    /// Seconds a whole session may last.
+    #[arg(long, value_name = "SECONDS", default_value_t = 6.0 * 3600.0)]
+    pub(crate) session_deadline: f64,
+    /// Largest batch of records a client may ask for.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_batch: usize,
+}
+
+/// Seconds from a flag, refusing what is not a positive finite number.
+pub(crate) fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(UsageError(format!(
+            "--{flag} must be a positive number of seconds, not {v}"
+        ))
+        .into())
+    }
 }
 
 impl NetArgs {
@@ -144,15 +217,41 @@ impl NetArgs {
         )?)
     }
 
-    pub(crate) fn limits(&self) -> Limits {
-        let io = Duration::from_secs(self.timeout.max(1));
-        Limits {
-            timeouts: Timeouts {
-                connect: io.min(Duration::from_secs(10)),
-                io,
-            },
-            ..Limits::default()
+    /// The client-side limits: timeouts and the frame limit.
+    pub(crate) fn limits(&self) -> anyhow::Result<Limits> {
+        if self.max_frame < 1024 {
+            return Err(UsageError(format!(
+                "--max-frame {} is too small: frames need at least 1024 bytes",
+                self.max_frame
+            ))
+            .into());
         }
+        Ok(Limits {
+            timeouts: Timeouts {
+                connect: seconds("connect-timeout", self.connect_timeout)?,
+                io: seconds("timeout", self.timeout)?,
+            },
+            max_frame: self.max_frame,
+            ..Limits::default()
+        })
+    }
+
+    /// The server-side limits.
+    pub(crate) fn server_limits(&self, s: &ServerArgs) -> anyhow::Result<Limits> {
+        if s.max_sessions == 0 || s.max_pending == 0 || s.max_batch == 0 {
+            return Err(UsageError(
+                "--max-sessions, --max-pending and --max-batch must be at least 1".into(),
+            )
+            .into());
+        }
+        Ok(Limits {
+            handshake: seconds("handshake-timeout", s.handshake_timeout)?,
+            session_deadline: seconds("session-deadline", s.session_deadline)?,
+            max_sessions: s.max_sessions,
+            max_pending: s.max_pending,
+            max_batch: s.max_batch,
+            ..self.limits()?
+        })
     }
 }
 

@@ -9,12 +9,12 @@ use anyhow::Context;
 use cryptmed_service::provider::ProviderSetup;
 
 use super::bench::PrecisionArg;
-use super::{NetArgs, RevealArg};
+use super::{NetArgs, RevealArg, ServerArgs};
 
 /// Arguments of `cryptmed serve`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label"
+    after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --require-client-cert --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
 )]
 pub(crate) struct Args {
     /// The model (ONNX, as PyTorch exports it).
@@ -37,9 +37,8 @@ pub(crate) struct Args {
     precision: PrecisionArg,
     #[command(flatten)]
     net: NetArgs,
-    /// Concurrent sessions.
-    #[arg(long, default_value_t = 64)]
-    max_sessions: usize,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Runs `cryptmed serve` until killed.
@@ -54,6 +53,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --model"),
     };
     let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
+    let limits = args.net.server_limits(&args.server)?;
     let security = args.net.security()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
@@ -64,10 +64,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.reveal,
         listener.local_addr()?
     );
-    let limits = cryptmed_service::Limits {
-        max_sessions: args.max_sessions,
-        ..args.net.limits()
-    };
+    tracing::info!(addr = %listener.local_addr()?, dealer = %args.dealer, "provider listening");
     let setup = Arc::new(ProviderSetup {
         model,
         public: net.public(),
