@@ -114,9 +114,11 @@ fn render(rows: &[Row], markdown: bool) -> String {
             "network",
             "weights",
             "online bytes",
+            "provider→client / client→provider",
             "rounds",
             "lower bound",
             "dealer bytes",
+            "dealer time",
             "setup (once)",
             "latency median (min-max)",
             "rec/s b1",
@@ -135,6 +137,11 @@ fn render(rows: &[Row], markdown: bool) -> String {
                 r.network.clone(),
                 r.weights.clone(),
                 bytes(r.online_bytes as f64),
+                format!(
+                    "{} / {}",
+                    bytes(r.provider_to_client_bytes as f64),
+                    bytes(r.client_to_provider_bytes as f64)
+                ),
                 r.online_rounds.to_string(),
                 format!(
                     "{} / {}",
@@ -142,6 +149,7 @@ fn render(rows: &[Row], markdown: bool) -> String {
                     r.lower_bound_rounds
                 ),
                 bytes(r.offline_bytes as f64),
+                ms(r.offline_seconds),
                 bytes(r.setup_bytes as f64),
                 format!(
                     "{} ({}-{})",
