@@ -69,9 +69,17 @@ impl BitVec {
 
     /// Reads exactly [`bytes_for`]`(len)` little-endian bytes.
     pub fn from_bytes(bytes: &[u8], len: usize) -> Self {
-        let mut words = vec![0u64; words_for(len)];
-        for (i, b) in bytes.iter().take(bytes_for(len)).enumerate() {
-            words[i / 8] |= (*b as u64) << (8 * (i % 8));
+        let bytes = &bytes[..bytes_for(len).min(bytes.len())];
+        let mut words = Vec::with_capacity(words_for(len));
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            words.push(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            words.push(u64::from_le_bytes(last));
         }
         Self::from_words(words, len)
     }
@@ -79,8 +87,13 @@ impl BitVec {
     /// Appends exactly [`bytes_for`]`(len)` little-endian bytes to `out`.
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
         let n = bytes_for(self.len);
-        for i in 0..n {
-            out.push((self.words[i / 8] >> (8 * (i % 8))) as u8);
+        out.reserve(n);
+        let full = n / 8;
+        for w in &self.words[..full] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        if !n.is_multiple_of(8) {
+            out.extend_from_slice(&self.words[full].to_le_bytes()[..n % 8]);
         }
     }
 
@@ -167,21 +180,48 @@ impl BitVec {
 
 /// Transposes values into bit planes: plane `j` holds bit `j` of every value.
 /// Returns `bits` planes of `xs.len()` lanes each.
+///
+/// Works on blocks of 64 values with an in-register 64 x 64 bit-matrix
+/// transpose (six butterfly passes, about 3 word operations per value and
+/// pass) instead of 64 shift-and-or steps per value.
 pub fn bit_planes(xs: &[u64], bits: u32) -> Vec<BitVec> {
     let n = xs.len();
-    let mut planes: Vec<Vec<u64>> = vec![vec![0u64; words_for(n)]; bits as usize];
-    for (i, x) in xs.iter().enumerate() {
-        let (w, s) = (i / 64, i % 64);
-        let mut v = *x;
-        for plane in planes.iter_mut() {
-            plane[w] |= (v & 1) << s;
-            v >>= 1;
+    let bits = (bits as usize).min(64);
+    let mut planes: Vec<Vec<u64>> = vec![Vec::with_capacity(words_for(n)); bits];
+    let mut block = [0u64; 64];
+    for chunk in xs.chunks(64) {
+        block[..chunk.len()].copy_from_slice(chunk);
+        block[chunk.len()..].fill(0);
+        transpose64(&mut block);
+        for (plane, word) in planes.iter_mut().zip(&block) {
+            plane.push(*word);
         }
     }
     planes
         .into_iter()
         .map(|p| BitVec::from_words(p, n))
         .collect()
+}
+
+/// Transposes a 64 x 64 bit matrix in place: afterwards bit `i` of word `j`
+/// is what bit `j` of word `i` was.
+fn transpose64(a: &mut [u64; 64]) {
+    const MASKS: [(usize, u64); 6] = [
+        (32, 0x0000_0000_FFFF_FFFF),
+        (16, 0x0000_FFFF_0000_FFFF),
+        (8, 0x00FF_00FF_00FF_00FF),
+        (4, 0x0F0F_0F0F_0F0F_0F0F),
+        (2, 0x3333_3333_3333_3333),
+        (1, 0x5555_5555_5555_5555),
+    ];
+    for (j, m) in MASKS {
+        // Swap the off-diagonal j x j blocks of every 2j x 2j block.
+        for k in (0..64).filter(|k| k & j == 0) {
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k + j] ^= t;
+            a[k] ^= t << j;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,7 +240,53 @@ mod tests {
         assert_eq!(BitVec::from_bytes(&bytes, 70), v);
     }
 
+    /// The definition: plane `j`, lane `i` is bit `j` of value `i`.
+    fn planes_naive(xs: &[u64], bits: u32) -> Vec<BitVec> {
+        (0..bits)
+            .map(|j| BitVec::from_bools(&xs.iter().map(|x| (x >> j) & 1 == 1).collect::<Vec<_>>()))
+            .collect()
+    }
+
+    #[test]
+    fn planes_match_their_definition_on_edge_values() {
+        let edges = [
+            0,
+            1,
+            u64::MAX,
+            1 << 63,
+            (1 << 63) - 1,
+            0x5555_5555_5555_5555,
+        ];
+        for n in [0, 1, 63, 64, 65, 127, 128, 200] {
+            let xs: Vec<u64> = (0..n)
+                .map(|i| edges[i % edges.len()] ^ (i as u64).rotate_left(17))
+                .collect();
+            for bits in [1, 7, 63, 64] {
+                assert_eq!(
+                    bit_planes(&xs, bits),
+                    planes_naive(&xs, bits),
+                    "n {n}, bits {bits}"
+                );
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn planes_equal_the_naive_transpose(xs in proptest::collection::vec(any::<u64>(), 0..300), bits in 1u32..=64) {
+            prop_assert_eq!(bit_planes(&xs, bits), planes_naive(&xs, bits));
+        }
+
+        #[test]
+        fn word_bytes_round_trip(words in proptest::collection::vec(any::<u64>(), 0..20), cut in 0usize..64) {
+            let len = (words.len() * 64).saturating_sub(cut);
+            let v = BitVec::from_words(words, len);
+            let mut bytes = Vec::new();
+            v.write_bytes(&mut bytes);
+            prop_assert_eq!(bytes.len(), bytes_for(len));
+            prop_assert_eq!(BitVec::from_bytes(&bytes, len), v);
+        }
+
         #[test]
         fn planes_round_trip(xs in proptest::collection::vec(any::<u64>(), 0..200)) {
             let planes = bit_planes(&xs, 64);

@@ -125,17 +125,48 @@ impl Conv2dGeom {
 
     /// Runs the convolution (no bias) of `x` with weights `w` laid out
     /// `[out_ch, in_ch/groups, kh, kw]`.
+    ///
+    /// Large convolutions (at least [`PARALLEL_MACS`] multiply-adds) split
+    /// their output channels over the machine's cores; the result does not
+    /// depend on the split (each output is summed in the same order).
     pub fn apply<T: Scalar>(&self, w: &[T], x: &[T]) -> Vec<T> {
         assert_eq!(w.len(), self.weight_len(), "weight size");
         assert_eq!(x.len(), self.in_len(), "input size");
+        let plane = self.out_h() * self.out_w();
+        let mut out = vec![T::default(); self.out_len()];
+        if plane == 0 || self.out_ch == 0 {
+            return out;
+        }
+        let macs = self.weight_len() * plane;
+        let threads = if macs >= PARALLEL_MACS {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(self.out_ch)
+        } else {
+            1
+        };
+        if threads <= 1 {
+            self.channels(w, x, 0, &mut out);
+            return out;
+        }
+        let per = self.out_ch.div_ceil(threads);
+        std::thread::scope(|s| {
+            for (k, chunk) in out.chunks_mut(per * plane).enumerate() {
+                s.spawn(move || self.channels(w, x, k * per, chunk));
+            }
+        });
+        out
+    }
+
+    /// The output planes of channels `first..` into `out` (whole planes).
+    fn channels<T: Scalar>(&self, w: &[T], x: &[T], first: usize, out: &mut [T]) {
         let (oh, ow) = (self.out_h(), self.out_w());
         let (kh, kw) = (self.kernel[0], self.kernel[1]);
         let icg = self.in_ch / self.groups;
         let ocg = self.out_ch / self.groups;
-        let mut out = vec![T::default(); self.out_len()];
-        for oc in 0..self.out_ch {
+        for (k, plane) in out.chunks_exact_mut(oh * ow).enumerate() {
+            let oc = first + k;
             let g = oc / ocg;
-            let plane = &mut out[oc * oh * ow..(oc + 1) * oh * ow];
             for icl in 0..icg {
                 let ic = g * icg + icl;
                 let xin = &x[ic * self.in_h * self.in_w..(ic + 1) * self.in_h * self.in_w];
@@ -176,9 +207,12 @@ impl Conv2dGeom {
                 }
             }
         }
-        out
     }
 }
+
+/// Multiply-adds from which a convolution uses every core (below it, a
+/// thread's start-up costs more than it saves).
+pub const PARALLEL_MACS: usize = 1 << 20;
 
 /// Output length of a sliding window along one axis.
 pub fn out_len(
@@ -399,6 +433,31 @@ mod tests {
             let x: Vec<u64> = (0..g.in_len()).map(|_| next()).collect();
             proptest::prop_assert_eq!(g.apply(&w, &x), conv_by_definition(&g, &w, &x));
         }
+    }
+
+    /// A convolution big enough to split over cores (odd channel count, so
+    /// the split is uneven) equals its definition.
+    #[test]
+    fn parallel_conv_equals_its_definition() {
+        let g = Conv2dGeom {
+            in_ch: 28,
+            in_h: 20,
+            in_w: 19,
+            out_ch: 13,
+            kernel: [5, 5],
+            stride: [1, 2],
+            pads: [2, 1, 2, 0],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        assert!(g.weight_len() * g.out_h() * g.out_w() >= PARALLEL_MACS);
+        let w: Vec<u64> = (0..g.weight_len() as u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        let x: Vec<u64> = (0..g.in_len() as u64)
+            .map(|i| (i ^ 0x5555).wrapping_mul(0xbf58_476d_1ce4_e5b9))
+            .collect();
+        assert_eq!(g.apply(&w, &x), conv_by_definition(&g, &w, &x));
     }
 
     #[test]
