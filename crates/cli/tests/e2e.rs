@@ -54,13 +54,20 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     assert!(stderr(&out).contains("policy mismatch"), "{}", stderr(&out));
     d.provider_proc()
         .wait_for("policy mismatch: ours is label, the client's is logits");
-    // Bad records: exit 3, names the file, row and column, and tells the
+    // Bad records: exit 3, names the file, line and record, and tells the
     // provider only that the records do not fit.
     let bad = d.dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
     let out = d.diagnose(&["--input", &path(&bad)]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("row 1: 3 values, the model expects 30"));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: line 1 (record 0): 3 values, the model expects 30",
+            path(&bad)
+        )),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("stopped after"), "{}", stderr(&out));
     d.provider_proc().wait_for(
         "the client refused the session (input): the client's records do not fit the model",

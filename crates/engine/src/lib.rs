@@ -15,12 +15,14 @@
 //!
 //! **Session wire layout** (raw, sizes from the plan): dealer -> each party:
 //! plan digest (32 bytes) then its seed (32 bytes); provider -> client: the
-//! input limit (8 bytes, `f64` LE, see [`Model::input_limit`]), then the
-//! masked weights of every linear layer in plan order. Per batch, dealer ->
+//! per-column input limits (8 bytes, `f64` LE, for each value of a record;
+//! see [`Model::input_limits`]), then the masked weights of every linear
+//! layer in plan order. Per batch, dealer ->
 //! each party: digest (32), batch size (u64 LE), correction length (u64 LE),
 //! corrections (client only). Then the online protocol.
 
 mod bounds;
+mod limits;
 pub mod local;
 pub mod opbench;
 pub mod plan;
@@ -99,6 +101,18 @@ pub enum EngineError {
     /// A weight or input cannot be encoded in the fixed-point format.
     #[error("{0}")]
     Encoding(String),
+    /// A record holds a value the model cannot take: NaN, one the format
+    /// cannot encode, or one outside the model's range for its column (see
+    /// [`Model::input_limits`]).
+    #[error("record {record}, column {column}: {reason}")]
+    Record {
+        /// The record, counted from 0 within the session (as results are numbered).
+        record: usize,
+        /// The column (value of the flattened record), counted from 1.
+        column: usize,
+        /// What is wrong, with the allowed range where there is one.
+        reason: String,
+    },
     /// The channel to the peer or dealer failed.
     #[error("channel failure during {step}: {source}")]
     Channel {
@@ -128,7 +142,7 @@ pub struct Model {
     network: Network,
     config: EngineConfig,
     plan: Plan,
-    input_limit: Option<f64>,
+    input_limits: Option<Vec<f64>>,
 }
 
 /// Shows the architecture's size and the configuration, never weights.
@@ -140,7 +154,7 @@ impl std::fmt::Debug for Model {
             .field("parameters", &self.network.param_count())
             .field("public", &self.network.is_public())
             .field("config", &self.config)
-            .field("input_limit", &self.input_limit)
+            .field("input_limits", &self.input_limits.as_ref().map(Vec::len))
             .field("plan", &self.plan)
             .finish()
     }
@@ -155,8 +169,8 @@ impl Model {
     /// largest fixed-point scale leaves less than
     /// [`plan::MIN_HEADROOM_BITS`] bits below the `2^62` bound of the
     /// truncation and comparison protocols (too many fractional bits for this
-    /// architecture), and, with weights, one whose first layers leave records
-    /// less than `[-1, 1]` (see [`Model::input_limit`]).
+    /// architecture), and, with weights, one whose first layers leave some
+    /// column of the records less than `[-1, 1]` (see [`Model::input_limits`]).
     pub fn compile(network: Network, config: EngineConfig) -> Result<Self, EngineError> {
         let plan = plan::build(
             &network,
@@ -165,37 +179,51 @@ impl Model {
             config.reveal,
         )?;
         plan::check_headroom(&plan)?;
-        let input_limit = bounds::input_limit(&plan);
-        if let Some(limit) = input_limit
-            && limit < 1.0
-        {
-            return Err(EngineError::Unsupported(format!(
-                "the first layers' weights leave records a range of only +-{limit} at {} fractional bits \
-                 (the secure protocols need every value below 2^62 once encoded); \
-                 use fewer fractional bits or rescale the first layer",
-                config.fixed.frac_bits()
-            )));
+        let input_limits = limits::input_limits(&plan);
+        if let Some(l) = &input_limits {
+            limits::check_usable(config.fixed, l)?;
         }
         Ok(Self {
             network,
             config,
             plan,
-            input_limit,
+            input_limits,
         })
     }
 
-    /// The largest magnitude `L` (a power of two) such that every record with
-    /// all `|x_j| <= L` is guaranteed to keep every value up to and including
+    /// Per column of a record (the flattened input, in order), the largest
+    /// magnitude `L_j` (a power of two) such that every record with all
+    /// `|x_j| <= L_j` is guaranteed to keep every value up to and including
     /// the output of the first linear layers below `2^62` once encoded (the
     /// precondition of the truncation and comparison protocols): a sound
-    /// bound from the encoded weights' largest row L1 norm, the biases and
-    /// the scales. `None` for a public network (no weights): the client gets
-    /// the provider's limit at the session's setup. Records outside it are
-    /// refused when encoded, naming the record, the feature and the range.
+    /// bound from the encoded weights, the biases and the scales, with each
+    /// column's share of the headroom in proportion to the largest weight
+    /// that reads it (see the `limits` module). `None` for a public network
+    /// (no weights): the client gets the provider's limits at the session's
+    /// setup. Records outside them are refused when encoded, with
+    /// [`EngineError::Record`] naming the record, the column and its range.
     /// Deeper layers work at scale `2f` and keep [`plan::MIN_HEADROOM_BITS`]
     /// or more bits of headroom; their activations are not bounded here.
-    pub fn input_limit(&self) -> Option<f64> {
-        self.input_limit
+    pub fn input_limits(&self) -> Option<&[f64]> {
+        self.input_limits.as_deref()
+    }
+
+    /// Checks records against the model before a run: the length, NaN, and
+    /// with weights the per-column limits ([`Model::input_limits`]). Errors
+    /// name the record (counted from 0) and the column (from 1), as a
+    /// session would.
+    pub fn check_records(&self, records: &[Vec<f64>]) -> Result<(), EngineError> {
+        let len = self.plan.value_len[0];
+        for (r, rec) in records.iter().enumerate() {
+            if rec.len() != len {
+                return Err(EngineError::Encoding(format!(
+                    "record {r}: {} values, the model expects {len}",
+                    rec.len()
+                )));
+            }
+            limits::check_record(self.config.fixed, self.input_limits(), r, rec)?;
+        }
+        Ok(())
     }
 
     /// A sound upper bound on `|secure output - reference_fixed output|`
@@ -248,7 +276,7 @@ impl Model {
         session::offline_bytes(self, batch)
     }
 
-    /// Predicted one-time setup traffic (the input limit and the masked weights), in bytes.
+    /// Predicted one-time setup traffic (the per-column input limits and the masked weights), in bytes.
     pub fn setup_bytes(&self) -> u64 {
         let weights: u64 = self
             .plan
@@ -256,7 +284,7 @@ impl Model {
             .iter()
             .map(|l| 8 * l.op.weight_len() as u64)
             .sum();
-        8 + weights
+        8 * self.plan.value_len[0] as u64 + weights
     }
 
     /// The plaintext reference in the engine's own fixed-point arithmetic:

@@ -17,7 +17,7 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
     let mut values: Vec<Vec<Elem>> = vec![Vec::new(); plan.value_len.len()];
     values[0] = encode_records(
         fp,
-        model.input_limit,
+        model.input_limits(),
         0,
         &[input.to_vec()],
         plan.value_len[0],

@@ -14,7 +14,7 @@ use cryptmed_share::{Role, Seed};
 
 use crate::plan::encode_weights;
 use crate::plan::{Plan, StepKind};
-use crate::{ComparisonKind, EngineError, LayerReport, Model, Prediction, Report, Reveal, bounds};
+use crate::{ComparisonKind, EngineError, LayerReport, Model, Prediction, Report, Reveal, limits};
 
 /// The engine's one dispatch point from [`ComparisonKind`] to a
 /// [`Comparison`] implementation: binds `$cmp` to it and evaluates `$body`,
@@ -542,12 +542,13 @@ impl ProviderSession {
         let seed = recv_seed(&model, dealer)?;
         let mut prep = PartyPrep::new(Role::Provider, &seed);
         let mut counted = Counted::new(client);
-        let limit = model
-            .input_limit
-            .unwrap_or_else(|| model.config.fixed.limit());
-        counted
-            .send(&limit.to_le_bytes())
-            .map_err(chan("setup: input limit"))?;
+        let len = model.plan.value_len[0];
+        let limits = model
+            .input_limits
+            .clone()
+            .unwrap_or_else(|| vec![model.config.fixed.limit(); len]);
+        let bytes: Vec<u8> = limits.iter().flat_map(|l| l.to_le_bytes()).collect();
+        counted.send(&bytes).map_err(chan("setup: input limits"))?;
         let mut ctx = Ctx::new(Role::Provider, &mut counted);
         for (l, p) in model.plan.linear.iter().zip(&params) {
             let b = linear::take_setup(&mut prep, &l.op).unwrap_or_default();
@@ -801,7 +802,7 @@ pub struct ClientSession {
     prep: PartyPrep,
     masked: Vec<Vec<Elem>>,
     setup_bytes: u64,
-    input_limit: f64,
+    input_limits: Vec<f64>,
     /// Records run so far in this session (so errors name a record by its session index).
     records_done: usize,
 }
@@ -815,19 +816,28 @@ impl ClientSession {
     ) -> Result<Self, EngineError> {
         let seed = recv_seed(&model, dealer)?;
         let mut prep = PartyPrep::new(Role::Client, &seed);
-        let mut limit = [0u8; 8];
+        let len = model.plan.value_len[0];
+        let mut bytes = vec![0u8; 8 * len];
         provider
-            .recv(&mut limit)
-            .map_err(chan("setup: input limit"))?;
-        let limit = f64::from_le_bytes(limit);
-        if limit.is_nan() || limit <= 0.0 {
+            .recv(&mut bytes)
+            .map_err(chan("setup: input limits"))?;
+        let limits: Vec<f64> = bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .collect();
+        if let Some((j, l)) = limits
+            .iter()
+            .enumerate()
+            .find(|(_, l)| !(l.is_finite() && **l > 0.0))
+        {
             return Err(EngineError::PlanMismatch(format!(
-                "the provider announced an input limit of {limit}"
+                "the provider announced an input limit of {l} for column {}",
+                j + 1
             )));
         }
         let mut ctx = Ctx::new(Role::Client, provider);
         let mut masked = Vec::with_capacity(model.plan.linear.len());
-        let mut setup_bytes = 8;
+        let mut setup_bytes = 8 * len as u64;
         for l in &model.plan.linear {
             let none = linear::take_setup(&mut prep, &l.op);
             debug_assert!(none.is_none());
@@ -842,14 +852,14 @@ impl ClientSession {
             prep,
             masked,
             setup_bytes,
-            input_limit: limit,
+            input_limits: limits,
             records_done: 0,
         })
     }
 
-    /// The provider's input limit for this session (see [`Model::input_limit`]).
-    pub fn input_limit(&self) -> f64 {
-        self.input_limit
+    /// The provider's per-column input limits for this session (see [`Model::input_limits`]).
+    pub fn input_limits(&self) -> &[f64] {
+        &self.input_limits
     }
 
     /// One-time setup bytes received from the provider.
@@ -880,7 +890,7 @@ impl ClientSession {
         let batch = records.len();
         let input = encode_records(
             self.model.config.fixed,
-            Some(self.input_limit),
+            Some(&self.input_limits),
             self.records_done,
             records,
             self.model.plan.value_len[0],
@@ -932,11 +942,11 @@ impl ClientSession {
 }
 
 /// Encodes records at the input scale, naming the record (counted from
-/// `first`) and position of any bad value; with a `limit`, also refuses
-/// values beyond the model's input range.
+/// `first`) and column of any bad value; with `limits`, also refuses values
+/// beyond the model's range for their column.
 pub(crate) fn encode_records(
     fp: FixedPoint,
-    limit: Option<f64>,
+    limits: Option<&[f64]>,
     first: usize,
     records: &[Vec<f64>],
     len: usize,
@@ -949,12 +959,13 @@ pub(crate) fn encode_records(
                 rec.len()
             )));
         }
-        bounds::check_record(fp, limit, r, rec).map_err(EngineError::Encoding)?;
+        limits::check_record(fp, limits, r, rec)?;
         for (j, v) in rec.iter().enumerate() {
-            out.push(
-                fp.encode(*v)
-                    .map_err(|e| EngineError::Encoding(format!("record {r}, feature {j}: {e}")))?,
-            );
+            out.push(fp.encode(*v).map_err(|e| EngineError::Record {
+                record: r,
+                column: j + 1,
+                reason: e.to_string(),
+            })?);
         }
     }
     Ok(out)

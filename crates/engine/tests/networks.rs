@@ -417,8 +417,9 @@ fn issue_targets_from_the_cost_traces() {
     assert!(relu.bytes <= 120 * 1024 && relu.rounds <= 9);
 }
 
-/// Records beyond the model's input range are refused with the record, the
-/// feature and the range; records at the very edge of it run correctly.
+/// Records beyond the model's per-column input range are refused with the
+/// record, the column and the range; records at the very edge of it (the
+/// worst corner of the heaviest row) run correctly.
 #[test]
 fn input_range_is_enforced_and_sound() {
     let net = zoo::build("medical-mlp", 2).unwrap();
@@ -427,44 +428,64 @@ fn input_range_is_enforced_and_sound() {
         ..EngineConfig::default()
     };
     let model = Model::compile(net.clone(), config).unwrap();
-    let limit = model.input_limit().unwrap();
-    assert!(limit >= 1024.0 && limit.log2().fract() == 0.0, "{limit}");
+    let limits = model.input_limits().unwrap().to_vec();
+    assert_eq!(limits.len(), net.input_len());
+    assert!(
+        limits
+            .iter()
+            .all(|l| *l >= 1024.0 && l.log2().fract() == 0.0),
+        "{limits:?}"
+    );
     // Scaled by 1e8 these inputs encode fine at 16 fractional bits, but the
     // first layer's output would pass 2^62: refused, never garbage.
     let mut records = zoo::random_inputs(&net, 3, 1);
     records[1][7] *= 1e8;
     let err = run_local(&model, &model, &records, 1).unwrap_err();
-    let EngineError::Encoding(msg) = &err else {
+    let EngineError::Record { record, column, .. } = &err else {
         panic!("{err:?}")
     };
-    assert!(
-        msg.contains("record 1, feature 7") && msg.contains(&format!("[-{limit}, {limit}]")),
-        "{msg}"
-    );
-    // The client learns the limit from the provider even with the public network.
+    assert_eq!((*record, *column), (1, 8));
+    let l = limits[7];
+    assert!(err.to_string().contains(&format!("[-{l}, {l}]")), "{err}");
+    assert!(matches!(
+        model.check_records(&records),
+        Err(EngineError::Record {
+            record: 1,
+            column: 8,
+            ..
+        })
+    ));
+    // The client learns the limits from the provider even with the public network.
     let public = Model::compile(net.public(), config).unwrap();
-    assert_eq!(public.input_limit(), None);
+    assert_eq!(public.input_limits(), None);
     let err = run_local(&model, &public, &records, 3).unwrap_err();
-    assert!(matches!(err, EngineError::Encoding(_)), "{err:?}");
+    assert!(matches!(err, EngineError::Record { .. }), "{err:?}");
     assert!(matches!(
         model.reference_fixed(&records[1]),
-        Err(EngineError::Encoding(_))
+        Err(EngineError::Record { .. })
     ));
-    // At the limit, with the signs of the heaviest row of the first layer
+    // At the limits, with the signs of the heaviest row of the first layer
     // (the worst case of the bound), the result is still exact.
     let Op::Dense { weight, .. } = &net.nodes[0].op else {
         unreachable!()
     };
     let cols = weight.shape[1];
+    let load = |r: &[f64]| {
+        r.iter()
+            .zip(&limits)
+            .map(|(w, l)| (w * l).abs())
+            .sum::<f64>()
+    };
     let row = weight
         .data
         .chunks(cols)
-        .max_by(|a, b| {
-            let l1 = |r: &[f64]| r.iter().map(|v| v.abs()).sum::<f64>();
-            l1(a).total_cmp(&l1(b))
-        })
+        .max_by(|a, b| load(a).total_cmp(&load(b)))
         .unwrap();
-    let edge: Vec<f64> = row.iter().map(|w| limit * w.signum()).collect();
+    let edge: Vec<f64> = row
+        .iter()
+        .zip(&limits)
+        .map(|(w, l)| l * w.signum())
+        .collect();
     let (to_fixed, to_f64) = logits_errors(&model, &net, &edge);
     assert!(
         to_fixed <= model.output_error_bound().unwrap(),

@@ -63,21 +63,22 @@ fn cases(r: &BatchReport) -> Vec<Case> {
     // Provider -> client: model info, ready, the masked weights, the online steps.
     add(ClientProvider, Down, 0, 2, "client", "model info", false);
     add(ClientProvider, Down, 1, 2, "client", "pairing", false);
-    // The setup stream: the 8-byte input limit, then the masked weights.
+    // The setup stream: the input limits (8 bytes for each of the model's
+    // 30 columns), then the masked weights.
     add(
         ClientProvider,
         Down,
         2,
         1,
         "client",
-        "setup: input limit",
+        "setup: input limits",
         false,
     );
     add(
         ClientProvider,
         Down,
         2,
-        9,
+        8 * 30 + 1,
         "client",
         "setup: masked weights",
         false,

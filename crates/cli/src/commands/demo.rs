@@ -83,25 +83,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "bundled breast-cancer-relu.onnx".to_string(),
         ),
     };
-    let records = match &args.input {
+    let (file, set) = match &args.input {
         // A labelled file (one column more than the model takes) is read without its labels.
-        Some(p) => {
-            super::load_records(p, net.input_len(), false)
-                .or_else(|e| super::load_records(p, net.input_len(), true).map_err(|_| e))?
-                .records
-        }
+        Some(p) => (
+            p.display().to_string(),
+            super::load_records(p, &net.input_shape, false)
+                .or_else(|e| super::load_records(p, &net.input_shape, true).map_err(|_| e))?,
+        ),
         None => {
-            cryptmed_model::input::csv(
-                "bundled breast_cancer_demo.csv",
-                RECORDS,
-                net.input_len(),
-                false,
-            )?
-            .records
+            let file = "bundled breast_cancer_demo.csv";
+            let set = cryptmed_model::input::csv(file, RECORDS, net.input_len(), false)?;
+            (file.to_string(), set)
         }
     };
     let reveal: Reveal = args.reveal.into();
     let model = super::compile(net.clone(), reveal, cryptmed_approx::Precision::Accurate)?;
+    super::check_records(&file, &set, &model)?;
+    let records = set.records;
 
     let certs = generate_certs(
         &RoleNames::all(&["localhost".into(), "127.0.0.1".into()]),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cryptmed_engine::Prediction;
+use cryptmed_model::input::Records;
 use cryptmed_service::ServiceError;
 use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose};
 
@@ -90,13 +91,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let names: std::cell::RefCell<Option<Vec<String>>> = std::cell::RefCell::new(None);
     let bar: std::cell::RefCell<Option<indicatif::ProgressBar>> = std::cell::RefCell::new(None);
     let input = args.input.clone();
+    // The loaded records, kept to name the line of a record the session refuses.
+    let loaded: std::cell::RefCell<Records> = std::cell::RefCell::default();
     let result = diagnose(
         &setup,
         |info: &SessionInfo| {
             *names.borrow_mut() = info.class_names.clone();
-            let records = super::load_records(&input, info.network.input_len(), false)
-                .map_err(|e| ServiceError::Input(super::render(&e)))?
-                .records;
+            let set = super::load_records(&input, &info.network.input_shape, false)
+                .map_err(|e| ServiceError::Input(super::render(&e)))?;
+            let records = set.records.clone();
+            *loaded.borrow_mut() = set;
             total = Some(records.len());
             if done > records.len() {
                 return Err(ServiceError::Input(format!(
@@ -152,6 +156,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(b) = bar.borrow().as_ref() {
         b.finish_and_clear();
     }
+    // A record the engine refused (against the provider's per-column limits,
+    // which arrive with the session): name its file, line and column.
+    let result = result.map_err(|e| match &e {
+        ServiceError::Engine(engine) => super::record_error(
+            &args.input.display().to_string(),
+            &loaded.borrow(),
+            done,
+            engine,
+        )
+        .map_or_else(|| anyhow::Error::new(e), anyhow::Error::new),
+        _ => anyhow::Error::new(e),
+    });
     match result {
         Ok(_) => {
             eprintln!(
@@ -162,7 +178,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         // Nothing finished: the error itself says what failed.
-        Err(e) if finished == 0 => Err(e.into()),
+        Err(e) if finished == 0 => Err(e),
         Err(e) => {
             let of = total.map_or(String::new(), |t| format!(" of {t}"));
             let hint = match &args.output {
@@ -172,8 +188,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 ),
                 None => String::new(),
             };
-            Err(anyhow::Error::new(e)
-                .context(format!("stopped after {finished}{of} records{hint}")))
+            Err(e.context(format!("stopped after {finished}{of} records{hint}")))
         }
     }
 }

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use cryptmed_engine::local::run_local;
-use cryptmed_model::input::Records;
+use cryptmed_model::input::{InputError, Records};
 use cryptmed_model::reference;
 use serde::Serialize;
 
-use super::RevealArg;
 use super::bench::PrecisionArg;
+use super::{RevealArg, UsageError};
 
 /// Arguments of `cryptmed eval`.
 #[derive(Debug, clap::Args)]
@@ -58,33 +58,77 @@ struct EvalResult {
     batch: usize,
 }
 
-/// Finds the labelled records for `data`.
-fn dataset(data: &str, input_len: usize) -> anyhow::Result<Records> {
+/// The committed subset of a named data set in `testdata/`, and what it is.
+fn subset(data: &str) -> (String, &'static str) {
+    match data {
+        "mnist" => (
+            "mnist_test_200.csv".into(),
+            "the first 200 MNIST test digits",
+        ),
+        _ => (
+            format!("{}_test.csv", data.replace('-', "_")),
+            "the same test split",
+        ),
+    }
+}
+
+/// Finds the labelled records for `data` (a labelled CSV, or a data set's
+/// name) for a model of input shape `shape`; returns the file read (for
+/// messages) and the records. A named set falls back to its committed subset
+/// in `testdata/` when `data/` is not prepared, and says so on standard error.
+fn dataset(data: &str, shape: &[usize]) -> anyhow::Result<(String, Records)> {
     let path = Path::new(data);
     if path.is_file() {
-        return super::load_records(path, input_len, true);
+        return Ok((data.into(), super::load_records(path, shape, true)?));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for base in [PathBuf::from("."), root] {
+    let bases = [PathBuf::from("."), root];
+    for base in &bases {
         let dir = base.join("data").join(data);
         if dir.join("test.csv").is_file() {
-            return super::load_records(&dir.join("test.csv"), input_len, true);
+            let p = dir.join("test.csv");
+            return Ok((
+                p.display().to_string(),
+                super::load_records(&p, shape, true)?,
+            ));
         }
         for (img, lab) in [
             ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
             ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
         ] {
             if dir.join(img).is_file() {
-                let mut r = super::load_records(&dir.join(img), input_len, false)?;
-                r.labels = super::load_records(&dir.join(lab), 1, false)?.labels;
-                return Ok(r);
+                let (img, lab) = (dir.join(img), dir.join(lab));
+                let mut r = super::load_records(&img, shape, false)?;
+                let labels = cryptmed_model::input::load_labels(&lab)?;
+                if labels.len() != r.records.len() {
+                    return Err(InputError::Format {
+                        file: lab.display().to_string(),
+                        reason: format!(
+                            "{} labels for the {} records of {}: refusing to pair them",
+                            labels.len(),
+                            r.records.len(),
+                            img.display()
+                        ),
+                    }
+                    .into());
+                }
+                r.labels = Some(labels);
+                return Ok((img.display().to_string(), r));
             }
         }
-        let sub = base
-            .join("testdata")
-            .join(format!("{}_test.csv", data.replace('-', "_")));
+    }
+    let (name, what) = subset(data);
+    for base in &bases {
+        let sub = base.join("testdata").join(&name);
         if sub.is_file() {
-            return super::load_records(&sub, input_len, true);
+            eprintln!(
+                "note: data/{data} is not prepared (python3 scripts/prepare_data.py {data}); \
+                 using the committed testdata/{name} ({what})"
+            );
+            return Ok((
+                sub.display().to_string(),
+                super::load_records(&sub, shape, true)?,
+            ));
         }
     }
     bail!(
@@ -94,17 +138,22 @@ fn dataset(data: &str, input_len: usize) -> anyhow::Result<Records> {
 
 /// Runs `cryptmed eval`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if args.limit == Some(0) {
+        return Err(UsageError("--limit 0 evaluates nothing: give at least 1".into()).into());
+    }
     let net = super::load_network(&args.model)?;
-    let mut set = dataset(&args.data, net.input_len())?;
-    let labels = set.labels.take().context("the data set has no labels")?;
-    let n = args
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(set.records.len())
-        .min(labels.len());
-    let records = &set.records[..n];
+    let (file, mut set) = dataset(&args.data, &net.input_shape)?;
+    let labels = set
+        .labels
+        .clone()
+        .with_context(|| format!("{file}: the data set has no labels"))?;
     let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
     let public = super::compile(net.public(), args.reveal.into(), args.precision.into())?;
+    let n = args.limit.unwrap_or(usize::MAX).min(set.records.len());
+    set.records.truncate(n);
+    // Every record is checked before any runs, so a refusal names the file and line.
+    super::check_records(&file, &set, &model)?;
+    let records = &set.records[..];
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| indicatif::ProgressBar::new(n as u64));

@@ -56,7 +56,9 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
                     _ if s.is_mismatch() => 5,
                     ServiceError::Config(_) | ServiceError::Input(_) => 3,
                     ServiceError::Engine(
-                        EngineError::Unsupported(_) | EngineError::Encoding(_),
+                        EngineError::Unsupported(_)
+                        | EngineError::Encoding(_)
+                        | EngineError::Record { .. },
                     ) => 3,
                     ServiceError::Io { .. } => 1,
                     _ => 4,
@@ -70,7 +72,11 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
                 return Some(3);
             }
             match c.downcast_ref::<EngineError>() {
-                Some(EngineError::Unsupported(_) | EngineError::Encoding(_)) => Some(3),
+                Some(
+                    EngineError::Unsupported(_)
+                    | EngineError::Encoding(_)
+                    | EngineError::Record { .. },
+                ) => Some(3),
                 Some(_) => Some(4),
                 None => None,
             }
@@ -276,16 +282,50 @@ pub(crate) fn compile(
     )?)
 }
 
-/// Loads the records of `path` for a model with `input_len` values.
+/// Loads the records of `path` for a model of input shape `shape` (values
+/// finite and below the fixed-point range, at most `1e9`).
 pub(crate) fn load_records(
     path: &Path,
-    input_len: usize,
+    shape: &[usize],
     labelled: bool,
 ) -> anyhow::Result<cryptmed_model::input::Records> {
     let limit = cryptmed_ring::FixedPoint::default().limit().min(1e9);
-    Ok(cryptmed_model::input::load(
-        path, input_len, labelled, limit,
+    Ok(cryptmed_model::input::load_shaped(
+        path, shape, labelled, limit,
     )?)
+}
+
+/// The loader's message for a record the engine refused
+/// ([`EngineError::Record`]): the file, the line (CSV), the record and the
+/// column, as every other refusal reads. `first` is the file's index of the
+/// engine's record 0 (a resumed session starts later in the file).
+pub(crate) fn record_error(
+    file: &str,
+    records: &cryptmed_model::input::Records,
+    first: usize,
+    e: &EngineError,
+) -> Option<cryptmed_model::input::InputError> {
+    match e {
+        EngineError::Record {
+            record,
+            column,
+            reason,
+        } => Some(records.value_error(file, first + record, *column, reason.clone())),
+        _ => None,
+    }
+}
+
+/// Checks records against a compiled model (its per-column input limits,
+/// see [`Model::input_limits`]) before running them, so that a refusal
+/// names the file, the line and the column.
+pub(crate) fn check_records(
+    file: &str,
+    records: &cryptmed_model::input::Records,
+    model: &Model,
+) -> anyhow::Result<()> {
+    model.check_records(&records.records).map_err(|e| {
+        record_error(file, records, 0, &e).map_or_else(|| anyhow::Error::new(e), Into::into)
+    })
 }
 
 /// Index of the first largest value.

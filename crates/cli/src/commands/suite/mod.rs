@@ -210,7 +210,7 @@ fn trained(name: &str) -> Option<(PathBuf, PathBuf)> {
 fn case(name: &'static str) -> anyhow::Result<Case> {
     if let Some((model, data)) = trained(name) {
         let network = cryptmed_model::onnx::load(&model)?;
-        let r = super::load_records(&data, network.input_len(), true)?;
+        let r = super::load_records(&data, &network.input_shape, true)?;
         return Ok(Case {
             serve: vec!["--model".into(), model.display().to_string()],
             weights: "trained",

@@ -1,0 +1,308 @@
+//! Record loaders: CSV, NPY, IDX (MNIST, gzipped or not), PNG and the
+//! CIFAR-10 binary format, into flat records of `f64` checked against the
+//! model's input shape.
+//!
+//! **Numbering**, the same in every message (and in the engine's): records
+//! are counted from 0, as `diagnose` numbers its results; file lines and
+//! columns from 1, as an editor shows them. A column is a value's position
+//! in the record flattened as one CSV row (for CSV, the CSV column). CSV
+//! refusals name the line and the record (`line 4 (record 2), column 5`),
+//! the binary formats the record and the column (`record 2, column 5`).
+//!
+//! **Shapes.** An array file (NPY, IDX) must hold one record, or a leading
+//! batch axis of records, each of the model's input shape, its flattened
+//! length, or the same up to axes of length 1 (an MNIST IDX file of
+//! `N x 28 x 28` for a model of `1 x 28 x 28`); anything else is refused
+//! with the shape found and the shape expected, never re-cut into records.
+
+mod csv;
+mod idx;
+mod image;
+mod npy;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+
+pub use csv::csv;
+pub use idx::{idx, idx_labels};
+pub use image::{cifar, png};
+pub use npy::npy;
+
+/// Where a record is in its file: the 1-based line for text formats, and
+/// the record's index counted from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// 1-based file line (CSV), if the format has lines.
+    pub line: Option<usize>,
+    /// Record index, counted from 0.
+    pub record: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l} (record {})", self.record),
+            None => write!(f, "record {}", self.record),
+        }
+    }
+}
+
+/// A shape as `(3, 20)`.
+fn dims(d: &[usize]) -> String {
+    let inner: Vec<String> = d.iter().map(usize::to_string).collect();
+    format!("({})", inner.join(", "))
+}
+
+/// Why records could not be loaded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("{file}: {reason}")]
+    Io {
+        /// File.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not in the format its name says, is truncated, holds
+    /// labels instead of records, or holds no records.
+    #[error("{file}: {reason}")]
+    Format {
+        /// File.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is not a number, not finite, or out of range.
+    #[error("{file}: {place}, column {column}: {reason}")]
+    Value {
+        /// File.
+        file: String,
+        /// The record.
+        place: Place,
+        /// 1-based column (value of the flattened record).
+        column: usize,
+        /// What is wrong, with the allowed range where there is one.
+        reason: String,
+    },
+    /// A CSV row has the wrong number of cells.
+    #[error("{file}: {place}: {found} values, the model expects {expected}{}", if *labelled { " and a label" } else { "" })]
+    Shape {
+        /// File.
+        file: String,
+        /// The record.
+        place: Place,
+        /// Values found.
+        found: usize,
+        /// Values the model takes.
+        expected: usize,
+        /// Whether a label column was expected after them.
+        labelled: bool,
+    },
+    /// An array (NPY, IDX, PNG, CIFAR) whose shape does not hold records of
+    /// the model's input shape.
+    #[error("{file}: {what} of shape {} does not hold records of the model's input shape {}: {}", dims(found), dims(expected), hint(expected, *batch))]
+    ArrayShape {
+        /// File.
+        file: String,
+        /// `an array`, `an image`, ...
+        what: String,
+        /// The shape in the file.
+        found: Vec<usize>,
+        /// The model's input shape.
+        expected: Vec<usize>,
+        /// Whether the format may hold a batch of records.
+        batch: bool,
+    },
+}
+
+/// What an array file should hold for a model of input shape `expected`.
+fn hint(expected: &[usize], batch: bool) -> String {
+    let flat: usize = expected.iter().product();
+    if batch {
+        format!(
+            "give {} or {flat} values per record, with or without a leading batch axis",
+            dims(expected)
+        )
+    } else {
+        format!("give one record of {} ({flat} values)", dims(expected))
+    }
+}
+
+/// Records, and labels when the file carries them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Records {
+    /// One flat record per entry.
+    pub records: Vec<Vec<f64>>,
+    /// One label per record, when known.
+    pub labels: Option<Vec<usize>>,
+    /// For text formats, the 1-based file line of each record; empty otherwise.
+    pub lines: Vec<usize>,
+}
+
+impl Records {
+    /// Where record `record` is in its file.
+    pub fn place(&self, record: usize) -> Place {
+        Place {
+            line: self.lines.get(record).copied(),
+            record,
+        }
+    }
+
+    /// The loader's error for a value refused later (by the engine, against
+    /// the model's own limits), so that every refusal reads the same.
+    pub fn value_error(
+        &self,
+        file: &str,
+        record: usize,
+        column: usize,
+        reason: String,
+    ) -> InputError {
+        InputError::Value {
+            file: file.into(),
+            place: self.place(record),
+            column,
+            reason,
+        }
+    }
+}
+
+/// Loads records of `len` values each from `path`; see [`load_shaped`]
+/// (with the flat input shape `[len]`).
+pub fn load(path: &Path, len: usize, labelled: bool, limit: f64) -> Result<Records, InputError> {
+    load_shaped(path, &[len], labelled, limit)
+}
+
+/// Loads records of the model input shape `shape` from `path`, choosing the
+/// format by name (`.csv` or `.txt`, `.npy`, `.png`, `.bin` for CIFAR-10,
+/// anything with `idx` or `ubyte` for IDX). `labelled` (CSV) means the last
+/// column is an integer label. Values must be finite with `|v| < limit`. A
+/// file without records is refused.
+pub fn load_shaped(
+    path: &Path,
+    shape: &[usize],
+    labelled: bool,
+    limit: f64,
+) -> Result<Records, InputError> {
+    let file = path.display().to_string();
+    let bytes = read(path)?;
+    let name = lower_name(path);
+    let len = shape.iter().product();
+    let r = if name.ends_with(".csv") || name.ends_with(".txt") {
+        csv(&file, &bytes, len, labelled)?
+    } else if name.ends_with(".npy") {
+        npy(&file, &bytes, shape)?
+    } else if name.ends_with(".png") {
+        png(&file, &bytes, shape)?
+    } else if name.contains("idx") || name.contains("ubyte") {
+        idx(&file, &bytes, shape)?
+    } else if name.ends_with(".bin") {
+        cifar(&file, &bytes, shape)?
+    } else {
+        return Err(InputError::Format {
+            file,
+            reason: "unknown format: use .csv, .npy, .png, an IDX file or a CIFAR-10 .bin".into(),
+        });
+    };
+    if r.records.is_empty() {
+        return Err(no_records(&file, "the file holds none"));
+    }
+    check(&file, &r, limit)?;
+    Ok(r)
+}
+
+/// Loads the labels of an IDX label file (magic `0x00000801`, gzipped or not).
+pub fn load_labels(path: &Path) -> Result<Vec<usize>, InputError> {
+    let file = path.display().to_string();
+    idx_labels(&file, &read(path)?)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|e| InputError::Io {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn lower_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The error for a file without records.
+pub(crate) fn no_records(file: &str, why: &str) -> InputError {
+    InputError::Format {
+        file: file.into(),
+        reason: format!("no records: {why}"),
+    }
+}
+
+/// Refuses values that are not finite or not below `limit` in magnitude.
+fn check(file: &str, r: &Records, limit: f64) -> Result<(), InputError> {
+    for (k, rec) in r.records.iter().enumerate() {
+        for (c, v) in rec.iter().enumerate() {
+            let reason = if !v.is_finite() {
+                format!("{v} is not a finite number")
+            } else if v.abs() >= limit {
+                format!("{v} is outside the range a record value may take, (-{limit}, {limit})")
+            } else {
+                continue;
+            };
+            return Err(r.value_error(file, k, c + 1, reason));
+        }
+    }
+    Ok(())
+}
+
+/// How many records an array of shape `found` holds for a model of input
+/// `shape`: one if `found` is a record's shape, `found[0]` if the rest is.
+/// A record's shape is `shape`, its flattened length, or either up to axes
+/// of length 1.
+pub(crate) fn records_in(found: &[usize], shape: &[usize]) -> Option<usize> {
+    let squeeze = |d: &[usize]| d.iter().copied().filter(|n| *n != 1).collect::<Vec<_>>();
+    let flat: usize = shape.iter().product();
+    let fits = |t: &[usize]| t == shape || t == [flat] || squeeze(t) == squeeze(shape);
+    if fits(found) {
+        Some(1)
+    } else if let Some((n, rest)) = found.split_first()
+        && fits(rest)
+    {
+        Some(*n)
+    } else {
+        None
+    }
+}
+
+/// Cuts `values` (an array of shape `found`) into records of `shape`, or
+/// refuses the shape.
+pub(crate) fn split(
+    file: &str,
+    what: &str,
+    found: &[usize],
+    shape: &[usize],
+    values: Vec<f64>,
+) -> Result<Records, InputError> {
+    let n = records_in(found, shape).ok_or_else(|| InputError::ArrayShape {
+        file: file.into(),
+        what: what.into(),
+        found: found.to_vec(),
+        expected: shape.to_vec(),
+        batch: true,
+    })?;
+    if n == 0 {
+        return Err(no_records(
+            file,
+            &format!("{what} of shape {}", dims(found)),
+        ));
+    }
+    let len = values.len() / n;
+    Ok(Records {
+        records: values.chunks(len.max(1)).map(<[f64]>::to_vec).collect(),
+        ..Records::default()
+    })
+}
