@@ -735,7 +735,11 @@ fn random_geometry_either_is_refused_or_evaluates_without_panicking() {
                     stride,
                     pads,
                     dilation: [rng.size(), rng.size()],
-                    groups: if rng.next().is_multiple_of(4) { rng.size() } else { 1 },
+                    groups: if rng.next().is_multiple_of(4) {
+                        rng.size()
+                    } else {
+                        1
+                    },
                 };
                 // Weights sized as the geometry would need them, unless absurd.
                 let shape = [geom.out_ch, geom.in_ch, kernel[0], kernel[1]];

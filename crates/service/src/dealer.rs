@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cryptmed_channel::Counted;
-use cryptmed_engine::{DealerSession, EngineConfig, Model};
-use cryptmed_model::Network;
+use cryptmed_engine::{DealerSession, Model};
 use tracing::{debug, info, warn};
 
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, tls, unexpected,
+    Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, send, tls,
+    unexpected,
 };
 
 /// A counted link: the dealer reports the bytes of both its links.
@@ -238,11 +238,8 @@ fn join(
             got: cert.name().into(),
         });
     }
-    let network: Network = serde_json::from_value(network)
-        .map_err(|e| ServiceError::Protocol(format!("the {role}'s architecture: {e}")))?;
-    let config: EngineConfig = serde_json::from_value(config)
-        .map_err(|e| ServiceError::Protocol(format!("the {role}'s configuration: {e}")))?;
-    let model = Model::compile(network, config)?;
+    // Validated before anything is built from it: any peer can send a join.
+    let (_, _, model) = compile_peer(role.name(), network, config)?;
     let ours = hex(&model.architecture_digest());
     if ours != digest {
         return Err(ServiceError::Mismatch {
