@@ -1426,3 +1426,73 @@ fn a_client_the_dealer_refuses_at_tls_learns_it_at_once_from_its_own_dealer_link
     assert_correct(&net, &recs, &preds);
     assert!(panics().is_empty(), "{:?}", panics());
 }
+
+#[test]
+fn the_dealer_sizes_batches_to_its_material_limit() {
+    init();
+    let certs = certs();
+    let stop = Stop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let net = network();
+    let model = Model::compile(net.public(), EngineConfig::default()).unwrap();
+    // Room for three records' material, not four.
+    let lim = Limits {
+        max_batch_material: model.offline_bytes(3),
+        ..limits()
+    };
+    assert!(model.offline_bytes(4) > lim.max_batch_material);
+    let dealer = start_dealer(security(&certs, "dealer", true), lim, &stop);
+    let provider = start_provider(
+        &net,
+        Reveal::Label,
+        &dealer,
+        security(&certs, "provider", true),
+        limits(),
+        &stop,
+    );
+    let mut setup = ClientSetup {
+        server: provider.clone(),
+        dealer: dealer.clone(),
+        security: security(&certs, "client", false),
+        limits: limits(),
+        batch: 16,
+        reveal: None,
+    };
+    // The client asks for 16 per batch and gets the dealer's 3.
+    let recs = records(7);
+    let mut sizes = Vec::new();
+    let mut preds = Vec::new();
+    cryptmed_service::client::diagnose(
+        &setup,
+        |_| Ok(recs.clone()),
+        |_, p, _| {
+            sizes.push(p.len());
+            preds.extend_from_slice(p);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_correct(&net, &recs, &preds);
+    // A dealer with no room for even one record refuses the session, saying why.
+    let tiny = Limits {
+        max_batch_material: model.offline_bytes(1) - 1,
+        ..limits()
+    };
+    let dealer = start_dealer(security(&certs, "dealer", true), tiny, &stop);
+    setup.server = start_provider(
+        &net,
+        Reveal::Label,
+        &dealer,
+        security(&certs, "provider", true),
+        limits(),
+        &stop,
+    );
+    setup.dealer = dealer;
+    let err = run(&setup, &recs).unwrap_err().to_string();
+    assert!(
+        err.contains("one record of this architecture needs")
+            && err.contains("above the dealer's limit"),
+        "{err}"
+    );
+    assert!(panics().is_empty(), "{:?}", panics());
+}
