@@ -335,6 +335,29 @@ fn bad_weights_and_constants_are_refused() {
 }
 
 #[test]
+fn readers_of_a_refused_node_are_not_blamed_too() {
+    // A refused pooling, then Shape, Identity, Relu and Reshape reading it: one problem.
+    let bytes = model(
+        vec![
+            node(
+                "MaxPool",
+                &["x"],
+                "p",
+                "pool",
+                vec![ints("kernel_shape", &[0, 0])],
+            ),
+            node("Shape", &["p"], "s", "shape", vec![]),
+            node("Identity", &["p"], "i", "id", vec![]),
+            node("Relu", &["i"], "r", "relu", vec![]),
+            node("Reshape", &["r", "s"], "y", "reshape", vec![]),
+        ],
+        vec![],
+        &[1, 1, 8, 8],
+    );
+    refused_once(&bytes, "pool", "MaxPool", "kernel 0 along the height");
+}
+
+#[test]
 fn record_dependent_products_need_the_same_shape() {
     let bytes = model(
         vec![

@@ -700,6 +700,9 @@ impl Importer {
                 .ok_or("Constant without a tensor value")?;
             return tensor(a, None).map(Some);
         }
+        if op == "Shape" && matches!(self.input(n, 0), Err(e) if e == FAILED_INPUT) {
+            return Err(FAILED_INPUT.into());
+        }
         if op == "Shape"
             && let Ok(V::Dyn(v)) = self.input(n, 0)
         {
