@@ -26,12 +26,18 @@
 //!    both sides log what differed. Otherwise it sends
 //!    [`wire::Frame::Accept`] (with its dealer's fingerprint, which the
 //!    provider checks too) and joins the dealer.
-//! 5. The dealer pairs the two joins of the session, checks their digests
-//!    against its own rebuild of the plan and sends each
-//!    [`wire::Frame::Paired`]; the provider then tells the client
-//!    [`wire::Frame::Ready`] (or why not), and the engine runs, one
-//!    [`wire::Frame::Batch`] at a time. After each batch the dealer reports
-//!    the bytes of both its links ([`wire::Frame::Dealt`]).
+//! 5. The dealer validates each join's architecture (refusing one that
+//!    fails [`cryptmed_model::validate`] with an `architecture` error frame
+//!    naming every problem), pairs the two joins of the session, checks
+//!    their digests against its own rebuild of the plan and sends each
+//!    [`wire::Frame::Paired`] with the largest batch it deals for this
+//!    architecture ([`Limits::max_batch_material`]); the provider then tells
+//!    the client [`wire::Frame::Ready`] (or why not). The client reads both
+//!    links at once, so a refusal on its own dealer link (a TLS alert for a
+//!    missing or foreign certificate, an error frame) reaches it at once.
+//!    The engine runs, one [`wire::Frame::Batch`] at a time. After each
+//!    batch the dealer reports the bytes of both its links
+//!    ([`wire::Frame::Dealt`]).
 //!
 //! Error frames are sent only while a link carries frames: once raw shares
 //! flow, a failing party closes its links (an error frame could be read as
