@@ -1,5 +1,5 @@
 //! The clear network: its description ([`ir`]) and the one check every
-//! network passes before use ([`validate`]), the benchmark networks built
+//! network passes before use ([`mod@validate`]), the benchmark networks built
 //! in code ([`zoo`]), ONNX import, record loaders and the plaintext reference.
 //!
 //! No cryptography here: this crate must stay fast to build and test.

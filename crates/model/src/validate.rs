@@ -104,7 +104,7 @@ fn shown(problems: &[Problem]) -> String {
     s.join("; ")
 }
 
-/// A name safe to print: control characters replaced, at most [`NAME_CHARS`] characters.
+/// A name safe to print: control characters replaced, at most 64 characters.
 pub fn printable(name: &str) -> String {
     let mut s: String = name
         .chars()
