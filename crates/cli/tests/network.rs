@@ -363,6 +363,53 @@ fn certificates_are_per_role_and_keys_private() {
 }
 
 #[test]
+fn a_key_that_is_not_the_certificates_stops_serve_and_dealer_at_start_with_exit_3() {
+    let dir = scratch("net-key-mismatch");
+    let certs = make_certs(&dir, &[]);
+    let c = |f: &str| path(&certs.join(f));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let model = path(&root().join(MODEL));
+    let tls = |cert: &str| {
+        vec![
+            "--cert".to_string(),
+            c(cert),
+            "--key".into(),
+            c("client.key"),
+            "--ca".into(),
+            c("ca.pem"),
+        ]
+    };
+    let dealer: Vec<String> = ["dealer", "--listen", &listen]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(tls("dealer.pem"))
+        .collect();
+    let serve: Vec<String> = [
+        "serve",
+        "--model",
+        &model,
+        "--listen",
+        &listen,
+        "--dealer",
+        "127.0.0.1:1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(tls("provider.pem"))
+    .collect();
+    for args in [dealer, serve] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("client.key: the private key does not match the certificate"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn logs_at_trace_hold_no_records_weights_or_results() {
     let dir = scratch("net-logs");
     let certs = make_certs(&dir, &[]);

@@ -98,6 +98,10 @@ pub enum EngineError {
     /// The network uses something the engine cannot run; the message says what and where.
     #[error("unsupported network: {0}")]
     Unsupported(String),
+    /// The network description is inconsistent or too large (it failed
+    /// [`cryptmed_model::validate`]); every problem is listed by node.
+    #[error(transparent)]
+    InvalidNetwork(#[from] cryptmed_model::InvalidNetwork),
     /// A weight or input cannot be encoded in the fixed-point format.
     #[error("{0}")]
     Encoding(String),

@@ -268,12 +268,19 @@ pub(crate) fn check_headroom(plan: &Plan) -> Result<(), EngineError> {
 }
 
 /// Builds the plan for `net` with `f` fractional bits.
+///
+/// The one gate: every network is validated here before anything is built
+/// or allocated from it ([`cryptmed_model::validate`]: value ids, shapes,
+/// geometry, parameter lengths, size limits). A plan is the only way to a
+/// [`crate::Model`], and every party's session takes a model, so no network
+/// from a file or a peer reaches the protocols unchecked.
 pub(crate) fn build(
     net: &Network,
     f: u32,
     precision: Precision,
     reveal: crate::Reveal,
 ) -> Result<Plan, EngineError> {
+    cryptmed_model::validate(net)?;
     let folded = fold_affine_into_linear(net);
     let net = &folded;
     let mut b = Builder {

@@ -593,7 +593,7 @@ fn batch_norm_after_conv_and_dense_is_folded() {
             "conv",
             Op::Conv2d {
                 geom,
-                weight: Tensor::new(vec![3, 2, 3, 3], param(54, 0.1)),
+                weight: Tensor::new(vec![3, 2, 3, 3], param(54, 0.1)).unwrap(),
                 bias: Some(param(3, 0.2)),
             },
             0,
@@ -613,7 +613,7 @@ fn batch_norm_after_conv_and_dense_is_folded() {
         node(
             "fc",
             Op::Dense {
-                weight: Tensor::new(vec![5, 108], param(540, 0.3)),
+                weight: Tensor::new(vec![5, 108], param(540, 0.3)).unwrap(),
                 bias: None,
             },
             4,

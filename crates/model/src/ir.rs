@@ -20,11 +20,30 @@ pub struct Tensor {
     pub data: Vec<f64>,
 }
 
+/// A tensor whose data does not fill its shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a tensor of shape {shape:?} needs {} values; {got} were given", .expected.map_or("more than 2^64".to_string(), |n| n.to_string()))]
+pub struct TensorSizeError {
+    /// The shape asked for.
+    pub shape: Vec<usize>,
+    /// Its number of elements (`None` when that overflows).
+    pub expected: Option<usize>,
+    /// The number of values given.
+    pub got: usize,
+}
+
 impl Tensor {
-    /// A tensor from its shape and data; panics if the sizes disagree (a programming error).
-    pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Self {
-        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor size");
-        Self { shape, data }
+    /// A tensor from its shape and data; refuses data that does not fill the shape exactly.
+    pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Result<Self, TensorSizeError> {
+        let expected = crate::validate::elements(&shape);
+        if expected != Some(data.len()) {
+            return Err(TensorSizeError {
+                shape,
+                expected,
+                got: data.len(),
+            });
+        }
+        Ok(Self { shape, data })
     }
 
     /// Number of elements.
@@ -170,13 +189,18 @@ impl Op {
     /// Number of weights the op carries (the provider's private parameters).
     pub fn param_count(&self) -> usize {
         match self {
-            Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
-                weight.len() + bias.as_ref().map_or(0, Vec::len)
-            }
-            Op::Affine { scale, shift } => scale.len() + shift.len(),
+            Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => weight
+                .len()
+                .saturating_add(bias.as_ref().map_or(0, Vec::len)),
+            Op::Affine { scale, shift } => scale.len().saturating_add(shift.len()),
             _ => 0,
         }
     }
+}
+
+/// The number of elements of `shape`, `usize::MAX` if that overflows.
+fn saturating_len(shape: &[usize]) -> usize {
+    crate::validate::elements(shape).unwrap_or(usize::MAX)
 }
 
 /// One step of the network.
@@ -206,7 +230,9 @@ pub struct Network {
 }
 
 impl Network {
-    /// Shape of value `v`.
+    /// Shape of value `v`. Panics if `v` is not a value of the network:
+    /// [`Network::validate`] first any network that did not come from this
+    /// crate's own builders (the engine does so when it compiles one).
     pub fn shape_of(&self, v: ValueId) -> &[usize] {
         if v == 0 {
             &self.input_shape
@@ -215,21 +241,24 @@ impl Network {
         }
     }
 
-    /// Number of elements of one input record.
+    /// Number of elements of one input record (saturating: a shape too
+    /// large for `usize` gives `usize::MAX`, which validation refuses).
     pub fn input_len(&self) -> usize {
-        self.input_shape.iter().product()
+        saturating_len(&self.input_shape)
     }
 
-    /// Number of outputs (classes).
+    /// Number of outputs (classes), saturating like [`Network::input_len`].
     pub fn output_len(&self) -> usize {
         self.nodes
             .last()
-            .map_or(self.input_len(), |n| n.shape.iter().product())
+            .map_or(self.input_len(), |n| saturating_len(&n.shape))
     }
 
     /// Total number of weights.
     pub fn param_count(&self) -> usize {
-        self.nodes.iter().map(|n| n.op.param_count()).sum()
+        self.nodes
+            .iter()
+            .fold(0usize, |a, n| a.saturating_add(n.op.param_count()))
     }
 }
 

@@ -148,7 +148,10 @@ impl Builder {
     fn dense(&mut self, out: usize) -> &mut Self {
         let inp: usize = self.shape().iter().product();
         let a = (6.0 / inp as f64).sqrt();
-        let weight = Tensor::new(vec![out, inp], self.uniform(out * inp, a));
+        let weight = Tensor {
+            shape: vec![out, inp],
+            data: self.uniform(out * inp, a),
+        };
         let bias = Some(self.uniform(out, 0.1));
         self.push(Op::Dense { weight, bias }, vec![out])
     }
@@ -167,7 +170,10 @@ impl Builder {
             groups: 1,
         };
         let a = (6.0 / (s[0] * k * k) as f64).sqrt();
-        let weight = Tensor::new(vec![out_ch, s[0], k, k], self.uniform(geom.weight_len(), a));
+        let weight = Tensor {
+            shape: vec![out_ch, s[0], k, k],
+            data: self.uniform(geom.weight_len(), a),
+        };
         let bias = Some(self.uniform(out_ch, 0.1));
         let shape = vec![out_ch, geom.out_h(), geom.out_w()];
         self.push(Op::Conv2d { geom, weight, bias }, shape)

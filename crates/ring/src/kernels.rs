@@ -92,7 +92,7 @@ impl Conv2dGeom {
             self.in_h,
             self.kernel[0],
             self.stride[0],
-            self.pads[0] + self.pads[2],
+            self.pads[0].saturating_add(self.pads[2]),
             self.dilation[0],
         )
     }
@@ -103,24 +103,47 @@ impl Conv2dGeom {
             self.in_w,
             self.kernel[1],
             self.stride[1],
-            self.pads[1] + self.pads[3],
+            self.pads[1].saturating_add(self.pads[3]),
             self.dilation[1],
         )
     }
 
-    /// Number of input elements.
+    /// Number of input elements (saturating, like every size here).
     pub fn in_len(&self) -> usize {
-        self.in_ch * self.in_h * self.in_w
+        self.in_ch
+            .saturating_mul(self.in_h)
+            .saturating_mul(self.in_w)
     }
 
     /// Number of output elements.
     pub fn out_len(&self) -> usize {
-        self.out_ch * self.out_h() * self.out_w()
+        self.out_ch
+            .saturating_mul(self.out_h())
+            .saturating_mul(self.out_w())
     }
 
-    /// Number of weights: `out_ch * in_ch/groups * kh * kw`.
+    /// Number of weights: `out_ch * in_ch/groups * kh * kw` (0 for 0 groups).
     pub fn weight_len(&self) -> usize {
-        self.out_ch * (self.in_ch / self.groups) * self.kernel[0] * self.kernel[1]
+        self.out_ch
+            .saturating_mul(self.in_ch.checked_div(self.groups).unwrap_or(0))
+            .saturating_mul(self.kernel[0])
+            .saturating_mul(self.kernel[1])
+    }
+
+    /// True when the geometry can run: every size, stride and dilation at
+    /// least 1, groups dividing both channel counts. Validation refuses
+    /// the others before a kernel runs; [`Conv2dGeom::apply`] returns
+    /// zeros for them rather than divide by zero.
+    fn runnable(&self) -> bool {
+        let positive = [self.in_ch, self.out_ch, self.in_h, self.in_w, self.groups]
+            .into_iter()
+            .chain(self.kernel)
+            .chain(self.stride)
+            .chain(self.dilation)
+            .all(|v| v > 0);
+        positive
+            && self.in_ch.is_multiple_of(self.groups)
+            && self.out_ch.is_multiple_of(self.groups)
     }
 
     /// Runs the convolution (no bias) of `x` with weights `w` laid out
@@ -134,10 +157,10 @@ impl Conv2dGeom {
         assert_eq!(x.len(), self.in_len(), "input size");
         let plane = self.out_h() * self.out_w();
         let mut out = vec![T::default(); self.out_len()];
-        if plane == 0 || self.out_ch == 0 {
+        if !self.runnable() || plane == 0 || self.out_ch == 0 {
             return out;
         }
-        let macs = self.weight_len() * plane;
+        let macs = self.weight_len().saturating_mul(plane);
         let threads = if macs >= PARALLEL_MACS {
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
@@ -214,7 +237,9 @@ impl Conv2dGeom {
 /// thread's start-up costs more than it saves).
 pub const PARALLEL_MACS: usize = 1 << 20;
 
-/// Output length of a sliding window along one axis.
+/// Output length of a sliding window along one axis: 0 when the window
+/// does not fit the padded input, and for a degenerate window (kernel,
+/// stride or dilation 0), which validation refuses; never overflows.
 pub fn out_len(
     input: usize,
     kernel: usize,
@@ -222,11 +247,15 @@ pub fn out_len(
     pad_total: usize,
     dilation: usize,
 ) -> usize {
-    let span = dilation * (kernel - 1) + 1;
-    if input + pad_total < span {
+    if kernel == 0 || stride == 0 || dilation == 0 {
         return 0;
     }
-    (input + pad_total - span) / stride + 1
+    let span = dilation.saturating_mul(kernel - 1).saturating_add(1);
+    let padded = input.saturating_add(pad_total);
+    if padded < span {
+        return 0;
+    }
+    (padded - span) / stride + 1
 }
 
 /// Shape and hyper-parameters of a 2-D pooling over one CHW tensor.
@@ -253,7 +282,7 @@ impl Pool2dGeom {
             self.in_h,
             self.kernel[0],
             self.stride[0],
-            self.pads[0] + self.pads[2],
+            self.pads[0].saturating_add(self.pads[2]),
             1,
         )
     }
@@ -264,14 +293,16 @@ impl Pool2dGeom {
             self.in_w,
             self.kernel[1],
             self.stride[1],
-            self.pads[1] + self.pads[3],
+            self.pads[1].saturating_add(self.pads[3]),
             1,
         )
     }
 
-    /// Number of output elements.
+    /// Number of output elements (saturating).
     pub fn out_len(&self) -> usize {
-        self.ch * self.out_h() * self.out_w()
+        self.ch
+            .saturating_mul(self.out_h())
+            .saturating_mul(self.out_w())
     }
 
     /// For each output element (CHW order), the flat input indices inside its
@@ -282,7 +313,8 @@ impl Pool2dGeom {
         for c in 0..self.ch {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut win = Vec::with_capacity(self.kernel[0] * self.kernel[1]);
+                    let area = self.kernel[0].saturating_mul(self.kernel[1]);
+                    let mut win = Vec::with_capacity(area.min(self.in_h.saturating_mul(self.in_w)));
                     for ky in 0..self.kernel[0] {
                         let iy = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
                         if iy < 0 || iy >= self.in_h as isize {
@@ -458,6 +490,63 @@ mod tests {
             .map(|i| (i ^ 0x5555).wrapping_mul(0xbf58_476d_1ce4_e5b9))
             .collect();
         assert_eq!(g.apply(&w, &x), conv_by_definition(&g, &w, &x));
+    }
+
+    #[test]
+    fn degenerate_geometry_never_divides_by_zero_or_overflows() {
+        // Stride, kernel or dilation 0: no output, no panic.
+        assert_eq!(out_len(8, 3, 0, 0, 1), 0);
+        assert_eq!(out_len(8, 0, 1, 0, 1), 0);
+        assert_eq!(out_len(8, 3, 1, 0, 0), 0);
+        // Sizes near usize::MAX saturate instead of wrapping.
+        assert_eq!(out_len(usize::MAX, 2, 1, usize::MAX, usize::MAX), 1);
+        assert_eq!(out_len(4, usize::MAX, 1, 0, usize::MAX), 0);
+        let g = Conv2dGeom {
+            in_ch: 1,
+            in_h: 4,
+            in_w: 4,
+            out_ch: 2,
+            kernel: [3, 3],
+            stride: [0, 0],
+            pads: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        assert_eq!(g.out_len(), 0);
+        assert!(g.apply(&[1.0; 18], &[1.0; 16]).is_empty());
+        let g0 = Conv2dGeom {
+            groups: 0,
+            stride: [1, 1],
+            ..g
+        };
+        assert_eq!(g0.weight_len(), 0);
+        assert_eq!(g0.apply::<f64>(&[], &[1.0; 16]), vec![0.0; g0.out_len()]);
+        let huge = Conv2dGeom {
+            in_ch: usize::MAX,
+            out_ch: usize::MAX,
+            pads: [usize::MAX; 4],
+            stride: [1, 1],
+            ..g
+        };
+        assert_eq!(huge.in_len(), usize::MAX);
+        assert_eq!(huge.weight_len(), usize::MAX);
+        assert_eq!(huge.out_len(), usize::MAX);
+        let p = Pool2dGeom {
+            ch: 3,
+            in_h: 4,
+            in_w: 4,
+            kernel: [2, 2],
+            stride: [0, 0],
+            pads: [0; 4],
+        };
+        assert_eq!(p.out_len(), 0);
+        assert!(p.windows().is_empty());
+        let k0 = Pool2dGeom {
+            kernel: [0, 0],
+            stride: [1, 1],
+            ..p
+        };
+        assert!(k0.windows().is_empty());
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The client: diagnoses records with a remote provider and dealer.
 
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use cryptmed_engine::{ClientSession, EngineConfig, Model, Prediction, Report, Reveal};
+use cryptmed_channel::ChannelError;
+use cryptmed_engine::{ClientSession, Prediction, Report, Reveal};
 use cryptmed_model::Network;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, refuse_with, send, short, tls,
-    unexpected,
+    Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, refuse_with,
+    send, short, tls, unexpected,
 };
 
 /// Where and how to diagnose.
@@ -89,6 +93,122 @@ pub fn diagnose(
     r.map(|(info, _)| info)
 }
 
+/// How the pairing ended, if not in success.
+enum Refusal {
+    /// The dealer refused us while the provider still reads frames: tell it why.
+    Dealer(ServiceError),
+    /// The provider ended it (it said why, or its link failed), or the dealer
+    /// failed after the provider said `Ready` (raw shares follow: no frame).
+    Other(ServiceError),
+}
+
+/// The wait for the pairing: the dealer's `Paired` on the client's own
+/// dealer link and the provider's `Ready` (sent once the dealer paired the
+/// provider too). Both links are read at once, the dealer link on a helper
+/// thread, so a refusal on either ends the wait at once in the words of
+/// whoever refused: a dealer that requires client certificates refuses a
+/// client without one by a TLS alert on the client's dealer link, which
+/// the provider never sees (it would only report, much later, that no
+/// partner joined).
+struct Pairing<'a> {
+    provider_socket: Option<&'a TcpStream>,
+    dealer_socket: Option<TcpStream>,
+    dealer_addr: &'a str,
+    max_frame: usize,
+}
+
+impl Pairing<'_> {
+    fn wait(self, link: &mut Link, mut dealer: Link) -> Result<(Link, u64), Refusal> {
+        let dealer_failed = Arc::new(AtomicBool::new(false));
+        // When the dealer fails, end our read of the provider link (its read half only:
+        // the provider must still hear from us why we stop).
+        let wake = self.provider_socket.and_then(|s| s.try_clone().ok());
+        let (failed, max_frame) = (dealer_failed.clone(), self.max_frame);
+        let helper = std::thread::Builder::new()
+            .name("client-pairing".into())
+            .spawn(move || {
+                let r = expect(&mut dealer, max_frame, "dealer", "pairing");
+                if !matches!(r, Ok(Frame::Paired { .. })) {
+                    failed.store(true, Ordering::SeqCst);
+                    if let Some(s) = wake {
+                        let _ = s.shutdown(Shutdown::Read);
+                    }
+                }
+                (dealer, r)
+            })
+            .map_err(|e| {
+                Refusal::Other(ServiceError::Io {
+                    what: "starting the pairing thread".into(),
+                    cause: e,
+                })
+            })?;
+        let ready = expect(link, self.max_frame, "provider", "pairing");
+        let provider_ok = matches!(ready, Ok(Frame::Ready));
+        // Whether the dealer refused us before the provider's answer (or woke it).
+        let dealer_failed = dealer_failed.load(Ordering::SeqCst);
+        if !provider_ok && !dealer_failed {
+            // The provider ended it first: stop waiting for the dealer.
+            if let Some(s) = &self.dealer_socket {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+        let joined = helper.join();
+        let Ok((dealer, paired)) = joined else {
+            return Err(Refusal::Other(ServiceError::Protocol(
+                "the dealer pairing thread failed".into(),
+            )));
+        };
+        if provider_ok || dealer_failed {
+            // The dealer's answer decides (when the provider is ready, it has come or is coming).
+            let refused = |e| match provider_ok {
+                true => Refusal::Other(e),
+                false => Refusal::Dealer(e),
+            };
+            return match paired {
+                Ok(Frame::Paired { max_batch }) if provider_ok => Ok((dealer, max_batch)),
+                Ok(other) => Err(refused(unexpected("dealer", "pairing", "paired", &other))),
+                Err(e) => Err(refused(dealer_refusal(e, self.dealer_addr))),
+            };
+        }
+        Err(Refusal::Other(match ready {
+            Ok(other) => unexpected("provider", "pairing", "ready", &other),
+            Err(e) => e,
+        }))
+    }
+}
+
+/// A failure on the client's dealer link in words: a TLS alert there means
+/// the dealer did not accept the client's certificate, or that it requires
+/// one and the client presented none.
+fn dealer_refusal(e: ServiceError, addr: &str) -> ServiceError {
+    use rustls::AlertDescription as A;
+    let ServiceError::Link {
+        cause: ChannelError::Io(io),
+        ..
+    } = &e
+    else {
+        return e;
+    };
+    let alert = match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(a)) => *a,
+        _ => return e,
+    };
+    let reason = match alert {
+        A::CertificateRequired => {
+            "the dealer requires a client certificate and this client presented none \
+             (give --cert and --key with a client certificate of the deployment's CA)"
+                .to_string()
+        }
+        a => format!(
+            "the dealer ended TLS with the alert {a:?}: it did not accept this client's certificate"
+        ),
+    };
+    ServiceError::Handshake {
+        addr: addr.into(),
+        reason,
+    }
+}
+
 /// What the client tells the provider when it stops for a local reason
 /// (never the details: they may describe the records).
 fn refuse_locally(link: &mut Link, e: &ServiceError) {
@@ -114,6 +234,7 @@ fn run(
 ) -> Result<(SessionInfo, usize), ServiceError> {
     let lim = &setup.limits;
     let conn = tls::connect(&setup.server, Role::Provider, &setup.security, lim.timeouts)?;
+    let provider_socket = conn.socket;
     let mut link = Link::new(conn.stream);
     debug!("connected to the provider");
     send(
@@ -153,10 +274,9 @@ fn run(
                 theirs: version.to_string(),
             });
         }
-        let network: Network = serde_json::from_value(network_json.clone())
-            .map_err(|e| ServiceError::Protocol(format!("the provider's architecture: {e}")))?;
-        let config: EngineConfig = serde_json::from_value(config_json.clone())
-            .map_err(|e| ServiceError::Protocol(format!("the provider's configuration: {e}")))?;
+        // Validated before anything is built from it (the engine's gate).
+        let (network, config, model) =
+            compile_peer("provider", network_json.clone(), config_json.clone())?;
         if let Some(want) = setup.reveal.filter(|r| *r != config.reveal) {
             return Err(ServiceError::Mismatch {
                 what: "policy",
@@ -165,7 +285,6 @@ fn run(
                 theirs: config.reveal.name().into(),
             });
         }
-        let model = Model::compile(network.clone(), config)?;
         let ours = hex(&model.architecture_digest());
         if ours != digest {
             return Err(ServiceError::Mismatch {
@@ -226,7 +345,7 @@ fn run(
         "provider",
         "accept",
     )?;
-    send(
+    let joined = send(
         &mut dealer,
         &Frame::Join {
             version: VERSION,
@@ -238,19 +357,35 @@ fn run(
         },
         "dealer",
         "join",
-    )?;
+    )
+    .map_err(|e| dealer_refusal(e, &setup.dealer));
+    if let Err(e) = joined {
+        refuse_with(
+            &mut link,
+            e.code(),
+            format!("the client cannot use its dealer: {e}"),
+        );
+        return Err(e);
+    }
     debug!("joined the dealer");
-    // The provider says `Ready` once the dealer paired it (or why not).
-    let ready = expect(&mut link, lim.max_frame, "provider", "pairing")?;
-    let Frame::Ready = ready else {
-        return Err(unexpected("provider", "pairing", "ready", &ready));
+    let pairing = Pairing {
+        provider_socket: provider_socket.as_ref(),
+        dealer_socket: dconn.socket,
+        dealer_addr: &setup.dealer,
+        max_frame: lim.max_frame,
     };
-    let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
-    let Frame::Paired {
-        max_batch: dealer_max,
-    } = paired
-    else {
-        return Err(unexpected("dealer", "pairing", "paired", &paired));
+    let (mut dealer, dealer_max) = match pairing.wait(&mut link, dealer) {
+        Ok(p) => p,
+        Err(Refusal::Dealer(e)) => {
+            // Our own dealer refused us: the provider, still waiting for the pairing, hears why.
+            refuse_with(
+                &mut link,
+                e.code(),
+                format!("the client cannot use its dealer: {e}"),
+            );
+            return Err(e);
+        }
+        Err(Refusal::Other(e)) => return Err(e),
     };
     info!(records = records.len(), "session started");
     let mut party = ClientSession::new(model, &mut dealer, &mut link)?;

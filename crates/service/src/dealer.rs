@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cryptmed_channel::Counted;
-use cryptmed_engine::{DealerSession, EngineConfig, Model};
-use cryptmed_model::Network;
+use cryptmed_engine::{DealerSession, Model};
 use tracing::{debug, info, warn};
 
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, tls, unexpected,
+    Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, send, tls,
+    unexpected,
 };
 
 /// A counted link: the dealer reports the bytes of both its links.
@@ -238,11 +238,8 @@ fn join(
             got: cert.name().into(),
         });
     }
-    let network: Network = serde_json::from_value(network)
-        .map_err(|e| ServiceError::Protocol(format!("the {role}'s architecture: {e}")))?;
-    let config: EngineConfig = serde_json::from_value(config)
-        .map_err(|e| ServiceError::Protocol(format!("the {role}'s configuration: {e}")))?;
-    let model = Model::compile(network, config)?;
+    // Validated before anything is built from it: any peer can send a join.
+    let (_, _, model) = compile_peer(role.name(), network, config)?;
     let ours = hex(&model.architecture_digest());
     if ours != digest {
         return Err(ServiceError::Mismatch {
@@ -253,6 +250,28 @@ fn join(
         });
     }
     Ok((session, role, digest, model))
+}
+
+/// The largest batch, up to [`Limits::max_batch`], whose dealer material
+/// stays within [`Limits::max_batch_material`] for this architecture (0 when
+/// not even one record does). Material grows with the batch, so a binary
+/// search finds it.
+fn largest_batch(model: &Model, limits: &Limits) -> usize {
+    let fits = |b: usize| model.offline_bytes(b) <= limits.max_batch_material;
+    let (mut lo, mut hi) = (0, limits.max_batch);
+    if fits(hi) {
+        return hi;
+    }
+    // Invariant: `lo` fits (or is 0), `hi` does not.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Total bytes both ways on both links.
@@ -282,13 +301,23 @@ fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(u64, u64), ServiceError
     } else {
         None
     };
+    let max_batch = largest_batch(&p.model, limits);
+    let problem = problem.or_else(|| {
+        (max_batch == 0).then(|| {
+            ServiceError::Busy(format!(
+                "one record of this architecture needs {} bytes of dealer material, above the dealer's limit of {} bytes per batch",
+                p.model.offline_bytes(1),
+                limits.max_batch_material
+            ))
+        })
+    });
     if let Some(e) = problem {
         refuse(&mut p.link, &e);
         refuse(&mut c.link, &e);
         return Err(e);
     }
     let paired = Frame::Paired {
-        max_batch: limits.max_batch as u64,
+        max_batch: max_batch as u64,
     };
     send(&mut p.link, &paired, "provider", "pairing")?;
     send(&mut c.link, &paired, "client", "pairing")?;
@@ -301,7 +330,7 @@ fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(u64, u64), ServiceError
         let mut served = 0u64;
         loop {
             match expect(&mut c.link, limits.max_frame, "client", "batch")? {
-                Frame::Batch { size } if size > 0 && size as usize <= limits.max_batch => {
+                Frame::Batch { size } if size > 0 && size <= max_batch as u64 => {
                     session.run_batch(size as usize, &mut p.link, &mut c.link)?;
                     let now = total(&p.link, &c.link);
                     send(
@@ -319,8 +348,8 @@ fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(u64, u64), ServiceError
                 }
                 Frame::Batch { size } => {
                     return Err(ServiceError::Protocol(format!(
-                        "the client asked for a batch of {size} records, outside 1..={}",
-                        limits.max_batch
+                        "the client asked for a batch of {size} records, outside 1..={max_batch} \
+                         (the dealer announced {max_batch} for this architecture)"
                     )));
                 }
                 Frame::Done => return Ok((served, total(&p.link, &c.link))),

@@ -26,12 +26,18 @@
 //!    both sides log what differed. Otherwise it sends
 //!    [`wire::Frame::Accept`] (with its dealer's fingerprint, which the
 //!    provider checks too) and joins the dealer.
-//! 5. The dealer pairs the two joins of the session, checks their digests
-//!    against its own rebuild of the plan and sends each
-//!    [`wire::Frame::Paired`]; the provider then tells the client
-//!    [`wire::Frame::Ready`] (or why not), and the engine runs, one
-//!    [`wire::Frame::Batch`] at a time. After each batch the dealer reports
-//!    the bytes of both its links ([`wire::Frame::Dealt`]).
+//! 5. The dealer validates each join's architecture (refusing one that
+//!    fails [`cryptmed_model::validate`] with an `architecture` error frame
+//!    naming every problem), pairs the two joins of the session, checks
+//!    their digests against its own rebuild of the plan and sends each
+//!    [`wire::Frame::Paired`] with the largest batch it deals for this
+//!    architecture ([`Limits::max_batch_material`]); the provider then tells
+//!    the client [`wire::Frame::Ready`] (or why not). The client reads both
+//!    links at once, so a refusal on its own dealer link (a TLS alert for a
+//!    missing or foreign certificate, an error frame) reaches it at once.
+//!    The engine runs, one [`wire::Frame::Batch`] at a time. After each
+//!    batch the dealer reports the bytes of both its links
+//!    ([`wire::Frame::Dealt`]).
 //!
 //! Error frames are sent only while a link carries frames: once raw shares
 //! flow, a failing party closes its links (an error frame could be read as
@@ -47,7 +53,8 @@ pub mod wire;
 use std::time::Duration;
 
 use cryptmed_channel::{Channel, ChannelError};
-use cryptmed_engine::EngineError;
+use cryptmed_engine::{EngineConfig, EngineError, Model};
+use cryptmed_model::Network;
 
 pub use server::Limits;
 pub use tls::{Role, Security, Timeouts};
@@ -163,6 +170,15 @@ pub enum ServiceError {
     /// The peer broke the protocol in a way no frame type describes.
     #[error("{0}")]
     Protocol(String),
+    /// The peer described a network that fails validation: what is wrong,
+    /// node by node (refused before anything is built or allocated from it).
+    #[error("the {peer} sent an {cause}")]
+    Architecture {
+        /// Who sent it.
+        peer: &'static str,
+        /// Every problem.
+        cause: cryptmed_model::InvalidNetwork,
+    },
     /// A handshake or session deadline passed (the link was closed).
     #[error("the {what} deadline of {limit:?} passed")]
     Deadline {
@@ -209,6 +225,7 @@ impl ServiceError {
             ServiceError::Frame { .. }
             | ServiceError::Unexpected { .. }
             | ServiceError::Protocol(_) => "protocol",
+            ServiceError::Architecture { .. } => "architecture",
             ServiceError::Connect { peer: "dealer", .. } => "dealer_unreachable",
             ServiceError::Busy(_) => "busy",
             ServiceError::Role { .. } => "role",
@@ -228,6 +245,28 @@ impl ServiceError {
     pub fn is_mismatch(&self) -> bool {
         MISMATCH_CODES.contains(&self.code())
     }
+}
+
+/// Compiles the architecture and configuration a peer sent (JSON), checking
+/// both first: the configuration's fixed-point format must be supported, and
+/// the network must pass validation (the engine's gate), which is reported
+/// as [`ServiceError::Architecture`] so the peer learns what was wrong.
+pub(crate) fn compile_peer(
+    peer: &'static str,
+    network: serde_json::Value,
+    config: serde_json::Value,
+) -> Result<(Network, EngineConfig, Model), ServiceError> {
+    let network: Network = serde_json::from_value(network)
+        .map_err(|e| ServiceError::Protocol(format!("the {peer}'s architecture: {e}")))?;
+    let config: EngineConfig = serde_json::from_value(config)
+        .map_err(|e| ServiceError::Protocol(format!("the {peer}'s configuration: {e}")))?;
+    cryptmed_ring::fixed::FixedPoint::new(config.fixed.frac_bits())
+        .map_err(|e| ServiceError::Protocol(format!("the {peer}'s configuration: {e}")))?;
+    let model = Model::compile(network.clone(), config).map_err(|e| match e {
+        EngineError::InvalidNetwork(cause) => ServiceError::Architecture { peer, cause },
+        e => ServiceError::Engine(e),
+    })?;
+    Ok((network, config, model))
 }
 
 /// Reads the next frame from `peer`, turning an error frame into [`ServiceError::Refused`].

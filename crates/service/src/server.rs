@@ -37,6 +37,11 @@ pub struct Limits {
     pub max_pending: usize,
     /// How long the dealer waits for the second party of a session.
     pub pair_timeout: Duration,
+    /// The dealer: most bytes of material it deals for one batch. The batch
+    /// size it announces (and accepts) is the largest within both this and
+    /// [`Limits::max_batch`] for the session's architecture, so no
+    /// architecture and batch size make it build gigabytes at once.
+    pub max_batch_material: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +55,7 @@ impl Default for Limits {
             max_sessions: 64,
             max_pending: 128,
             pair_timeout: Duration::from_secs(30),
+            max_batch_material: 1 << 30,
         }
     }
 }

@@ -17,9 +17,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::InconsistentKeys;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{
     ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
 };
@@ -47,7 +49,10 @@ impl Clone for Identity {
 }
 
 impl Identity {
-    /// From PEM text (certificate chain, then private key).
+    /// From PEM text (certificate chain, then private key). Refuses a key
+    /// that is not the certificate's (its public key differs from the one
+    /// the certificate certifies), so a misconfigured server fails at start
+    /// rather than on every connection.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, ServiceError> {
         let certs = CertificateDer::pem_slice_iter(cert_pem)
             .collect::<Result<Vec<_>, _>>()
@@ -59,12 +64,31 @@ impl Identity {
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| ServiceError::Config(format!("private key: {e}")))?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| ServiceError::Config(format!("private key: {e}")))?;
+        match CertifiedKey::new(certs.clone(), signing).keys_match() {
+            // `Unknown`: the key type cannot tell its public key; rustls checks at use.
+            Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+            Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                return Err(ServiceError::Config(
+                    "the private key does not match the certificate (its public key is not the one the certificate certifies): give the key made with this certificate".into(),
+                ));
+            }
+            Err(e) => return Err(ServiceError::Config(format!("certificate: {e}"))),
+        }
         Ok(Self { certs, key })
     }
 
-    /// From PEM files.
+    /// From PEM files (errors name both files).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, ServiceError> {
-        Self::from_pem(&read(cert)?, &read(key)?)
+        Self::from_pem(&read(cert)?, &read(key)?).map_err(|e| match e {
+            ServiceError::Config(m) => {
+                ServiceError::Config(format!("{} with {}: {m}", cert.display(), key.display()))
+            }
+            e => e,
+        })
     }
 }
 
@@ -624,5 +648,46 @@ mod tests {
         let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         let text = String::from_utf8_lossy(&der);
         assert!(text.contains("provider.example") && !text.contains("dealer.example"));
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused() {
+        let set = generate_certs(&RoleNames::all(&["localhost".into()]), false).unwrap();
+        let other = generate_certs(&RoleNames::all(&["localhost".into()]), false).unwrap();
+        for role in ["dealer", "provider", "client"] {
+            let (cert, key) = set.role(role).unwrap();
+            Identity::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+            // Another role's key of the same set, and the same role's key of another set.
+            let wrong = [
+                set.role(if role == "client" {
+                    "provider"
+                } else {
+                    "client"
+                })
+                .unwrap()
+                .1,
+                other.role(role).unwrap().1,
+            ];
+            for key in wrong {
+                let e = Identity::from_pem(cert.as_bytes(), key.as_bytes()).unwrap_err();
+                assert!(
+                    matches!(&e, ServiceError::Config(m) if m.contains("the private key does not match the certificate")),
+                    "{role}: {e}"
+                );
+            }
+        }
+        // From files: the message names both.
+        let dir = std::env::temp_dir().join(format!("cryptmed-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (c, p) = (dir.join("provider.pem"), dir.join("client.key"));
+        std::fs::write(&c, set.role("provider").unwrap().0).unwrap();
+        std::fs::write(&p, set.role("client").unwrap().1).unwrap();
+        let e = Identity::from_files(&c, &p).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            e.contains("provider.pem with")
+                && e.contains("client.key: the private key does not match"),
+            "{e}"
+        );
     }
 }

@@ -6,6 +6,51 @@
 
 mod common;
 
+/// The largest single allocation this test binary made: the crafted
+/// architectures below must be refused before any allocation their sizes
+/// would call for (gigabytes, had they been built).
+#[allow(unsafe_code)]
+mod largest_allocation {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+    /// The system allocator, recording the largest size asked for.
+    struct Recording;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Recording {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+            // SAFETY: the caller's contract is the system allocator's.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            LARGEST.fetch_max(new_size, Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Recording = Recording;
+
+    /// The largest allocation so far, in bytes.
+    pub(crate) fn largest() -> usize {
+        LARGEST.load(Ordering::Relaxed)
+    }
+}
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -17,7 +62,7 @@ use cryptmed_engine::{EngineConfig, Model, Reveal};
 use cryptmed_service::client::{BatchReport, ClientSetup};
 use cryptmed_service::tls::{Identity, RoleNames, generate_certs};
 use cryptmed_service::wire::{self, Frame, VERSION};
-use cryptmed_service::{Limits, Link, Role, Security, Timeouts};
+use cryptmed_service::{Limits, Link, Role, Security, ServiceError, Timeouts};
 
 /// Which link a cut is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1113,4 +1158,342 @@ fn the_dealer_reports_every_byte_of_both_its_links() {
             .offline_bytes(2)
             - 96)
     );
+}
+
+/// Crafted architectures (and one configuration) as a peer could send them,
+/// each with what the refusal must say: the audit's stride 0, a dangling
+/// value id, pooling over 40000x40000, pooling windows past the plan limit,
+/// weights of the wrong shape or length, a layer past the weight limit.
+fn crafted_architectures(
+    net: &cryptmed_model::Network,
+) -> Vec<(
+    &'static str,
+    serde_json::Value,
+    serde_json::Value,
+    &'static str,
+)> {
+    use serde_json::json;
+    let public = serde_json::to_value(net.public()).unwrap();
+    let config = serde_json::to_value(EngineConfig::default()).unwrap();
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut n = public.clone();
+        f(&mut n);
+        n
+    };
+    let pool = |input: [usize; 3], kernel: usize, stride: usize, out: [usize; 3]| {
+        with(&|n| {
+            n["input_shape"] = json!(input);
+            n["nodes"] = json!([{
+                "name": "mp", "inputs": [0], "shape": out,
+                "op": {"op": "max_pool", "geom": {
+                    "ch": input[0], "in_h": input[1], "in_w": input[2],
+                    "kernel": [kernel, kernel], "stride": [stride, stride], "pads": [0, 0, 0, 0]}}
+            }]);
+        })
+    };
+    vec![
+        (
+            "stride 0",
+            pool([1, 4, 4], 2, 0, [1, 2, 2]),
+            config.clone(),
+            "node mp (maxpool): stride 0 along the height",
+        ),
+        (
+            "dangling value id",
+            with(&|n| n["nodes"][1]["inputs"] = json!([99])),
+            config.clone(),
+            "node /1/Gemm (dense): reads value 99, which is not computed before it",
+        ),
+        (
+            "gigantic pooling",
+            pool([1, 40000, 40000], 2, 2, [1, 20000, 20000]),
+            config.clone(),
+            "the input shape [1, 40000, 40000] has 1600000000 elements, above the limit",
+        ),
+        (
+            "gigantic windows",
+            pool([256, 128, 128], 8, 1, [256, 121, 121]),
+            config.clone(),
+            "value elements and pooling-window entries per record, above the limit of 67108864",
+        ),
+        (
+            "wrong weight shape",
+            with(&|n| n["nodes"][1]["op"]["weight"]["shape"] = json!([64, 7])),
+            config.clone(),
+            "node /1/Gemm (dense): weights of shape [64, 7] map 7 inputs to 64 outputs; the input has 30 elements",
+        ),
+        (
+            "wrong weight length",
+            with(&|n| n["nodes"][1]["op"]["weight"]["data"] = json!([0.5, 0.5, 0.5])),
+            config.clone(),
+            "node /1/Gemm (dense): weights hold 3 values for shape [64, 30]",
+        ),
+        (
+            "huge layer",
+            with(&|n| {
+                n["nodes"][1]["op"]["weight"]["shape"] = json!([1 << 20, 30]);
+                n["nodes"][1]["shape"] = json!([1 << 20]);
+            }),
+            config.clone(),
+            "node /1/Gemm (dense): weights of shape [1048576, 30]: more than the limit of 16777216 per layer",
+        ),
+        (
+            "fixed point",
+            public.clone(),
+            json!({"fixed": {"frac_bits": 200}, "precision": "accurate", "reveal": "label", "comparison": "ppa"}),
+            "configuration: 200 fractional bits is not supported (use 1 to 30)",
+        ),
+    ]
+}
+
+#[test]
+fn crafted_architectures_are_refused_before_allocation_and_the_dealer_keeps_serving() {
+    init();
+    let d = deploy(Reveal::Label, limits());
+    let client = security(&d.certs, "client", false);
+    for (what, network, config, want) in crafted_architectures(&d.net) {
+        let join = Frame::Join {
+            version: VERSION,
+            role: "client".into(),
+            session: "ab".repeat(16),
+            network,
+            config,
+            digest: "00".into(),
+        };
+        let answer = send_raw(
+            &d.dealer,
+            Role::Dealer,
+            &client,
+            &wire::encode(&join),
+            false,
+        );
+        let Some(Frame::Error { code, message }) = answer else {
+            panic!("{what}: {answer:?}");
+        };
+        let code_wanted = if what == "fixed point" {
+            "protocol"
+        } else {
+            "architecture"
+        };
+        assert_eq!(code, code_wanted, "{what}: {message}");
+        assert!(message.contains(want), "{what}: {message}");
+        if code == "architecture" {
+            assert!(
+                message.starts_with("the client sent an invalid network breast-cancer-relu: "),
+                "{what}: {message}"
+            );
+        }
+        wait_log(&["dealer session failed", want]);
+    }
+    // Nothing near the sizes described was allocated (built, the huge layer's
+    // masks alone would take 250 MB and the pooling windows gigabytes); the
+    // sessions these tests run allocate well under a megabyte at a time.
+    assert!(
+        largest_allocation::largest() < 64 << 20,
+        "largest allocation: {} bytes",
+        largest_allocation::largest()
+    );
+    // And the dealer still pairs and serves a correct session.
+    let recs = records(3);
+    let (preds, _) = run(&d.client(), &recs).unwrap();
+    assert_correct(&d.net, &recs, &preds);
+    assert!(panics().is_empty(), "{:?}", panics());
+}
+
+#[test]
+fn a_client_refuses_a_crafted_architecture_and_tells_the_provider_why() {
+    init();
+    let d = deploy(Reveal::Label, limits());
+    let recs = records(1);
+    for (what, network, config, want) in crafted_architectures(&d.net) {
+        let net = d.net.clone();
+        let (addr, h) = fake_provider(&d.certs, move || {
+            let mut f = model_info(&net, "x");
+            if let Frame::ModelInfo {
+                network: n,
+                config: c,
+                ..
+            } = &mut f
+            {
+                *n = network;
+                *c = config;
+            }
+            f
+        });
+        let c = ClientSetup {
+            server: addr,
+            ..d.client()
+        };
+        let err = run(&c, &recs).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(want), "{what}: {msg}");
+        if what == "fixed point" {
+            assert_eq!(err.code(), "protocol", "{msg}");
+        } else {
+            assert!(
+                matches!(
+                    err,
+                    ServiceError::Architecture {
+                        peer: "provider",
+                        ..
+                    }
+                ) && msg.starts_with("the provider sent an invalid network"),
+                "{what}: {msg}"
+            );
+        }
+        let reply = h.join().unwrap();
+        assert!(
+            matches!(&reply, Some(Frame::Error { code, message }) if code == err.code() && message.contains(want)),
+            "{what}: {reply:?}"
+        );
+    }
+    assert!(
+        largest_allocation::largest() < 64 << 20,
+        "largest allocation: {} bytes",
+        largest_allocation::largest()
+    );
+    let (preds, _) = run(&d.client(), &recs).unwrap();
+    assert_correct(&d.net, &recs, &preds);
+    assert!(panics().is_empty(), "{:?}", panics());
+}
+
+#[test]
+fn a_client_the_dealer_refuses_at_tls_learns_it_at_once_from_its_own_dealer_link() {
+    init();
+    let certs = certs();
+    let stop = Stop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    // A pairing wait far longer than the test: were the client to wait for it,
+    // its error would be the provider's "no partner joined", not the dealer's reason.
+    let lim = Limits {
+        pair_timeout: Duration::from_secs(600),
+        ..limits()
+    };
+    let dealer = start_dealer(security(&certs, "dealer", true), lim, &stop);
+    let net = network();
+    // The provider requires no client certificate, and also trusts a second CA
+    // (whose client certificates the dealer does not accept).
+    let names = cryptmed_service::tls::RoleNames::all(&["localhost".into(), "127.0.0.1".into()]);
+    let other = generate_certs(&names, false).unwrap();
+    let (pc, pk) = certs.role("provider").unwrap();
+    let provider = start_provider(
+        &net,
+        Reveal::Label,
+        &dealer,
+        Security::tls(
+            format!("{}{}", certs.ca_pem, other.ca_pem).as_bytes(),
+            Some(Identity::from_pem(pc.as_bytes(), pk.as_bytes()).unwrap()),
+            false,
+        )
+        .unwrap(),
+        lim,
+        &stop,
+    );
+    let client = |security| ClientSetup {
+        server: provider.clone(),
+        dealer: dealer.clone(),
+        security,
+        limits: limits(),
+        batch: 4,
+        reveal: None,
+    };
+    let recs = records(2);
+    // No client certificate: the dealer requires one.
+    let err = run(&client(anonymous(&certs)), &recs).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ServiceError::Handshake { .. })
+            && msg.contains(&format!("TLS handshake with {dealer} failed"))
+            && msg.contains(
+                "the dealer requires a client certificate and this client presented none"
+            ),
+        "{msg}"
+    );
+    wait_log(&["dealer session failed", "the peer presented no certificate"]);
+    // A client certificate of the second CA: the provider accepts it, the dealer does not.
+    let (c, k) = other.role("client").unwrap();
+    let foreign = Security::tls(
+        certs.ca_pem.as_bytes(),
+        Some(Identity::from_pem(c.as_bytes(), k.as_bytes()).unwrap()),
+        false,
+    )
+    .unwrap();
+    let err = run(&client(foreign), &recs).unwrap_err().to_string();
+    assert!(
+        err.contains("it did not accept this client's certificate"),
+        "{err}"
+    );
+    // With its certificate, the same client is served.
+    let (preds, _) = run(&client(security(&certs, "client", false)), &recs).unwrap();
+    assert_correct(&net, &recs, &preds);
+    assert!(panics().is_empty(), "{:?}", panics());
+}
+
+#[test]
+fn the_dealer_sizes_batches_to_its_material_limit() {
+    init();
+    let certs = certs();
+    let stop = Stop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let net = network();
+    let model = Model::compile(net.public(), EngineConfig::default()).unwrap();
+    // Room for three records' material, not four.
+    let lim = Limits {
+        max_batch_material: model.offline_bytes(3),
+        ..limits()
+    };
+    assert!(model.offline_bytes(4) > lim.max_batch_material);
+    let dealer = start_dealer(security(&certs, "dealer", true), lim, &stop);
+    let provider = start_provider(
+        &net,
+        Reveal::Label,
+        &dealer,
+        security(&certs, "provider", true),
+        limits(),
+        &stop,
+    );
+    let mut setup = ClientSetup {
+        server: provider.clone(),
+        dealer: dealer.clone(),
+        security: security(&certs, "client", false),
+        limits: limits(),
+        batch: 16,
+        reveal: None,
+    };
+    // The client asks for 16 per batch and gets the dealer's 3.
+    let recs = records(7);
+    let mut sizes = Vec::new();
+    let mut preds = Vec::new();
+    cryptmed_service::client::diagnose(
+        &setup,
+        |_| Ok(recs.clone()),
+        |_, p, _| {
+            sizes.push(p.len());
+            preds.extend_from_slice(p);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_correct(&net, &recs, &preds);
+    // A dealer with no room for even one record refuses the session, saying why.
+    let tiny = Limits {
+        max_batch_material: model.offline_bytes(1) - 1,
+        ..limits()
+    };
+    let dealer = start_dealer(security(&certs, "dealer", true), tiny, &stop);
+    setup.server = start_provider(
+        &net,
+        Reveal::Label,
+        &dealer,
+        security(&certs, "provider", true),
+        limits(),
+        &stop,
+    );
+    setup.dealer = dealer;
+    let err = run(&setup, &recs).unwrap_err().to_string();
+    assert!(
+        err.contains("one record of this architecture needs")
+            && err.contains("above the dealer's limit"),
+        "{err}"
+    );
+    assert!(panics().is_empty(), "{:?}", panics());
 }

@@ -22,6 +22,7 @@ use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
 use prost::Message;
 
 use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
+use crate::validate::{self, Problem};
 
 /// The operators the importer understands (for error messages).
 pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, \
@@ -86,6 +87,8 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
     let mut imp = Importer {
         dir: dir.map(Path::to_path_buf),
         opset,
+        onnx_ops: HashMap::new(),
+        current_op: String::new(),
         net: Network {
             name: name.into(),
             input_shape: vec![],
@@ -96,38 +99,53 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
         problems: vec![],
     };
     imp.run(graph);
+    let refuse = |problems| ImportError {
+        file: name.into(),
+        problems,
+    };
     if !imp.problems.is_empty() {
-        return Err(ImportError {
-            file: name.into(),
-            problems: imp.problems,
-        });
+        return Err(refuse(imp.problems));
     }
-    let mut net = imp.net;
-    rewrite::simplify(&mut net);
-    let problems = check_weights(&net);
+    // The rewrites rely on a valid network: check it before (every node was
+    // checked as it was built; this adds the totals) and after them.
+    imp.validate().map_err(refuse)?;
+    rewrite::simplify(&mut imp.net);
+    imp.validate().map_err(refuse)?;
+    let problems: Vec<String> = check_weights(&imp.net)
+        .into_iter()
+        .map(|(node, m)| imp.named(node, m))
+        .collect();
     if !problems.is_empty() {
-        return Err(ImportError {
-            file: name.into(),
-            problems,
-        });
+        return Err(refuse(problems));
     }
-    Ok(net)
+    Ok(imp.net)
 }
 
-/// Weights must be finite and small enough for 16-bit fixed point products.
-fn check_weights(net: &Network) -> Vec<String> {
+/// Weights must be finite and small enough for 16-bit fixed point products;
+/// returns the offending nodes and what is wrong.
+fn check_weights(net: &Network) -> Vec<(&Node, String)> {
     let limit = (1u64 << 20) as f64;
     net.nodes
         .iter()
         .filter_map(|n| {
             let params: Vec<&f64> = match &n.op {
-                Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => weight.data.iter().chain(bias.iter().flatten()).collect(),
+                Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                    weight.data.iter().chain(bias.iter().flatten()).collect()
+                }
                 Op::Affine { scale, shift } => scale.iter().chain(shift).collect(),
                 _ => return None,
             };
-            params.iter().find(|v| !v.is_finite() || v.abs() > limit).map(|v| {
-                format!("node {} ({}): weight {v} is not finite or exceeds the fixed-point limit {limit}", n.name, n.op.name())
-            })
+            params
+                .iter()
+                .find(|v| !v.is_finite() || v.abs() > limit)
+                .map(|v| {
+                    (
+                        n,
+                        format!(
+                            "weight {v} is not finite or exceeds the fixed-point limit {limit}"
+                        ),
+                    )
+                })
         })
         .collect()
 }
@@ -145,7 +163,12 @@ enum V {
     Dyn(ValueId),
     /// `value > threshold` (or `<`): only meaningful inside the softplus `Where` pattern.
     Cond(ValueId),
+    /// The output of a node that was refused: its readers are not reported again.
+    Failed,
 }
+
+/// The error of a node that reads the output of a refused node (not reported: the cause is).
+const FAILED_INPUT: &str = "reads the output of a refused node";
 
 struct Importer {
     dir: Option<std::path::PathBuf>,
@@ -153,6 +176,10 @@ struct Importer {
     net: Network,
     vals: HashMap<String, V>,
     problems: Vec<String>,
+    /// The ONNX operator each network node came from (by node name), for messages.
+    onnx_ops: HashMap<String, String>,
+    /// The ONNX operator of the node being imported.
+    current_op: String,
 }
 
 /// Reads a tensor stored as external data (the dynamo exporter's default for larger weights).
@@ -194,8 +221,16 @@ fn external(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Vec<u8>, String> 
 
 fn tensor(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Ct, String> {
     use pb::tensor_proto::DataType as D;
-    let dims: Vec<usize> = t.dims.iter().map(|d| (*d).max(0) as usize).collect();
-    let n: usize = dims.iter().product();
+    let tname = t.name.as_deref().unwrap_or("?");
+    if t.dims.iter().any(|d| *d < 0) {
+        return Err(format!(
+            "tensor {tname} has negative dimensions {:?}",
+            t.dims
+        ));
+    }
+    let dims: Vec<usize> = t.dims.iter().map(|d| *d as usize).collect();
+    let n = validate::elements(&dims)
+        .ok_or_else(|| format!("tensor {tname} has too many elements (shape {dims:?})"))?;
     let dt = t.data_type.unwrap_or(0);
     let ext = if t.data_location == Some(1) {
         Some(external(t, dir)?)
@@ -266,6 +301,31 @@ fn attr_f(n: &pb::NodeProto, name: &str, default: f64) -> f64 {
 fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).map(|a| a.ints.clone())
 }
+/// A 2-D geometry attribute (`N` values, `default` each when absent) as sizes:
+/// refuses negative values and the wrong number of them.
+fn sizes<const N: usize>(
+    n: &pb::NodeProto,
+    name: &str,
+    default: usize,
+) -> Result<[usize; N], String> {
+    let Some(v) = attr_ints(n, name) else {
+        return Ok([default; N]);
+    };
+    if v.iter().any(|x| *x < 0) {
+        return Err(format!("negative {name} {v:?}"));
+    }
+    let v: Vec<usize> = v
+        .iter()
+        .map(|x| usize::try_from(*x).map_err(|_| format!("{name} {v:?} too large")))
+        .collect::<Result<_, _>>()?;
+    <[usize; N]>::try_from(v).map_err(|v| {
+        format!(
+            "{name} of {} values ({N} expected: only 2-D convolution and pooling)",
+            v.len()
+        )
+    })
+}
+
 fn attr_s(n: &pb::NodeProto, name: &str) -> Option<String> {
     attr(n, name)
         .and_then(|a| a.s.as_ref())
@@ -309,20 +369,30 @@ impl Importer {
             ));
             return;
         }
+        if let Err(m) = validate::check_shape(&shape) {
+            self.problems.push(format!(
+                "input {}: its shape {m}",
+                inputs[0].name.as_deref().unwrap_or("?")
+            ));
+            return;
+        }
         self.net.input_shape = shape;
         self.vals
             .insert(inputs[0].name.clone().unwrap_or_default(), V::Dyn(0));
         for n in &g.node {
+            let op = n.op_type.as_deref().unwrap_or("?");
+            self.current_op = op.to_string();
             if let Err(e) = self.node(n) {
-                let op = n.op_type.as_deref().unwrap_or("?");
-                self.problems.push(format!(
-                    "node {} ({op}, opset {}): {e}",
-                    n.name.as_deref().unwrap_or("?"),
-                    self.opset
-                ));
-                // keep going so that every offending node is reported
+                if e != FAILED_INPUT {
+                    self.problems.push(format!(
+                        "node {} ({op}, opset {}): {e}",
+                        validate::printable(n.name.as_deref().unwrap_or("?")),
+                        self.opset
+                    ));
+                }
+                // keep going so that every offending node is reported (once)
                 for o in &n.output {
-                    self.vals.insert(o.clone(), V::Dyn(0));
+                    self.vals.insert(o.clone(), V::Failed);
                 }
             }
         }
@@ -337,7 +407,10 @@ impl Importer {
                     // The output is an earlier value: make it last with an alias.
                     let shape = self.net.shape_of(*v).to_vec();
                     let v = *v;
-                    self.push("output", Op::Reshape, vec![v], shape);
+                    self.current_op = "Identity".into();
+                    if let Err(e) = self.push("output", Op::Reshape, vec![v], shape) {
+                        self.problems.push(format!("the graph output: {e}"));
+                    }
                 }
                 _ => self
                     .problems
@@ -350,14 +423,56 @@ impl Importer {
         self.net.shape_of(v).to_vec()
     }
 
-    fn push(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
+    /// Appends a node after checking it against the values before it
+    /// ([`validate::check_node`]); on a problem the node is not added.
+    fn push(
+        &mut self,
+        name: &str,
+        op: Op,
+        inputs: Vec<ValueId>,
+        shape: Vec<usize>,
+    ) -> Result<ValueId, String> {
         self.net.nodes.push(Node {
             name: name.to_string(),
             op,
             inputs,
             shape,
         });
-        self.net.nodes.len()
+        let problems = validate::check_node(&self.net, self.net.nodes.len() - 1);
+        if !problems.is_empty() {
+            self.net.nodes.pop();
+            return Err(problems.join("; "));
+        }
+        self.onnx_ops
+            .insert(name.to_string(), self.current_op.clone());
+        Ok(self.net.nodes.len())
+    }
+
+    /// The whole network's check, each problem named by its ONNX node, operator and opset.
+    fn validate(&self) -> Result<(), Vec<String>> {
+        validate::validate(&self.net).map_err(|e| {
+            e.problems
+                .iter()
+                .map(|p: &Problem| match &p.node {
+                    Some(n) => self.describe(n, p.op, &p.message),
+                    None => format!("the network: {}", p.message),
+                })
+                .collect()
+        })
+    }
+
+    /// `node NAME (ONNX operator, opset N): message` for a network node.
+    fn describe(&self, name: &str, op: &str, message: &str) -> String {
+        format!(
+            "node {} ({}, opset {}): {message}",
+            validate::printable(name),
+            self.onnx_ops.get(name).map_or(op, String::as_str),
+            self.opset
+        )
+    }
+
+    fn named(&self, node: &Node, message: String) -> String {
+        self.describe(&node.name, node.op.name(), &message)
     }
 
     fn input(&self, n: &pb::NodeProto, i: usize) -> Result<V, String> {
@@ -366,10 +481,11 @@ impl Importer {
             .get(i)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("missing input {i}"))?;
-        self.vals
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("input {name} is not defined before use"))
+        match self.vals.get(name) {
+            Some(V::Failed) => Err(FAILED_INPUT.into()),
+            Some(v) => Ok(v.clone()),
+            None => Err(format!("input {name} is not defined before use")),
+        }
     }
 
     fn konst(&self, n: &pb::NodeProto, i: usize) -> Result<Ct, String> {
@@ -434,7 +550,7 @@ impl Importer {
         let v = if let Some(a) = activation {
             let x = self.dynamic(n, 0)?;
             let s = self.shape(x);
-            V::Dyn(self.push(&name, Op::Act(a), vec![x], s))
+            V::Dyn(self.push(&name, Op::Act(a), vec![x], s)?)
         } else {
             match op {
                 "Identity" | "Dropout" => self.input(n, 0)?,
@@ -448,7 +564,7 @@ impl Importer {
                     if s.len() != 3 {
                         return Err(format!("input of shape {s:?} (CHW expected)"));
                     }
-                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], vec![s[0], 1, 1]))
+                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], vec![s[0], 1, 1])?)
                 }
                 "BatchNormalization" => {
                     let x = self.dynamic(n, 0)?;
@@ -459,6 +575,13 @@ impl Importer {
                         self.konst(n, 4)?,
                     );
                     let eps = attr_f(n, "epsilon", 1e-5);
+                    let ch = self.shape(x)[0];
+                    let lens = [g.data.len(), b.data.len(), m.data.len(), var.data.len()];
+                    if lens.iter().any(|l| *l != ch) {
+                        return Err(format!(
+                            "scale, bias, mean and variance of {lens:?} values for {ch} channels (one each per channel)"
+                        ));
+                    }
                     let scale: Vec<f64> = g
                         .data
                         .iter()
@@ -473,7 +596,7 @@ impl Importer {
                         .map(|((b, m), s)| b - m * s)
                         .collect();
                     let s = self.shape(x);
-                    V::Dyn(self.push(&name, Op::Affine { scale, shift }, vec![x], s))
+                    V::Dyn(self.push(&name, Op::Affine { scale, shift }, vec![x], s)?)
                 }
                 "Flatten" => {
                     let x = self.dynamic(n, 0)?;
@@ -481,26 +604,27 @@ impl Importer {
                         return Err("only axis = 1 (keep the batch axis)".into());
                     }
                     let len = self.shape(x).iter().product();
-                    V::Dyn(self.push(&name, Op::Reshape, vec![x], vec![len]))
+                    V::Dyn(self.push(&name, Op::Reshape, vec![x], vec![len])?)
                 }
                 "Reshape" => {
                     let x = self.dynamic(n, 0)?;
-                    let target = self
-                        .konst(n, 1)
-                        .map_err(|_| "the target shape must be constant".to_string())?;
+                    let target = self.konst(n, 1).map_err(|e| match e.as_str() {
+                        FAILED_INPUT => e,
+                        _ => "the target shape must be constant".into(),
+                    })?;
                     let len: usize = self.shape(x).iter().product();
                     V::Dyn(self.push(
                         &name,
                         Op::Reshape,
                         vec![x],
                         resolve_shape(&target.data, len)?,
-                    ))
+                    )?)
                 }
                 "Squeeze" | "Unsqueeze" => {
                     // Only shape bookkeeping on a record (the batch axis is implicit).
                     let x = self.dynamic(n, 0)?;
                     let s = self.shape(x);
-                    V::Dyn(self.push(&name, Op::Reshape, vec![x], s))
+                    V::Dyn(self.push(&name, Op::Reshape, vec![x], s)?)
                 }
                 "Add" | "Sub" | "Mul" | "Div" => self.arith(n, &name, op)?,
                 "ReduceMean" => {
@@ -526,22 +650,22 @@ impl Importer {
                     } else {
                         vec![s[0]]
                     };
-                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], shape))
+                    V::Dyn(self.push(&name, Op::GlobalAvgPool, vec![x], shape)?)
                 }
                 "Pow" => {
                     let x = self.dynamic(n, 0)?;
                     let e = self.konst(n, 1)?;
                     let s = self.shape(x);
                     match e.data.as_slice() {
-                        [p] if *p == 2.0 => V::Dyn(self.push(&name, Op::Mul, vec![x, x], s)),
+                        [p] if *p == 2.0 => V::Dyn(self.push(&name, Op::Mul, vec![x, x], s)?),
                         [p] if *p == 3.0 => {
                             let sq = self.push(
                                 &format!("{name}.square"),
                                 Op::Mul,
                                 vec![x, x],
                                 s.clone(),
-                            );
-                            V::Dyn(self.push(&name, Op::Mul, vec![sq, x], s))
+                            )?;
+                            V::Dyn(self.push(&name, Op::Mul, vec![sq, x], s)?)
                         }
                         other => return Err(format!("exponent {other:?} (only 2 and 3)")),
                     }
@@ -559,7 +683,7 @@ impl Importer {
                     if !(axis == -1 || axis as usize == s.len()) {
                         return Err(format!("softmax over axis {axis} (only the last)"));
                     }
-                    V::Dyn(self.push(&name, Op::Softmax, vec![x], s))
+                    V::Dyn(self.push(&name, Op::Softmax, vec![x], s)?)
                 }
                 _ => return Err("unsupported operator".into()),
             }
@@ -575,6 +699,9 @@ impl Importer {
                 .and_then(|a| a.t.as_ref())
                 .ok_or("Constant without a tensor value")?;
             return tensor(a, None).map(Some);
+        }
+        if op == "Shape" && matches!(self.input(n, 0), Err(e) if e == FAILED_INPUT) {
+            return Err(FAILED_INPUT.into());
         }
         if op == "Shape"
             && let Ok(V::Dyn(v)) = self.input(n, 0)
@@ -634,17 +761,23 @@ impl Importer {
                 data: ins.iter().flat_map(|c| c.data.clone()).collect(),
             },
             "Gather" => {
-                let idx = &ins[1].data;
-                let data: Vec<f64> = idx
+                let [table, idx] = &ins[..] else {
+                    return Err(format!("{} inputs (2 expected)", ins.len()));
+                };
+                let len = table.data.len();
+                let data = idx
+                    .data
                     .iter()
                     .map(|i| {
-                        let i = *i as i64;
-                        let len = ins[0].data.len() as i64;
-                        ins[0].data[(if i < 0 { i + len } else { i }).clamp(0, len - 1) as usize]
+                        // ONNX indices count from the end when negative.
+                        let j = if *i < 0.0 { *i + len as f64 } else { *i };
+                        (j >= 0.0 && j < len as f64)
+                            .then(|| table.data[j as usize])
+                            .ok_or_else(|| format!("index {i} outside a constant of {len} values"))
                     })
-                    .collect();
+                    .collect::<Result<Vec<f64>, String>>()?;
                 Ct {
-                    dims: ins[1].dims.clone(),
+                    dims: idx.dims.clone(),
                     data,
                 }
             }
@@ -659,13 +792,16 @@ impl Importer {
         }
         let w = self.konst(n, 1)?;
         let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
-        let (k, m) = (w.dims[0], w.dims.get(1).copied().unwrap_or(1));
+        let [k, m] = w.dims[..] else {
+            return Err(format!("weights of shape {:?} (rank 2 expected)", w.dims));
+        };
         let (rows, cols, data) = if attr_i(n, "transB", 0) != 0 {
             (k, m, w.data.clone())
         } else {
             (m, k, transpose(&w.data, k, m))
         };
-        let weight = Tensor::new(vec![rows, cols], data.iter().map(|v| v * alpha).collect());
+        let weight = Tensor::new(vec![rows, cols], data.iter().map(|v| v * alpha).collect())
+            .map_err(|e| format!("weights: {e}"))?;
         let bias = match self.input(n, 2) {
             Ok(V::Const(c)) => Some(
                 broadcast(&c.data, rows)
@@ -681,7 +817,7 @@ impl Importer {
                 "weights expect {cols} inputs, the value has {in_len}"
             ));
         }
-        Ok(self.push(name, Op::Dense { weight, bias }, vec![x], vec![rows]))
+        self.push(name, Op::Dense { weight, bias }, vec![x], vec![rows])
     }
 
     fn matmul(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
@@ -695,8 +831,9 @@ impl Importer {
         if in_len != k {
             return Err(format!("weights expect {k} inputs, the value has {in_len}"));
         }
-        let weight = Tensor::new(vec![m, k], transpose(&w.data, k, m));
-        Ok(self.push(name, Op::Dense { weight, bias: None }, vec![x], vec![m]))
+        let weight = Tensor::new(vec![m, k], transpose(&w.data, k, m))
+            .map_err(|e| format!("weights: {e}"))?;
+        self.push(name, Op::Dense { weight, bias: None }, vec![x], vec![m])
     }
 
     fn conv(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
@@ -713,30 +850,33 @@ impl Importer {
             return Err("auto_pad (give explicit pads)".into());
         }
         let k = [w.dims[2], w.dims[3]];
-        let strides = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-        let pads = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-        let dil = attr_ints(n, "dilations").unwrap_or(vec![1, 1]);
-        let groups = attr_i(n, "group", 1) as usize;
-        if strides.len() != 2 || pads.len() != 4 || dil.len() != 2 {
-            return Err("strides, pads or dilations of the wrong length".into());
+        if let Some(ks) = attr_ints(n, "kernel_shape")
+            && ks != [k[0] as i64, k[1] as i64]
+        {
+            return Err(format!(
+                "kernel_shape {ks:?} differs from the weights' {k:?}"
+            ));
         }
+        let strides = sizes::<2>(n, "strides", 1)?;
+        let pads = sizes::<4>(n, "pads", 0)?;
+        let dilation = sizes::<2>(n, "dilations", 1)?;
+        let group = attr_i(n, "group", 1);
+        if group < 1 {
+            return Err(format!("group {group} (at least 1)"));
+        }
+        let groups = usize::try_from(group).map_err(|_| format!("group {group}"))?;
         let geom = Conv2dGeom {
             in_ch: s[0],
             in_h: s[1],
             in_w: s[2],
             out_ch: w.dims[0],
             kernel: k,
-            stride: [strides[0] as usize, strides[1] as usize],
-            pads: [
-                pads[0] as usize,
-                pads[1] as usize,
-                pads[2] as usize,
-                pads[3] as usize,
-            ],
-            dilation: [dil[0] as usize, dil[1] as usize],
+            stride: strides,
+            pads,
+            dilation,
             groups,
         };
-        if groups == 0 || s[0] != w.dims[1] * groups {
+        if w.dims[1].checked_mul(groups) != Some(s[0]) {
             return Err(format!(
                 "{} input channels for weights {:?} with group {groups}",
                 s[0], w.dims
@@ -747,16 +887,8 @@ impl Importer {
             _ => None,
         };
         let shape = vec![geom.out_ch, geom.out_h(), geom.out_w()];
-        Ok(self.push(
-            name,
-            Op::Conv2d {
-                geom,
-                weight: Tensor::new(w.dims.clone(), w.data),
-                bias,
-            },
-            vec![x],
-            shape,
-        ))
+        let weight = Tensor::new(w.dims.clone(), w.data).map_err(|e| format!("weights: {e}"))?;
+        self.push(name, Op::Conv2d { geom, weight, bias }, vec![x], shape)
     }
 
     fn pool(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<ValueId, String> {
@@ -771,19 +903,16 @@ impl Importer {
         if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|v| *v != 1)) {
             return Err("dilated pooling".into());
         }
-        let k = attr_ints(n, "kernel_shape").ok_or("kernel_shape missing")?;
-        let st = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-        let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-        if k.len() != 2 || st.len() != 2 || p.len() != 4 {
-            return Err("only 2-D pooling".into());
+        if attr_ints(n, "kernel_shape").is_none() {
+            return Err("kernel_shape missing".into());
         }
         let geom = Pool2dGeom {
             ch: s[0],
             in_h: s[1],
             in_w: s[2],
-            kernel: [k[0] as usize, k[1] as usize],
-            stride: [st[0] as usize, st[1] as usize],
-            pads: [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize],
+            kernel: sizes::<2>(n, "kernel_shape", 1)?,
+            stride: sizes::<2>(n, "strides", 1)?,
+            pads: sizes::<4>(n, "pads", 0)?,
         };
         let shape = vec![geom.ch, geom.out_h(), geom.out_w()];
         let op = if op == "MaxPool" {
@@ -794,7 +923,7 @@ impl Importer {
                 count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
             }
         };
-        Ok(self.push(name, op, vec![x], shape))
+        self.push(name, op, vec![x], shape)
     }
 
     fn arith(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<V, String> {
@@ -815,11 +944,11 @@ impl Importer {
                 if s.iter().product::<usize>() != self.shape(y).iter().product::<usize>() {
                     return Err(format!("adding shapes {s:?} and {:?}", self.shape(y)));
                 }
-                self.push(name, Op::Add, vec![x, y], s)
+                self.push(name, Op::Add, vec![x, y], s)?
             }
             ("Mul", V::Dyn(x), V::Dyn(y)) => {
                 let s = self.shape(x);
-                self.push(name, Op::Mul, vec![x, y], s)
+                self.push(name, Op::Mul, vec![x, y], s)?
             }
             (_, V::Dyn(x), V::Const(c)) | (_, V::Const(c), V::Dyn(x))
                 if op == "Add" || op == "Mul" =>
@@ -837,7 +966,7 @@ impl Importer {
                         shift: vec![0.0],
                     }
                 };
-                self.push(name, affine, vec![x], s)
+                self.push(name, affine, vec![x], s)?
             }
             ("Sub", V::Dyn(x), V::Const(c)) => {
                 let s = self.shape(x);
@@ -850,7 +979,7 @@ impl Importer {
                     },
                     vec![x],
                     s,
-                )
+                )?
             }
             ("Sub", V::Const(c), V::Dyn(x)) => {
                 let s = self.shape(x);
@@ -863,7 +992,7 @@ impl Importer {
                     },
                     vec![x],
                     s,
-                )
+                )?
             }
             ("Div", V::Dyn(x), V::Const(c)) => {
                 let s = self.shape(x);
@@ -879,7 +1008,7 @@ impl Importer {
                     },
                     vec![x],
                     s,
-                )
+                )?
             }
             _ => {
                 return Err(format!(
@@ -948,19 +1077,21 @@ fn broadcast(v: &[f64], n: usize) -> Vec<f64> {
 fn resolve_shape(target: &[f64], len: usize) -> Result<Vec<usize>, String> {
     let t: Vec<i64> = target.iter().map(|v| *v as i64).collect();
     let rest = if t.len() > 1 { &t[1..] } else { &t[..] };
-    let known: i64 = rest.iter().filter(|d| **d > 0).product();
+    let bad = || format!("target shape {t:?} does not hold {len} values");
+    if rest.iter().any(|d| *d == 0 || *d < -1) || rest.iter().filter(|d| **d == -1).count() > 1 {
+        return Err(bad());
+    }
+    let known = rest
+        .iter()
+        .filter(|d| **d > 0)
+        .try_fold(1usize, |a, d| a.checked_mul(usize::try_from(*d).ok()?))
+        .ok_or_else(bad)?;
     let shape: Vec<usize> = rest
         .iter()
-        .map(|d| {
-            if *d == -1 {
-                (len as i64 / known.max(1)) as usize
-            } else {
-                *d as usize
-            }
-        })
+        .map(|d| if *d == -1 { len / known } else { *d as usize })
         .collect();
-    if shape.iter().product::<usize>() != len || shape.contains(&0) {
-        return Err(format!("target shape {t:?} does not hold {len} values"));
+    if validate::elements(&shape) != Some(len) {
+        return Err(bad());
     }
     Ok(shape)
 }
