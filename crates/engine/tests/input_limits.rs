@@ -60,7 +60,7 @@ fn mlp(scales: &[f64], seed: u64, relu_first: bool) -> Network {
     nodes.push(node(
         "fc1",
         Op::Dense {
-            weight: Tensor::new(vec![16, d], w1),
+            weight: Tensor::new(vec![16, d], w1).unwrap(),
             bias: Some(b1),
         },
         x,
@@ -70,7 +70,7 @@ fn mlp(scales: &[f64], seed: u64, relu_first: bool) -> Network {
     nodes.push(node(
         "fc2",
         Op::Dense {
-            weight: Tensor::new(vec![2, 16], w2),
+            weight: Tensor::new(vec![2, 16], w2).unwrap(),
             bias: Some(vec![0.0, 0.0]),
         },
         x + 2,
@@ -285,7 +285,7 @@ fn convolution_limits_are_per_channel_and_safe() {
                 "conv",
                 Op::Conv2d {
                     geom,
-                    weight: Tensor::new(vec![3, 2, 3, 3], weight.clone()),
+                    weight: Tensor::new(vec![3, 2, 3, 3], weight.clone()).unwrap(),
                     bias: Some(bias.clone()),
                 },
                 0,

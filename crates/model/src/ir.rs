@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Identifies a tensor in the network: `0` is the input, `i + 1` is node `i`'s output.
 pub type ValueId = usize;
 
-/// A dense tensor of reals, row-major.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A dense tensor of reals, row-major. Its `Debug` shows the shape only:
+/// weights are the provider's secret and must never reach a log.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tensor {
     /// Dimensions, outermost first.
     pub shape: Vec<usize>,
@@ -30,6 +31,24 @@ pub struct TensorSizeError {
     pub expected: Option<usize>,
     /// The number of values given.
     pub got: usize,
+}
+
+/// Private parameters as `Debug` shows them: their count only.
+struct Redacted(usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} values redacted>", self.0)
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("data", &Redacted(self.data.len()))
+            .finish()
+    }
 }
 
 impl Tensor {
@@ -113,8 +132,9 @@ impl Activation {
     }
 }
 
-/// What a node computes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a node computes. Its `Debug` shows the public structure only
+/// (weights, biases and affine parameters are redacted).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// `y = W x + b`, `W` of shape `[out, in]`; the input is read flat.
@@ -166,6 +186,49 @@ pub enum Op {
     Mul,
     /// Softmax over the last axis (only as the final node).
     Softmax,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bias = |b: &Option<Vec<f64>>| b.as_ref().map(|b| Redacted(b.len()));
+        match self {
+            Op::Dense { weight, bias: b } => f
+                .debug_struct("Dense")
+                .field("weight", weight)
+                .field("bias", &bias(b))
+                .finish(),
+            Op::Conv2d {
+                geom,
+                weight,
+                bias: b,
+            } => f
+                .debug_struct("Conv2d")
+                .field("geom", geom)
+                .field("weight", weight)
+                .field("bias", &bias(b))
+                .finish(),
+            Op::AvgPool {
+                geom,
+                count_include_pad,
+            } => f
+                .debug_struct("AvgPool")
+                .field("geom", geom)
+                .field("count_include_pad", count_include_pad)
+                .finish(),
+            Op::MaxPool { geom } => f.debug_struct("MaxPool").field("geom", geom).finish(),
+            Op::Affine { scale, shift } => f
+                .debug_struct("Affine")
+                .field("scale", &Redacted(scale.len()))
+                .field("shift", &Redacted(shift.len()))
+                .finish(),
+            Op::Act(a) => f.debug_tuple("Act").field(a).finish(),
+            Op::GlobalAvgPool => f.write_str("GlobalAvgPool"),
+            Op::Reshape => f.write_str("Reshape"),
+            Op::Add => f.write_str("Add"),
+            Op::Mul => f.write_str("Mul"),
+            Op::Softmax => f.write_str("Softmax"),
+        }
+    }
 }
 
 impl Op {
