@@ -94,6 +94,7 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
         },
         vals: HashMap::new(),
         problems: vec![],
+        onnx_ops: HashMap::new(),
     };
     imp.run(graph);
     if !imp.problems.is_empty() {
@@ -104,7 +105,7 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
     }
     let mut net = imp.net;
     rewrite::simplify(&mut net);
-    let problems = check_weights(&net);
+    let problems = check_weights(&net, opset, &imp.onnx_ops);
     if !problems.is_empty() {
         return Err(ImportError {
             file: name.into(),
@@ -114,8 +115,9 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
     Ok(net)
 }
 
-/// Weights must be finite and small enough for 16-bit fixed point products.
-fn check_weights(net: &Network) -> Vec<String> {
+/// Weights must be finite and small enough for 16-bit fixed point products
+/// (after folding; the refusal names the ONNX node the folded layer came from).
+fn check_weights(net: &Network, opset: i64, onnx_ops: &HashMap<String, String>) -> Vec<String> {
     let limit = (1u64 << 20) as f64;
     net.nodes
         .iter()
@@ -126,7 +128,12 @@ fn check_weights(net: &Network) -> Vec<String> {
                 _ => return None,
             };
             params.iter().find(|v| !v.is_finite() || v.abs() > limit).map(|v| {
-                format!("node {} ({}): weight {v} is not finite or exceeds the fixed-point limit {limit}", n.name, n.op.name())
+                let op = onnx_ops.get(&n.name).map_or(n.op.name(), String::as_str);
+                format!(
+                    "node {} ({op}, opset {opset}): weight {v} of the {} layer is not finite or exceeds the fixed-point limit {limit}",
+                    n.name,
+                    n.op.name()
+                )
             })
         })
         .collect()
@@ -143,8 +150,24 @@ struct Ct {
 enum V {
     Const(Ct),
     Dyn(ValueId),
-    /// `value > threshold` (or `<`): only meaningful inside the softplus `Where` pattern.
-    Cond(ValueId),
+    /// `x > t` (`above`) or `x < t`: only meaningful inside the softplus `Where` pattern.
+    Cond {
+        x: ValueId,
+        above: bool,
+        t: Vec<f64>,
+    },
+    /// The output of a node that was refused: its consumers are not reported again.
+    Failed,
+}
+
+/// The error of a node whose operator the importer does not know.
+const UNSUPPORTED: &str = "unsupported operator";
+
+/// Whether [`SUPPORTED`] names the operator.
+fn is_supported(op: &str) -> bool {
+    SUPPORTED
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == op)
 }
 
 struct Importer {
@@ -153,6 +176,8 @@ struct Importer {
     net: Network,
     vals: HashMap<String, V>,
     problems: Vec<String>,
+    /// ONNX operator of each named node (for refusals after the rewrites).
+    onnx_ops: HashMap<String, String>,
 }
 
 /// Reads a tensor stored as external data (the dynamo exporter's default for larger weights).
@@ -226,6 +251,15 @@ fn tensor(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Ct, String> {
             raw.chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
                 .collect()
+        }
+    } else if dt == D::Bool as i32 {
+        if raw.is_empty() {
+            t.int32_data
+                .iter()
+                .map(|v| f64::from(u8::from(*v != 0)))
+                .collect()
+        } else {
+            raw.iter().map(|v| f64::from(u8::from(*v != 0))).collect()
         }
     } else if dt == D::Int32 as i32 {
         if raw.is_empty() {
@@ -302,28 +336,54 @@ impl Importer {
             None => vec![],
         };
         if shape.is_empty() || shape.contains(&0) {
-            self.problems.push(format!(
-                "input {}: its shape {:?} cannot be resolved (only the batch axis may be symbolic)",
-                inputs[0].name.as_deref().unwrap_or("?"),
-                dims
-            ));
+            let input = inputs[0].name.as_deref().unwrap_or("?");
+            let why = format!(
+                "its input {input} has the shape [{}], which cannot be resolved (only the batch axis may be symbolic; export with fixed sizes)",
+                dims_text(inputs[0])
+            );
+            let readers: Vec<&pb::NodeProto> = g
+                .node
+                .iter()
+                .filter(|n| n.input.iter().any(|i| i == input))
+                .collect();
+            for n in &readers {
+                self.problems.push(format!(
+                    "node {} ({}, opset {}): {why}",
+                    n.name.as_deref().unwrap_or("?"),
+                    n.op_type.as_deref().unwrap_or("?"),
+                    self.opset
+                ));
+            }
+            if readers.is_empty() {
+                self.problems.push(format!("the graph: {why}"));
+            }
             return;
         }
         self.net.input_shape = shape;
         self.vals
             .insert(inputs[0].name.clone().unwrap_or_default(), V::Dyn(0));
         for n in &g.node {
-            if let Err(e) = self.node(n) {
-                let op = n.op_type.as_deref().unwrap_or("?");
-                self.problems.push(format!(
+            let op = n.op_type.as_deref().unwrap_or("?");
+            if let Some(name) = n.name.as_deref() {
+                self.onnx_ops.insert(name.to_string(), op.to_string());
+            }
+            let after_failure = n
+                .input
+                .iter()
+                .any(|i| matches!(self.vals.get(i), Some(V::Failed)));
+            match self.node(n) {
+                // a consequence of an earlier refusal, unless the operator itself is unknown
+                Err(e) if after_failure && (e != UNSUPPORTED || is_supported(op)) => {}
+                Err(e) => self.problems.push(format!(
                     "node {} ({op}, opset {}): {e}",
                     n.name.as_deref().unwrap_or("?"),
                     self.opset
-                ));
-                // keep going so that every offending node is reported
-                for o in &n.output {
-                    self.vals.insert(o.clone(), V::Dyn(0));
-                }
+                )),
+                Ok(()) => continue,
+            }
+            // keep going so that every offending node is reported
+            for o in &n.output {
+                self.vals.insert(o.clone(), V::Failed);
             }
         }
         if self.problems.is_empty() {
@@ -437,7 +497,22 @@ impl Importer {
             V::Dyn(self.push(&name, Op::Act(a), vec![x], s))
         } else {
             match op {
-                "Identity" | "Dropout" => self.input(n, 0)?,
+                "Identity" => self.input(n, 0)?,
+                "Dropout" => {
+                    // inputs: data, ratio (default 0.5), training_mode (default false)
+                    let training = n.input.get(2).is_some_and(|s| !s.is_empty())
+                        && self.konst(n, 2)?.data.iter().any(|v| *v != 0.0);
+                    let ratio = match n.input.get(1).filter(|s| !s.is_empty()) {
+                        Some(_) => self.konst(n, 1)?.data.first().copied().unwrap_or(0.5),
+                        None => 0.5,
+                    };
+                    if training && ratio != 0.0 {
+                        return Err(format!(
+                            "training_mode = true with ratio {ratio}: it drops at random (export the model after model.eval())"
+                        ));
+                    }
+                    self.input(n, 0)?
+                }
                 "Gemm" => V::Dyn(self.gemm(n, &name)?),
                 "MatMul" => V::Dyn(self.matmul(n, &name)?),
                 "Conv" => V::Dyn(self.conv(n, &name)?),
@@ -548,8 +623,12 @@ impl Importer {
                 }
                 "Greater" | "Less" => {
                     let x = self.dynamic(n, 0)?;
-                    self.konst(n, 1)?;
-                    V::Cond(x)
+                    let t = self.konst(n, 1)?.data;
+                    V::Cond {
+                        x,
+                        above: op == "Greater",
+                        t,
+                    }
                 }
                 "Where" => self.where_softplus(n)?,
                 "Softmax" => {
@@ -561,7 +640,7 @@ impl Importer {
                     }
                     V::Dyn(self.push(&name, Op::Softmax, vec![x], s))
                 }
-                _ => return Err("unsupported operator".into()),
+                _ => return Err(UNSUPPORTED.into()),
             }
         };
         self.vals.insert(out, v);
@@ -889,21 +968,28 @@ impl Importer {
         }))
     }
 
-    /// `Where(x > t, x, softplus(x))`, PyTorch's softplus threshold: softplus itself
-    /// (the engine's softplus is exact on its identity tail).
+    /// `Where(x > t, x, softplus(x))` or `Where(x < t, softplus(x), x)`, PyTorch's
+    /// softplus threshold: softplus itself (the engine's softplus is exact on its
+    /// identity tail), when `t` is at least 12 (there softplus(t) - t < 2^-16).
     fn where_softplus(&mut self, n: &pb::NodeProto) -> Result<V, String> {
         let (c, a, b) = (self.input(n, 0)?, self.input(n, 1)?, self.input(n, 2)?);
-        if let (V::Cond(x), V::Dyn(a), V::Dyn(b)) = (c, a, b) {
+        if let (V::Cond { x, above, t }, V::Dyn(a), V::Dyn(b)) = (c, a, b) {
             let is_softplus_of = |v: ValueId, of: ValueId| {
                 v > 0
                     && matches!(self.net.nodes[v - 1].op, Op::Act(Activation::Softplus))
                     && self.net.nodes[v - 1].inputs[0] == of
             };
-            if a == x && is_softplus_of(b, x) {
-                return Ok(V::Dyn(b));
+            let (identity, soft) = if above { (a, b) } else { (b, a) };
+            if identity == x && is_softplus_of(soft, x) {
+                return match t.as_slice() {
+                    [t] if *t >= 12.0 => Ok(V::Dyn(soft)),
+                    t => Err(format!(
+                        "softplus threshold {t:?}: below 12 the identity branch differs from softplus"
+                    )),
+                };
             }
         }
-        Err("Where is supported only as softplus's threshold: Where(x > t, x, Softplus(x))".into())
+        Err("Where is supported only as softplus's threshold: Where(x > t, x, Softplus(x)) or Where(x < t, Softplus(x), x)".into())
     }
 }
 
@@ -924,6 +1010,28 @@ fn input_dims(v: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
             })
             .collect(),
     )
+}
+
+/// A value's declared shape as text: sizes, symbolic names, `?` for unknown.
+fn dims_text(v: &pb::ValueInfoProto) -> String {
+    use pb::tensor_shape_proto::dimension::Value as Dv;
+    use pb::type_proto::Value as Tv;
+    let Some(Tv::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return "not a tensor".into();
+    };
+    let Some(shape) = t.shape.as_ref() else {
+        return "no shape".into();
+    };
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dv::DimValue(x)) => x.to_string(),
+            Some(Dv::DimParam(p)) if !p.is_empty() => p.clone(),
+            _ => "?".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn transpose(w: &[f64], rows: usize, cols: usize) -> Vec<f64> {
