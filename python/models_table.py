@@ -29,8 +29,22 @@ def secure_results():
     return out
 
 
+def refusals():
+    """Models whose `cryptmed eval` failed: the error line it printed (bench-out/eval/NAME.err)."""
+    out = {}
+    for f in glob.glob(os.path.join(ROOT, "bench-out", "eval", "*.err")):
+        name = os.path.basename(f)[:-4]
+        if os.path.exists(f[:-4] + ".json"):
+            continue
+        errors = [l.strip() for l in open(f) if l.lower().startswith("error")]
+        if errors:
+            out[name] = errors[0]
+    return out
+
+
 def main():
     sec = secure_results()
+    refused = refusals()
     rows = []
     for card in sorted(glob.glob(os.path.join(ROOT, "models", "*.json"))):
         c = json.load(open(card))
@@ -40,15 +54,18 @@ def main():
     lines = [
         "# Models",
         "",
-        "Trained by `python/train.py` (PyTorch, deterministic seeds, 2 threads) on the real data sets that",
-        "`scripts/prepare_data.py` prepares, exported by PyTorch's TorchScript exporter at opset 17.",
+        "Trained by `python/train.py` (PyTorch, deterministic seeds, 2 threads; the MNIST `-approx` models and",
+        "the Fashion-MNIST model with `--threads 1`) on the real data sets that `scripts/prepare_data.py`",
+        "prepares, exported by PyTorch's TorchScript exporter at opset 17.",
         "Medical models standardise inside the graph (Sub/Div constants) and carry their class names in the",
         "ONNX metadata (`class_names`). `-approx` models were trained with the secure engine's own smooth",
         "functions (`python/cryptmed_approx.py`) and exported with the standard operators.",
         "",
         "Secure columns: `cryptmed eval --model MODEL --data DATASET --json` over the full test split",
         "(label output, secure argmax; bytes are online bytes per record, both directions, batch 8 for the",
-        "medical sets and 16 for MNIST; rounds are per batch).",
+        "medical sets and 16 for MNIST and Fashion-MNIST; rounds are per batch). The plaintext column is",
+        "PyTorch's float32 test accuracy from the model's card; agreement is between the secure result and",
+        "`cryptmed eval`'s f64 reference evaluation of the same file.",
         "",
         "| model | data set | architecture | activation | plaintext acc. | secure acc. | agreement | test records | online bytes/record | rounds |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -56,13 +73,21 @@ def main():
     for ds, arch, act, name, acc, s in rows:
         if s:
             lines.append(f"| `{name}.onnx` | {ds} | {arch} | {act} | {acc:.4f} | {s['secure']:.4f} | {s['agreement']:.4f} | {s['records']} | {s['bytes']} | {s['rounds']} |")
+        elif name in refused:
+            lines.append(f"| `{name}.onnx` | {ds} | {arch} | {act} | {acc:.4f} | eval refused (below) | — | — | — | — |")
         else:
             lines.append(f"| `{name}.onnx` | {ds} | {arch} | {act} | {acc:.4f} | — | — | — | — | — |")
+    if any(r[3] in refused for r in rows):
+        lines += ["", "`cryptmed eval` refused these models' test records:", ""]
+        lines += [f"- `{r[3]}`: {refused[r[3]]}" for r in rows if r[3] in refused]
     lines += [
         "",
         "Regenerate: `python3 scripts/prepare_data.py && python3 python/train.py medical && cargo run --release -p cryptmed -- approx --export approx.json",
-        "&& python3 python/train.py medical --secure-approx approx.json && python3 python/train.py mnist --acts sigmoid tanh softplus elu silu gelu`;",
-        "then the secure columns with `cryptmed eval` per model and `python3 python/models_table.py`.",
+        "&& python3 python/train.py medical --secure-approx approx.json && python3 python/train.py mnist --acts sigmoid tanh softplus elu silu gelu",
+        "&& python3 python/train.py mnist --only --acts sigmoid tanh softplus elu silu gelu --secure-approx approx.json --threads 1",
+        "&& python3 python/train.py fashion-mnist --threads 1`;",
+        "then the secure columns with `cryptmed eval --model models/M.onnx --data DATASET --batch B --json > bench-out/eval/M.json`",
+        "per model (B = 8 for the medical sets, 16 for MNIST and Fashion-MNIST) and `python3 python/models_table.py`.",
         "The accuracies of the diabetes models (63-72%) are those of a small MLP trained for 150 epochs without tuning; they are",
         "reported as measured.",
         "",

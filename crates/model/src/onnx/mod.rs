@@ -161,11 +161,18 @@ struct Ct {
 enum V {
     Const(Ct),
     Dyn(ValueId),
-    /// `value > threshold` (or `<`): only meaningful inside the softplus `Where` pattern.
-    Cond(ValueId),
-    /// The output of a node that was refused: its readers are not reported again.
+    /// `x > t` (`above`) or `x < t`: only meaningful inside the softplus `Where` pattern.
+    Cond {
+        x: ValueId,
+        above: bool,
+        t: Vec<f64>,
+    },
+    /// The output of a node that was refused: its consumers are not reported again.
     Failed,
 }
+
+/// The error of a node whose operator the importer does not know.
+const UNSUPPORTED: &str = "unsupported operator";
 
 /// The error of a node that reads the output of a refused node (not reported: the cause is).
 const FAILED_INPUT: &str = "reads the output of a refused node";
@@ -261,6 +268,15 @@ fn tensor(t: &pb::TensorProto, dir: Option<&Path>) -> Result<Ct, String> {
             raw.chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
                 .collect()
+        }
+    } else if dt == D::Bool as i32 {
+        if raw.is_empty() {
+            t.int32_data
+                .iter()
+                .map(|v| f64::from(u8::from(*v != 0)))
+                .collect()
+        } else {
+            raw.iter().map(|v| f64::from(u8::from(*v != 0))).collect()
         }
     } else if dt == D::Int32 as i32 {
         if raw.is_empty() {
@@ -362,11 +378,27 @@ impl Importer {
             None => vec![],
         };
         if shape.is_empty() || shape.contains(&0) {
-            self.problems.push(format!(
-                "input {}: its shape {:?} cannot be resolved (only the batch axis may be symbolic)",
-                inputs[0].name.as_deref().unwrap_or("?"),
-                dims
-            ));
+            let input = inputs[0].name.as_deref().unwrap_or("?");
+            let why = format!(
+                "its input {input} has the shape [{}], which cannot be resolved (only the batch axis may be symbolic; export with fixed sizes)",
+                dims_text(inputs[0])
+            );
+            let readers: Vec<&pb::NodeProto> = g
+                .node
+                .iter()
+                .filter(|n| n.input.iter().any(|i| i == input))
+                .collect();
+            for n in &readers {
+                self.problems.push(format!(
+                    "node {} ({}, opset {}): {why}",
+                    n.name.as_deref().unwrap_or("?"),
+                    n.op_type.as_deref().unwrap_or("?"),
+                    self.opset
+                ));
+            }
+            if readers.is_empty() {
+                self.problems.push(format!("the graph: {why}"));
+            }
             return;
         }
         if let Err(m) = validate::check_shape(&shape) {
@@ -553,7 +585,22 @@ impl Importer {
             V::Dyn(self.push(&name, Op::Act(a), vec![x], s)?)
         } else {
             match op {
-                "Identity" | "Dropout" => self.input(n, 0)?,
+                "Identity" => self.input(n, 0)?,
+                "Dropout" => {
+                    // inputs: data, ratio (default 0.5), training_mode (default false)
+                    let training = n.input.get(2).is_some_and(|s| !s.is_empty())
+                        && self.konst(n, 2)?.data.iter().any(|v| *v != 0.0);
+                    let ratio = match n.input.get(1).filter(|s| !s.is_empty()) {
+                        Some(_) => self.konst(n, 1)?.data.first().copied().unwrap_or(0.5),
+                        None => 0.5,
+                    };
+                    if training && ratio != 0.0 {
+                        return Err(format!(
+                            "training_mode = true with ratio {ratio}: it drops at random (export the model after model.eval())"
+                        ));
+                    }
+                    self.input(n, 0)?
+                }
                 "Gemm" => V::Dyn(self.gemm(n, &name)?),
                 "MatMul" => V::Dyn(self.matmul(n, &name)?),
                 "Conv" => V::Dyn(self.conv(n, &name)?),
@@ -672,8 +719,12 @@ impl Importer {
                 }
                 "Greater" | "Less" => {
                     let x = self.dynamic(n, 0)?;
-                    self.konst(n, 1)?;
-                    V::Cond(x)
+                    let t = self.konst(n, 1)?.data;
+                    V::Cond {
+                        x,
+                        above: op == "Greater",
+                        t,
+                    }
                 }
                 "Where" => self.where_softplus(n)?,
                 "Softmax" => {
@@ -685,7 +736,7 @@ impl Importer {
                     }
                     V::Dyn(self.push(&name, Op::Softmax, vec![x], s)?)
                 }
-                _ => return Err("unsupported operator".into()),
+                _ => return Err(UNSUPPORTED.into()),
             }
         };
         self.vals.insert(out, v);
@@ -1018,21 +1069,28 @@ impl Importer {
         }))
     }
 
-    /// `Where(x > t, x, softplus(x))`, PyTorch's softplus threshold: softplus itself
-    /// (the engine's softplus is exact on its identity tail).
+    /// `Where(x > t, x, softplus(x))` or `Where(x < t, softplus(x), x)`, PyTorch's
+    /// softplus threshold: softplus itself (the engine's softplus is exact on its
+    /// identity tail), when `t` is at least 12 (there softplus(t) - t < 2^-16).
     fn where_softplus(&mut self, n: &pb::NodeProto) -> Result<V, String> {
         let (c, a, b) = (self.input(n, 0)?, self.input(n, 1)?, self.input(n, 2)?);
-        if let (V::Cond(x), V::Dyn(a), V::Dyn(b)) = (c, a, b) {
+        if let (V::Cond { x, above, t }, V::Dyn(a), V::Dyn(b)) = (c, a, b) {
             let is_softplus_of = |v: ValueId, of: ValueId| {
                 v > 0
                     && matches!(self.net.nodes[v - 1].op, Op::Act(Activation::Softplus))
                     && self.net.nodes[v - 1].inputs[0] == of
             };
-            if a == x && is_softplus_of(b, x) {
-                return Ok(V::Dyn(b));
+            let (identity, soft) = if above { (a, b) } else { (b, a) };
+            if identity == x && is_softplus_of(soft, x) {
+                return match t.as_slice() {
+                    [t] if *t >= 12.0 => Ok(V::Dyn(soft)),
+                    t => Err(format!(
+                        "softplus threshold {t:?}: below 12 the identity branch differs from softplus"
+                    )),
+                };
             }
         }
-        Err("Where is supported only as softplus's threshold: Where(x > t, x, Softplus(x))".into())
+        Err("Where is supported only as softplus's threshold: Where(x > t, x, Softplus(x)) or Where(x < t, Softplus(x), x)".into())
     }
 }
 
@@ -1053,6 +1111,28 @@ fn input_dims(v: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
             })
             .collect(),
     )
+}
+
+/// A value's declared shape as text: sizes, symbolic names, `?` for unknown.
+fn dims_text(v: &pb::ValueInfoProto) -> String {
+    use pb::tensor_shape_proto::dimension::Value as Dv;
+    use pb::type_proto::Value as Tv;
+    let Some(Tv::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return "not a tensor".into();
+    };
+    let Some(shape) = t.shape.as_ref() else {
+        return "no shape".into();
+    };
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dv::DimValue(x)) => x.to_string(),
+            Some(Dv::DimParam(p)) if !p.is_empty() => p.clone(),
+            _ => "?".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn transpose(w: &[f64], rows: usize, cols: usize) -> Vec<f64> {

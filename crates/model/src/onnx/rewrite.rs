@@ -9,11 +9,31 @@ pub(super) fn simplify(net: &mut Network) {
     prune(net);
 }
 
+/// Which values the output depends on (a rewrite leaves dead nodes behind until [`prune`]).
+fn live(net: &Network) -> Vec<bool> {
+    let n = net.nodes.len();
+    let mut live = vec![false; n + 1];
+    live[n] = true;
+    for v in (1..=n).rev() {
+        if live[v] {
+            for x in &net.nodes[v - 1].inputs {
+                live[*x] = true;
+            }
+        }
+    }
+    live
+}
+
+/// How many live nodes read each value (dead readers must not block a fold).
 fn consumers(net: &Network) -> Vec<usize> {
-    let mut c = vec![0; net.nodes.len() + 1];
-    for n in &net.nodes {
-        for i in &n.inputs {
-            c[*i] += 1;
+    let n = net.nodes.len();
+    let live = live(net);
+    let mut c = vec![0; n + 1];
+    for (k, node) in net.nodes.iter().enumerate() {
+        if live[k + 1] {
+            for i in &node.inputs {
+                c[*i] += 1;
+            }
         }
     }
     if let Some(last) = c.last_mut() {
@@ -29,10 +49,14 @@ fn is_affine(op: &Op, scale: f64, shift: f64) -> bool {
 /// `Affine(Dense|Conv(x))` with the linear output used once: scale the weights, adjust the bias.
 fn fold_affine(net: &mut Network) -> bool {
     let c = consumers(net);
+    let live = live(net);
     for i in 0..net.nodes.len() {
         let Op::Affine { scale, shift } = net.nodes[i].op.clone() else {
             continue;
         };
+        if !live[i + 1] {
+            continue;
+        }
         let src = net.nodes[i].inputs[0];
         if src == 0 || c[src] != 1 {
             continue;
@@ -68,6 +92,7 @@ fn fold_affine(net: &mut Network) -> bool {
 /// `Affine(Affine(x))` with the inner one used once -> one affine map (exact).
 fn merge_affine(net: &mut Network) -> bool {
     let c = consumers(net);
+    let live = live(net);
     for i in 0..net.nodes.len() {
         let Op::Affine {
             scale: s2,
@@ -76,6 +101,9 @@ fn merge_affine(net: &mut Network) -> bool {
         else {
             continue;
         };
+        if !live[i + 1] {
+            continue;
+        }
         let src = net.nodes[i].inputs[0];
         if src == 0 || c[src] != 1 {
             continue;
