@@ -1,7 +1,7 @@
 //! Every committed model runs securely on its own committed test data:
 //! `cryptmed eval` (dealer and both parties in one process) on each
 //! `models/*.onnx`, the medical models on their full test splits in
-//! `testdata/`, the MNIST models on `testdata/mnist_test_200.csv`. Every
+//! `testdata/`, the MNIST and Fashion-MNIST models on the 200-image subsets. Every
 //! record must be accepted (the per-column input limits must admit the
 //! model's own data), secure and plaintext predictions must agree (all of
 //! them for ReLU models, at least 99.5% for smooth ones), and for the
@@ -58,7 +58,7 @@ fn sidecar(name: &str) -> (String, String) {
 /// The committed test data of a data set, and its number of records.
 fn data_file(dataset: &str) -> (String, usize) {
     let file = match dataset {
-        "mnist" => "mnist_test_200.csv".to_string(),
+        "mnist" | "fashion-mnist" => format!("{}_test_200.csv", dataset.replace('-', "_")),
         d => format!("{}_test.csv", d.replace('-', "_")),
     };
     let p = root().join("testdata").join(file);
@@ -137,7 +137,7 @@ fn check_model(name: &str, stated: &Stated) -> Result<(), String> {
     if agreement.is_nan() || agreement < floor {
         errs.push(format!("agreement {agreement} < {floor}"));
     }
-    if dataset != "mnist" {
+    if !dataset.ends_with("mnist") {
         // The README rounds to 4 decimals, on these very records.
         if stated.records != count {
             errs.push(format!(
