@@ -240,7 +240,6 @@ fn lower_bound(model: &Model) -> (u64, u64) {
         if matches!(
             s.kind,
             StepKind::Relu { .. }
-                | StepKind::LeakyRelu { .. }
                 | StepKind::MaxPool { .. }
                 | StepKind::Smooth { .. }
         ) {
