@@ -252,40 +252,101 @@ proptest! {
     }
 }
 
-/// The Python module (python/cryptmed_approx.py, used for training) computes
-/// the same functions: its committed outputs on a grid equal `eval_f64`.
-/// Regenerate after a table change with
-/// `cryptmed approx --export approx.json && python3 python/cryptmed_approx.py --grid approx.json > python/approx_grid.json`.
-#[test]
-fn python_module_agrees_on_a_grid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/approx_grid.json");
-    let grid: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+/// The table function of an exported entry (name and optional alpha).
+fn function_named(name: &str, alpha: Option<f64>) -> Function {
+    match (name, alpha) {
+        ("elu", Some(alpha)) => Function::Elu { alpha },
+        _ => Function::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("the grid has an unknown function {name}")),
+    }
+}
+
+/// Checks a grid (`[{function, alpha, x, y}]`) from the Python module against
+/// the Rust evaluation of the same tables; returns the points checked.
+fn check_python_grid(grid: &serde_json::Value, what: &str) -> usize {
     let mut checked = 0;
-    for func in Function::ALL {
+    let entries = grid.as_array().unwrap_or_else(|| panic!("{what}: not a list of tables"));
+    for e in entries {
+        let func = function_named(e["function"].as_str().unwrap(), e["alpha"].as_f64());
         let t = table(func, Precision::Accurate, F).unwrap();
-        let g = &grid[func.name()];
-        let (xs, ys) = (g["x"].as_array().unwrap(), g["y"].as_array().unwrap());
+        let so = (2f64).powi(t.out_frac_bits as i32);
+        let (xs, ys) = (e["x"].as_array().unwrap(), e["y"].as_array().unwrap());
         for (x, y) in xs.iter().zip(ys) {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             let rust = t.eval_f64(x);
             assert!(
                 (rust - y).abs() <= 1e-9 * (1.0 + y.abs()),
-                "{}({x}): python {y}, rust {rust}",
+                "{what}: {}({x}): python {y}, rust {rust}",
                 func.name()
             );
             // and both are within two units of the fixed-point twin
-            let twin = t.eval_fixed((x * 65536.0).floor() as i64) as f64 / 65536.0;
+            let twin = t.eval_fixed((x * 65536.0).floor() as i64) as f64 / so;
             if x.abs() < 1e5 {
                 assert!(
                     (twin - y).abs()
-                        <= 2.0 / 65536.0 + 1e-3 * y.abs().max(0.0) * f64::from(func.is_relative()),
-                    "{}({x}): twin {twin}, python {y}",
+                        <= 2.0 / 65536.0 + 1e-3 * y.abs() * f64::from(func.is_relative()),
+                    "{what}: {}({x}): twin {twin}, python {y}",
                     func.name()
                 );
             }
             checked += 1;
         }
     }
+    checked
+}
+
+/// The committed grid (python/approx_grid.json) still matches the tables.
+/// Regenerate after a table change with
+/// `cryptmed approx --export approx.json --elu-alpha 0.5 --elu-alpha 2.5 && python3 python/cryptmed_approx.py --grid approx.json > python/approx_grid.json`.
+#[test]
+fn committed_python_grid_matches() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/approx_grid.json");
+    let grid: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let checked = check_python_grid(&grid, "python/approx_grid.json");
+    assert!(checked > 3000, "only {checked} grid points");
+}
+
+/// The Python module itself (python/cryptmed_approx.py, with numpy: the same
+/// code path training runs with torch) on freshly exported tables, SELU and
+/// ELU at other alphas included, agrees with the Rust twin.
+#[test]
+fn python_module_agrees_on_a_grid() {
+    let dir = std::env::temp_dir().join(format!("cryptmed-approx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let export = dir.join("approx.json");
+    std::fs::write(
+        &export,
+        cryptmed_approx::export_json(Precision::Accurate, F, &[0.5, 2.5]).unwrap(),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/cryptmed_approx.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("--grid")
+        .arg(&export)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test runs python/cryptmed_approx.py and needs `python3` on the PATH (with numpy): {e}")
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'numpy'"),
+        "python/cryptmed_approx.py needs numpy: `python3 -m pip install numpy` ({stderr})"
+    );
+    assert!(out.status.success(), "python/cryptmed_approx.py --grid failed: {stderr}");
+    let grid: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("python/cryptmed_approx.py --grid printed no JSON grid: {e}"));
+    let names: Vec<&str> = grid
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["function"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"selu") && names.iter().filter(|n| **n == "elu").count() == 3);
+    let checked = check_python_grid(&grid, "python/cryptmed_approx.py");
     assert!(checked > 3000, "only {checked} grid points");
 }
