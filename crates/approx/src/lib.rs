@@ -242,11 +242,7 @@ impl Function {
 pub fn reference(func: Function, x: f64) -> f64 {
     let sigmoid = |x: f64| 1.0 / (1.0 + libm::exp(-x));
     let elu = |alpha: f64, x: f64| {
-        if x > 0.0 {
-            x
-        } else {
-            alpha * libm::expm1(x)
-        }
+        if x > 0.0 { x } else { alpha * libm::expm1(x) }
     };
     match func {
         Function::Sigmoid => sigmoid(x),
@@ -291,7 +287,9 @@ fn check_params(func: Function, frac_bits: u32) -> Result<(), ApproxError> {
         Function::Elu { alpha } if !(alpha.is_finite() && alpha > 0.0 && alpha <= 4.0) => Err(
             ApproxError::Parameter(format!("ELU alpha {alpha} (use 0 < alpha <= 4)")),
         ),
-        Function::LeakyRelu { alpha } if !(alpha.is_finite() && alpha.abs() <= (1 << 20) as f64) => {
+        Function::LeakyRelu { alpha }
+            if !(alpha.is_finite() && alpha.abs() <= (1 << 20) as f64) =>
+        {
             Err(ApproxError::Parameter(format!(
                 "leaky ReLU alpha {alpha} (use a finite alpha with |alpha| <= 2^20)"
             )))

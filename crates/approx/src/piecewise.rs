@@ -235,8 +235,7 @@ impl Piecewise {
                     o = self.out_frac_bits
                 ));
             }
-            if p.slope_frac > SLOPE_BITS || (p.fractional() && p.slope.unsigned_abs() > 1 << 62)
-            {
+            if p.slope_frac > SLOPE_BITS || (p.fractional() && p.slope.unsigned_abs() > 1 << 62) {
                 return Err(format!(
                     "piece {j}: fixed-point slope {} at {} bits is out of range",
                     p.slope, p.slope_frac

@@ -189,7 +189,12 @@ mod tests {
             );
             assert_eq!(h.half.validate(), Ok(()));
             if h.symmetry != Symmetry::Shift {
-                assert!(h.half.pieces.iter().all(|p| !p.coeffs.is_empty() && p.slope == 0));
+                assert!(
+                    h.half
+                        .pieces
+                        .iter()
+                        .all(|p| !p.coeffs.is_empty() && p.slope == 0)
+                );
                 assert_eq!(h.half.scales().len(), 1, "{}", func.name());
             }
         }

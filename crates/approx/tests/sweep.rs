@@ -128,8 +128,19 @@ fn symmetric_tables_meet_the_same_bounds() {
             };
             let mut xs = inputs(&h.half);
             xs.extend(xs.iter().map(|x| -x).collect::<Vec<_>>());
-            headroom(func, &h.half, &xs.iter().map(|x| x.abs()).collect::<Vec<_>>());
-            let (e, at) = worst(func, p, &xs, &|x| h.eval_fixed(x), h.half.out_frac_bits, &[-1, 0, 1]);
+            headroom(
+                func,
+                &h.half,
+                &xs.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+            );
+            let (e, at) = worst(
+                func,
+                p,
+                &xs,
+                &|x| h.eval_fixed(x),
+                h.half.out_frac_bits,
+                &[-1, 0, 1],
+            );
             println!(
                 "{:<11} {:?} symmetric: {:>3} breakpoints, max error {:.2e} at {:.4}",
                 func.name(),
@@ -181,8 +192,13 @@ fn shifted_inputs_agree_with_the_truncated_twin() {
                 let got = t.eval_shifted(y, k, false);
                 if p.fractional() {
                     // floor(slope y / 2^(slope_frac + k)), the slope rounded at 62 bits: within a unit.
-                    let exact = ((p.slope as i128 * y as i128) >> (p.slope_frac + k)) as i64 + p.offset;
-                    assert!((got - exact).abs() <= 1, "{} k={k} y={y}: {got} vs {exact}", func.name());
+                    let exact =
+                        ((p.slope as i128 * y as i128) >> (p.slope_frac + k)) as i64 + p.offset;
+                    assert!(
+                        (got - exact).abs() <= 1,
+                        "{} k={k} y={y}: {got} vs {exact}",
+                        func.name()
+                    );
                 } else {
                     assert_eq!(got, t.eval_fixed(x), "{} k={k} y={y}", func.name());
                 }
@@ -199,7 +215,12 @@ fn shifted_inputs_agree_with_the_truncated_twin() {
                 } else {
                     single.eval_fixed(x + 1)
                 };
-                assert_eq!(t.eval_shifted(y, k, true), want_up, "{} k={k} y={y}", func.name());
+                assert_eq!(
+                    t.eval_shifted(y, k, true),
+                    want_up,
+                    "{} k={k} y={y}",
+                    func.name()
+                );
             }
         }
     }
@@ -267,7 +288,9 @@ fn function_named(name: &str, alpha: Option<f64>) -> Function {
 /// the Rust evaluation of the same tables; returns the points checked.
 fn check_python_grid(grid: &serde_json::Value, what: &str) -> usize {
     let mut checked = 0;
-    let entries = grid.as_array().unwrap_or_else(|| panic!("{what}: not a list of tables"));
+    let entries = grid
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: not a list of tables"));
     for e in entries {
         let func = function_named(e["function"].as_str().unwrap(), e["alpha"].as_f64());
         let t = table(func, Precision::Accurate, F).unwrap();
@@ -322,7 +345,10 @@ fn python_module_agrees_on_a_grid() {
         cryptmed_approx::export_json(Precision::Accurate, F, &[0.5, 2.5]).unwrap(),
     )
     .unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/cryptmed_approx.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../python/cryptmed_approx.py"
+    );
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg("--grid")
@@ -337,7 +363,10 @@ fn python_module_agrees_on_a_grid() {
         !stderr.contains("No module named 'numpy'"),
         "python/cryptmed_approx.py needs numpy: `python3 -m pip install numpy` ({stderr})"
     );
-    assert!(out.status.success(), "python/cryptmed_approx.py --grid failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "python/cryptmed_approx.py --grid failed: {stderr}"
+    );
     let grid: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("python/cryptmed_approx.py --grid printed no JSON grid: {e}"));
     let names: Vec<&str> = grid

@@ -176,7 +176,14 @@ impl Totals {
         self.seconds += run.seconds;
     }
 
-    fn result(self, op: &str, cfg: &OpConfig, method: SmoothMethod, bound: f64, sweep: String) -> OpResult {
+    fn result(
+        self,
+        op: &str,
+        cfg: &OpConfig,
+        method: SmoothMethod,
+        bound: f64,
+        sweep: String,
+    ) -> OpResult {
         let n = self.elements.max(1) as f64;
         OpResult {
             op: op.into(),
@@ -234,9 +241,12 @@ fn whole_range(f: u32, seed: u64, random: usize) -> Vec<i64> {
         xs.extend([p, p - 1, p + 1, -p, -p + 1, -p - 1]);
     }
     let mut prg = Prg::new(&Seed::from_u64(seed), 5);
-    xs.extend(prg.elems(random).iter().enumerate().map(|(i, v)| {
-        ((*v as i64) >> (f + 2 + (i as u32 % 40))).clamp(-lim, lim)
-    }));
+    xs.extend(
+        prg.elems(random)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((*v as i64) >> (f + 2 + (i as u32 % 40))).clamp(-lim, lim)),
+    );
     xs
 }
 
@@ -460,7 +470,9 @@ fn smooth_op(name: &str, func: Function, cfg: &OpConfig) -> Result<OpResult, OpE
 fn relu_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
     let fp = FixedPoint::default();
     let f = fp.frac_bits();
-    let mut xs: Vec<i64> = (-(2i64 << f)..=(2 << f)).step_by(cfg.stride.max(1) as usize).collect();
+    let mut xs: Vec<i64> = (-(2i64 << f)..=(2 << f))
+        .step_by(cfg.stride.max(1) as usize)
+        .collect();
     let range = whole_range(f, 1, 4096);
     xs.extend(&range);
     let ys = to_fine(&xs, f, 4);
@@ -512,7 +524,8 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
         source,
     };
     let exp = cryptmed_approx::table(Function::Exp, cfg.precision, f).map_err(table_err)?;
-    let recip = cryptmed_approx::table(Function::Reciprocal, cfg.precision, f).map_err(table_err)?;
+    let recip =
+        cryptmed_approx::table(Function::Reciprocal, cfg.precision, f).map_err(table_err)?;
     let t = softmax::Tables {
         exp: &exp,
         reciprocal: &recip,
@@ -534,12 +547,12 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
                 })
                 .collect();
             match i % 4 {
-                1 => row[3] = row[7],                  // a tie
+                1 => row[3] = row[7], // a tie
                 2 => {
                     let v = row[0];
                     row.fill(v); // all equal
                 }
-                3 => row[i % classes] = lim,            // one huge against the rest
+                3 => row[i % classes] = lim, // one huge against the rest
                 _ => {}
             }
             rows.push(row);
@@ -564,7 +577,11 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
             op: "softmax".into(),
             source,
         })?;
-        tot.add_run(&run, chunk.len(), &softmax::trace(&cmp, batch, classes, shift, &t));
+        tot.add_run(
+            &run,
+            chunk.len(),
+            &softmax::trace(&cmp, batch, classes, shift, &t),
+        );
         for (row, g) in chunk.chunks(classes).zip(run.sum.chunks(classes)) {
             let row: Vec<f64> = row.iter().map(|v| *v as f64 / scale).collect();
             let m = row.iter().copied().fold(f64::MIN, f64::max);
@@ -587,7 +604,13 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
         rows.len(),
         2 * f
     );
-    Ok(tot.result("softmax", cfg, SmoothMethod::Direct, SOFTMAX_REL_BOUND, sweep))
+    Ok(tot.result(
+        "softmax",
+        cfg,
+        SmoothMethod::Direct,
+        SOFTMAX_REL_BOUND,
+        sweep,
+    ))
 }
 
 /// Softmax's stated bound: `|p - p_true| <= SOFTMAX_REL_BOUND p_true + SOFTMAX_ABS_BOUND`.
@@ -604,7 +627,10 @@ mod tests {
         let e = run("swish", &OpConfig::default()).unwrap_err();
         let m = e.to_string();
         assert!(matches!(e, OpError::Unknown(_)), "{e:?}");
-        assert!(m.contains("unknown operation `swish` for `bench --op`") && m.contains("softmax"), "{m}");
+        assert!(
+            m.contains("unknown operation `swish` for `bench --op`") && m.contains("softmax"),
+            "{m}"
+        );
         assert!(!m.contains("network"), "{m}");
     }
 

@@ -7,8 +7,7 @@ use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
 use cryptmed_prep::{Dealer, PartyPrep, PrepSource};
 use cryptmed_protocols::linear::{self, Holder};
 use cryptmed_protocols::{
-    Comparison, Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, symmetric,
-    trunc,
+    Comparison, Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
 };
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
@@ -265,13 +264,7 @@ fn take_batch<C: Comparison>(
                     shift,
                     symmetric: false,
                     ..
-                } => Material::Smooth(smooth::take(
-                    cmp,
-                    p,
-                    n,
-                    &model.plan.tables[*table],
-                    *shift,
-                )),
+                } => Material::Smooth(smooth::take(cmp, p, n, &model.plan.tables[*table], *shift)),
                 StepKind::Smooth {
                     table,
                     shift,

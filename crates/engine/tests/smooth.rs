@@ -97,7 +97,19 @@ fn run(model: &Model, records: &[Vec<f64>], ulps: f64) -> Vec<Vec<f64>> {
 /// Inputs over the whole range the model accepts (its input limit), with the small ones dense.
 fn sweep(model: &Model, n: usize) -> Vec<f64> {
     let lim = model.input_limit().unwrap();
-    let mut xs = vec![0.0, 1e-3, -1e-3, 0.5, -0.5, 3.0, -3.0, 100.0, -100.0, lim * 0.999, -lim * 0.999];
+    let mut xs = vec![
+        0.0,
+        1e-3,
+        -1e-3,
+        0.5,
+        -0.5,
+        3.0,
+        -3.0,
+        100.0,
+        -100.0,
+        lim * 0.999,
+        -lim * 0.999,
+    ];
     let mut e = 1.0;
     while e < lim && xs.len() < n {
         xs.extend([e * 1.37, -e * 1.37]);
@@ -153,13 +165,22 @@ fn exp_keeps_its_fine_scale_until_a_linear_layer() {
     let model = Model::compile(net.clone(), config(SmoothMethod::Direct)).unwrap();
     assert_eq!(model.plan().output.scale, 36);
     let xs: Vec<f64> = (0..128)
-        .map(|i| if i < 120 { -16.0 + 24.0 * i as f64 / 119.0 } else { -16.5 - i as f64 })
+        .map(|i| {
+            if i < 120 {
+                -16.0 + 24.0 * i as f64 / 119.0
+            } else {
+                -16.5 - i as f64
+            }
+        })
         .collect();
     let got = run(&model, std::slice::from_ref(&xs), 2.0);
     for (x, g) in xs.iter().zip(&got[0]) {
         let want = x.exp();
         if *x >= -16.0 {
-            assert!((g - want).abs() <= 5e-4 * want, "exp({x}) = {g}, want {want}");
+            assert!(
+                (g - want).abs() <= 5e-4 * want,
+                "exp({x}) = {g}, want {want}"
+            );
         } else {
             assert!((g - want).abs() <= (-16f64).exp(), "exp({x}) = {g}");
         }
@@ -179,7 +200,10 @@ fn exp_keeps_its_fine_scale_until_a_linear_layer() {
     let xs: Vec<f64> = (0..16).map(|i| -3.0 + 0.6 * i as f64).collect();
     let got = run(&model, std::slice::from_ref(&xs), 2.0);
     for (x, g) in xs.iter().zip(&got[0]) {
-        assert!((g - x.exp()).abs() <= 5e-4 * x.exp() + 1e-4, "exp({x}) then fc2 = {g}");
+        assert!(
+            (g - x.exp()).abs() <= 5e-4 * x.exp() + 1e-4,
+            "exp({x}) then fc2 = {g}"
+        );
     }
 }
 
@@ -203,15 +227,34 @@ fn symmetric_method_in_networks() {
             .plan()
             .steps
             .iter()
-            .filter(|s| matches!(s.kind, StepKind::Smooth { symmetric: true, .. }))
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    StepKind::Smooth {
+                        symmetric: true,
+                        ..
+                    }
+                )
+            })
             .count() as u64;
         if act.name() == "elu" {
             assert_eq!(symmetric_steps, 0, "ELU has no symmetry: direct");
             assert_eq!(td, ts);
         } else {
             assert_eq!(symmetric_steps, 2, "{}", act.name());
-            assert!(ts.bytes() < td.bytes(), "{}: {} vs {}", act.name(), ts.bytes(), td.bytes());
-            assert_eq!(ts.rounds(), td.rounds() + 6 * symmetric_steps, "{}", act.name());
+            assert!(
+                ts.bytes() < td.bytes(),
+                "{}: {} vs {}",
+                act.name(),
+                ts.bytes(),
+                td.bytes()
+            );
+            assert_eq!(
+                ts.rounds(),
+                td.rounds() + 6 * symmetric_steps,
+                "{}",
+                act.name()
+            );
         }
         let inputs = zoo::random_inputs(&net, 4, 8);
         let got = run(&sym, &inputs, 32.0);
@@ -231,7 +274,11 @@ fn smooth_layers_fuse_their_input_truncation() {
     let net = zoo::medical_mlp(30, 2, Activation::Sigmoid, 1);
     let model = Model::compile(net, config(SmoothMethod::Direct)).unwrap();
     let steps = &model.plan().steps;
-    assert!(!steps.iter().any(|s| matches!(s.kind, StepKind::Trunc { .. })));
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Trunc { .. }))
+    );
     let shifts: Vec<u32> = steps
         .iter()
         .filter_map(|s| match s.kind {

@@ -39,6 +39,30 @@
 //! `(233 + 29 m) B`, `8 n (1 + t_j)` per piece using `t_j` dealer terms, and
 //! `8 n (1 + g)` for the truncation plus `24 n` per group bit.
 //!
+//! Per element at 16 fractional bits (`n` a multiple of 8; asserted by the
+//! tests against the measured traffic; dealer bytes for an input at `f`,
+//! and at `2f` with the truncation fused, as the engine runs a layer after a
+//! linear one; symmetric: [`symmetric`](crate::symmetric), fused):
+//!
+//! | table (accurate / fast) | breakpoints | scales | online bytes | rounds | dealer bytes, `k = 0` / `k = 16` | symmetric: breakpoints, online bytes, rounds, dealer bytes |
+//! |---|---|---|---|---|---|---|
+//! | sigmoid | 17 / 9 | 2 / 2 | 224 / 134 | 7 | 706.75 / 1122.75 ; 421.75 / 645.75 | 10, 172, 13, 514.1 / 5, 115.75, 13, 336 |
+//! | tanh | 17 / 9 | 2 / 2 | 224 / 134 | 7 | 706.75 / 1122.75 ; 421.75 / 645.75 | 8, 149.5, 13, 442.9 / 4, 104.5, 13, 300.4 |
+//! | erf | 11 / 7 | 2 / 2 | 156.5 / 111.5 | 7 | 493 / 765 ; 350.5 / 526.5 | 5, 115.75, 13, 336 / 3, 93.25, 13, 264.75 |
+//! | GELU (erf and tanh forms) | 11 / 5 | 1 / 1 | 156 / 88.5 | 7 | 445 / 725 ; 231.25 / 367.25 | 5, 115.75, 13, 328 / 2, 82, 13, 221.1 |
+//! | SiLU | 17 / 8 | 1 / 1 | 223.5 / 122.25 | 7 | 658.75 / 1082.75 ; 338.1 / 546.1 | 8, 149.5, 13, 434.9 / 4, 104.5, 13, 292.4 |
+//! | softplus | 9 / 5 | 1 / 1 | 133.5 / 88.5 | 7 | 373.75 / 605.75 ; 231.25 / 367.25 | 4, 104.5, 13, 292.4 / 2, 82, 13, 221.1 |
+//! | ELU (alpha 1) | 8 / 5 | 2 / 2 | 122.75 / 89 | 7 | 394.1 / 602.1 ; 287.25 / 423.25 | — |
+//! | SELU | 9 / 5 | 2 / 1 | 134 / 88.5 | 7 | 453.75 / 677.75 ; 255.25 / 383.25 | — |
+//! | exp | 27 / 18 | 9 / 9 | 338.25 / 237 | 7 | 1287 / 1943 ; 966.4 / 1406.4 | — |
+//! | reciprocal | 16 / 10 | 2 / 2 | 212.75 / 145.25 | 7 | 671.1 / 1063.1 ; 457.4 / 705.4 | — |
+//! | leaky ReLU | 1 | 0 | 27.5 | 6 | 88.75 / 112.75 | — |
+//!
+//! Fusing the input truncation saves the stand-alone truncation a smooth
+//! layer used to need inside a network (1 round and 16 bytes online, 16
+//! dealer bytes per element), at the price of twice the dealer's
+//! polynomial terms (the two `Q`s).
+//!
 //! The result equals the twin ([`Piecewise::eval_shifted`] with the input
 //! truncation's round-up `up`) or is one unit above it.
 
@@ -122,7 +146,10 @@ impl Layout {
                         .collect()
                 };
                 if p.fractional() {
-                    let s = slopes.iter().position(|s| *s == p.scaled_slope(k)).unwrap_or(0);
+                    let s = slopes
+                        .iter()
+                        .position(|s| *s == p.scaled_slope(k))
+                        .unwrap_or(0);
                     v.extend([index(Term::R63), index(Term::Frac(s))]);
                 }
                 v
@@ -319,7 +346,10 @@ pub(crate) struct Opened {
 
 impl Opened {
     pub(crate) fn new(c: Vec<Elem>, k: u32) -> Self {
-        let top = c.iter().map(|x| x.wrapping_add(OFFSET) >> 63 == 1).collect();
+        let top = c
+            .iter()
+            .map(|x| x.wrapping_add(OFFSET) >> 63 == 1)
+            .collect();
         let konst = if k > 0 {
             c.iter().map(|x| mask::trunc_form(*x, k).0).collect()
         } else {
@@ -331,7 +361,9 @@ impl Opened {
     /// `x - center` as `a - B` with public `a` (B = `r`, or the `Q` of the element's top bit).
     pub(crate) fn centered(&self, k: u32, center: i64) -> Vec<Elem> {
         let base = if k > 0 { &self.konst } else { &self.c };
-        base.iter().map(|v| v.wrapping_sub(center as Elem)).collect()
+        base.iter()
+            .map(|v| v.wrapping_sub(center as Elem))
+            .collect()
     }
 }
 
@@ -405,11 +437,17 @@ pub(crate) fn eval_parts<C: Comparison>(
             .collect();
         if piece.slope != 0 || piece.offset != 0 {
             let form = affine_form(piece, lay, &opened, &lay.piece_terms[j], &shares);
-            cryptmed_ring::add_assign(&mut out, &select::finish(lead, &e[j], &form, &mat.select[j]));
+            cryptmed_ring::add_assign(
+                &mut out,
+                &select::finish(lead, &e[j], &form, &mat.select[j]),
+            );
         }
         if !piece.coeffs.is_empty() {
             let form = poly_form(piece, lay, &opened, &lay.piece_terms[j], &shares);
-            cryptmed_ring::add_assign(&mut sum, &select::finish(lead, &e[j], &form, &mat.select[j]));
+            cryptmed_ring::add_assign(
+                &mut sum,
+                &select::finish(lead, &e[j], &form, &mat.select[j]),
+            );
         }
     }
     if lay.scales.is_empty() {
@@ -458,8 +496,7 @@ pub(crate) fn indicators(lead: bool, n: usize, below: &[BitVec]) -> Vec<BitVec> 
 
 /// `c2 >> s` (the truncation from one opening) as a linear form in the mask's `r63` and `q`.
 pub(crate) fn trunc_form<'a>(c2: &[Elem], s: u32, r63: &'a [Elem], q: &'a [Elem]) -> Form<'a> {
-    let (konst, alpha): (Vec<Elem>, Vec<Elem>) =
-        c2.iter().map(|c| mask::trunc_form(*c, s)).unzip();
+    let (konst, alpha): (Vec<Elem>, Vec<Elem>) = c2.iter().map(|c| mask::trunc_form(*c, s)).unzip();
     Form {
         constant: konst,
         terms: vec![(alpha, r63), (vec![Elem::MAX; c2.len()], q)],

@@ -144,9 +144,8 @@ pub fn eval<C: Comparison>(
     // x (or x' = y >> k) as a form over the sign's terms: a - B with B = r or the element's Q.
     let x_form = {
         let mut coeffs = vec![vec![0 as Elem; n]; width];
-        for i in 0..n {
-            let slot = usize::from(k > 0 && opened.top[i]);
-            coeffs[slot][i] = Elem::MAX;
+        for (i, top) in opened.top.iter().enumerate() {
+            coeffs[usize::from(k > 0 && *top)][i] = Elem::MAX;
         }
         form(opened.centered(k, 0), coeffs, mat)
     };
@@ -183,7 +182,12 @@ pub fn eval<C: Comparison>(
             let bg = select::finish(lead, &e, &form(konst, coeffs, mat), &mat.sign);
             let bc = if s.symmetry == Symmetry::Complement {
                 let zeros = vec![vec![0 as Elem; n]; width];
-                select::finish(lead, &e, &form(vec![s.total as Elem; n], zeros, mat), &mat.sign)
+                select::finish(
+                    lead,
+                    &e,
+                    &form(vec![s.total as Elem; n], zeros, mat),
+                    &mat.sign,
+                )
             } else {
                 vec![0; n]
             };

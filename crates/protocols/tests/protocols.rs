@@ -84,7 +84,11 @@ fn run_relu(ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
         },
     );
     assert_cost(&run, &relu::trace(&cmp, n), relu::cost(&cmp, n));
-    assert_eq!(run.offline_bytes as u64, relu::offline_bytes(&cmp, n, k), "relu dealer bytes");
+    assert_eq!(
+        run.offline_bytes as u64,
+        relu::offline_bytes(&cmp, n, k),
+        "relu dealer bytes"
+    );
     cryptmed_ring::add(&run.provider, &run.client)
         .into_iter()
         .map(|v| v as i64)
@@ -375,7 +379,11 @@ fn check_maxpool(values: &[i64], sizes: &[usize], seed: u64) {
         },
     );
     assert_cost(&run, &pool::trace(&cmp, sizes), pool::cost(&cmp, sizes));
-    assert_eq!(run.offline_bytes as u64, pool::offline_bytes(&cmp, sizes), "pool dealer bytes");
+    assert_eq!(
+        run.offline_bytes as u64,
+        pool::offline_bytes(&cmp, sizes),
+        "pool dealer bytes"
+    );
     let got = cryptmed_ring::add(&run.provider, &run.client);
     for (w, g) in windows.iter().zip(got) {
         let want = w.iter().map(|i| values[*i]).max().unwrap();

@@ -180,7 +180,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 r.max_abs_error,
                 r.max_rel_error,
                 r.bound,
-                if r.within_bound { "met everywhere" } else { "EXCEEDED" },
+                if r.within_bound {
+                    "met everywhere"
+                } else {
+                    "EXCEEDED"
+                },
                 r.sweep
             );
         }
