@@ -4,8 +4,8 @@
 //! as far as its quantized fit (judged on the fixed-point twin itself, so
 //! coefficient rounding and the final floor are included) stays within the
 //! budget. A piece's polynomial is a least-squares fit on Chebyshev nodes in
-//! the centred variable, its output scale the largest that keeps the sum
-//! below `2^60`.
+//! the centred variable, its polynomial scale the largest that keeps the sum
+//! below `2^60` (and at least the table's output scale).
 
 use crate::piecewise::{Piece, Piecewise};
 
@@ -33,6 +33,11 @@ pub(crate) struct Spec<'a> {
     pub degree: usize,
     /// Breakpoint granularity (a power of two).
     pub grid: f64,
+    /// Fractional bits of the output (at least the input's `f`).
+    pub out: u32,
+    /// Largest polynomial scale (60 keeps every sum below `2^60` whatever the value;
+    /// exp's tiny values need more for their relative precision).
+    pub max_scale: u32,
 }
 
 /// Error of `piece` against `spec.f` on `[a, b)` (fixed-point integers), sampled densely.
@@ -41,17 +46,20 @@ fn piece_error(spec: &Spec<'_>, piece: &Piece, a: i64, b: i64, f: u32) -> f64 {
         breakpoints: vec![],
         pieces: vec![piece.clone()],
         frac_bits: f,
+        out_frac_bits: spec.out,
     };
     let s = (1u64 << f) as f64;
+    let so = (2f64).powi(spec.out as i32);
     let n = 256i64;
     let span = (b - a).max(1);
     let mut worst = 0.0f64;
     for i in 0..=n {
         let x = (a + span * i / n).min(b - 1);
         for x in [x, (x + 1).min(b - 1)] {
-            let got = table.eval_fixed(x) as f64 / s;
+            // The twin and the secure result's possible extra unit.
+            let got = table.eval_fixed(x) as f64 / so;
             let want = (spec.f)(x as f64 / s);
-            let e = (got - want).abs();
+            let e = (got - want).abs().max((got + 1.0 / so - want).abs());
             worst = worst.max(match spec.relative {
                 Some(floor) if want.abs() >= floor => e / want.abs(),
                 Some(floor) => e / floor,
@@ -139,6 +147,7 @@ fn fit_piece(spec: &Spec<'_>, a: i64, b: i64, f: u32) -> Piece {
     let center = ((a + b) / 2) as f64 / s;
     let slope = (spec.slope_at)(center);
     let g = |x: f64| (spec.f)(x) - slope as f64 * x;
+    let o = spec.out;
     // Largest output scale keeping |sum| < 2^60 on the piece; lower the degree if it must.
     let peak = (0..=64)
         .map(|i| g(af + (bf - af) * i as f64 / 64.0).abs())
@@ -146,7 +155,9 @@ fn fit_piece(spec: &Spec<'_>, a: i64, b: i64, f: u32) -> Piece {
         * 1.25;
     // Scales are rounded down to a multiple of 4 so that a table has few
     // distinct scales (one truncation each in the secure protocol).
-    let max_scale = ((60.0 - libm::log2(peak)).floor().clamp(f as f64, 60.0) as u32) / 4 * 4;
+    let cap = spec.max_scale as f64;
+    let max_scale = ((60.0 - libm::log2(peak)).floor().clamp(o as f64, cap) as u32) / 4 * 4;
+    let max_scale = max_scale.max(o);
     let degree = spec.degree.min((max_scale / f) as usize);
     let coeffs = lsq(&g, af, bf, center, degree);
     let scale = max_scale;
@@ -157,14 +168,15 @@ fn fit_piece(spec: &Spec<'_>, a: i64, b: i64, f: u32) -> Piece {
         .collect();
     // Put the rounding offset of the floor in the constant term: floor(v + 1/2) rounds to nearest.
     let mut piece = Piece {
-        slope,
+        slope: slope << (o - f),
+        slope_frac: 0,
         offset: 0,
         center: (center * s).round() as i64,
         coeffs: q,
         scale,
     };
-    if scale > f {
-        piece.coeffs[0] = piece.coeffs[0].wrapping_add(1i64 << (scale - f - 1));
+    if scale > o {
+        piece.coeffs[0] = piece.coeffs[0].wrapping_add(1i64 << (scale - o - 1));
     }
     piece
 }
@@ -209,6 +221,7 @@ pub(crate) fn fit(spec: &Spec<'_>, f: u32) -> Piecewise {
         breakpoints,
         pieces,
         frac_bits: f,
+        out_frac_bits: spec.out,
     }
 }
 

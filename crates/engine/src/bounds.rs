@@ -135,7 +135,6 @@ pub(crate) fn propagate(
 ) -> Vec<(Option<Bound>, u32)> {
     let mut out: Vec<(Option<Bound>, u32)> = vec![(None, 0); plan.value_len.len()];
     out[0] = (Some(input), 0);
-    let f = plan.frac_bits;
     let round = match analysis {
         Analysis::Magnitude => 1.0,
         Analysis::Deviation => 2.0,
@@ -169,15 +168,6 @@ pub(crate) fn propagate(
             StepKind::Relu { shift } | StepKind::Trunc { shift } => {
                 (x.map(|b| shifted(b, *shift)), depth)
             }
-            StepKind::LeakyRelu { shift, alpha } => {
-                // 2^f ReLU(t) + alpha (t - ReLU(t)) moves by at most (2^f + 2|alpha|) |dt|.
-                let g = pow2(f) + 2.0 * (*alpha as i64).unsigned_abs() as f64;
-                (x.map(|b| shifted(b, *shift).scaled(g, 0.0)), depth)
-            }
-            StepKind::Scale { factor } => (
-                x.map(|b| b.scaled((*factor as i64).unsigned_abs() as f64, 0.0)),
-                depth,
-            ),
             StepKind::MaxPool { .. } | StepKind::Alias => (x, depth),
             StepKind::SumPool {
                 windows,

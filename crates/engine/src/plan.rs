@@ -5,8 +5,10 @@
 //! steps only, never weights) is checked before any material is used.
 //!
 //! Scales. Every value carries its number of fractional bits. Inputs are at
-//! `f`; a linear layer adds `f` (weights at `f`); ReLU truncates back to `f`
-//! inside its own opening; max pooling keeps the scale; an average over a
+//! `f`; a linear layer adds `f` (weights at `f`); ReLU and the smooth
+//! functions truncate back to `f` inside their own opening (a smooth output
+//! is at its table's output scale: `f`, or 36 bits for exp, truncated where
+//! a linear layer needs it); max pooling keeps the scale; an average over a
 //! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
 //! additions align scales by exact left shifts. A stand-alone truncation is
 //! inserted only where a linear layer would otherwise exceed `f + 8` bits.
@@ -16,7 +18,7 @@
 //!
 //! **Steps without a protocol** (0 online bytes, 0 rounds): residual add (a
 //! local sum after exact left shifts that align the scales), flatten and
-//! reshape (no step at all), a public scale, and average pooling over a
+//! reshape (no step at all), and average pooling over a
 //! power-of-two window (a local sum, reinterpreted at `+log2(window)` bits).
 //! Average pooling over any other window (or `count_include_pad = false` at
 //! the borders) multiplies the local sum by the public `round(2^f / count)`:
@@ -78,24 +80,18 @@ pub enum StepKind {
         /// Truncation in bits.
         shift: u32,
     },
-    /// Leaky ReLU after truncating by `shift`; the output is at scale `2f`.
-    LeakyRelu {
-        /// Truncation in bits.
-        shift: u32,
-        /// Negative slope at scale `f`.
-        alpha: Elem,
-    },
-    /// A smooth function by its piecewise table (input and output at scale `f`).
+    /// A smooth function (or leaky ReLU) by its piecewise table, the input
+    /// truncated by `shift` bits inside the step's own opening; the output at
+    /// the table's output scale (the input's `f`, or finer for exp).
     Smooth {
-        /// Function name (`sigmoid`, `gelu`, ...).
+        /// Function name (`sigmoid`, `gelu`, `leaky_relu`, ...).
         function: String,
-        /// Index into the plan's tables.
+        /// Index into the plan's tables, or into its half tables when `symmetric`.
         table: usize,
-    },
-    /// Multiplication by a public constant at scale `f` (the scale grows by `f`).
-    Scale {
-        /// The constant at scale `f`.
-        factor: Elem,
+        /// Bits of the input above the table's input scale (fused truncation).
+        shift: u32,
+        /// Evaluated by its symmetry on a half table ([`SmoothMethod::Symmetric`](crate::SmoothMethod)).
+        symmetric: bool,
     },
     /// Max over each window.
     MaxPool {
@@ -140,9 +136,11 @@ impl StepKind {
             StepKind::Linear { .. } => "reusable-mask linear",
             StepKind::Relu { shift: 0 } => "relu (ppa compare + 1-bit select)",
             StepKind::Relu { .. } => "relu + fused truncation",
-            StepKind::LeakyRelu { .. } => "leaky relu (ppa compare + 1-bit select)",
-            StepKind::Smooth { .. } => "piecewise polynomial (ppa compare + selects)",
-            StepKind::Scale { .. } => "public scale (free)",
+            StepKind::Smooth {
+                symmetric: true, ..
+            } => "symmetric piecewise polynomial (sign, then half table)",
+            StepKind::Smooth { shift: 0, .. } => "piecewise polynomial (ppa compare + selects)",
+            StepKind::Smooth { .. } => "piecewise polynomial + fused truncation",
             StepKind::MaxPool { .. } => "max tournament (ppa compare)",
             StepKind::SumPool {
                 multiplier: None, ..
@@ -221,6 +219,8 @@ pub struct Plan {
     pub frac_bits: u32,
     /// Tables of the smooth steps (public; in the digest).
     pub tables: Vec<cryptmed_approx::Piecewise>,
+    /// Half tables of the symmetric smooth steps (public; in the digest).
+    pub half_tables: Vec<cryptmed_approx::Symmetric>,
     #[serde(skip)]
     pub(crate) linear: Vec<LinearParams>,
 }
@@ -278,6 +278,7 @@ pub(crate) fn build(
     net: &Network,
     f: u32,
     precision: Precision,
+    method: crate::SmoothMethod,
     reveal: crate::Reveal,
 ) -> Result<Plan, EngineError> {
     cryptmed_model::validate(net)?;
@@ -296,10 +297,12 @@ pub(crate) fn build(
             },
             frac_bits: f,
             tables: vec![],
+            half_tables: vec![],
             linear: vec![],
         },
         f,
         precision,
+        method,
         map: vec![0; net.nodes.len() + 1],
         problems: vec![],
     };
@@ -408,37 +411,11 @@ pub(crate) fn build(
                     b.map[v] = out;
                 }
             }
-            Op::Act(Activation::LeakyRelu { alpha }) => {
-                let x = b.map[input];
-                let shift = b.plan.value_scale[x] - f;
-                let alpha = encode_public(*alpha, f);
-                let out = b.push_value(len, 2 * f);
-                b.step(
-                    &node.name,
-                    StepKind::LeakyRelu { shift, alpha },
-                    vec![x],
-                    out,
-                    len,
-                );
-                b.map[v] = out;
-            }
             Op::Act(act) if smooth_function(*act).is_some() => {
-                let x = b.at_scale_f(&node.name, b.map[input]);
+                // The input's extra bits (a linear layer's 2f) are truncated
+                // inside the smooth step's own opening.
                 let func = smooth_function(*act).unwrap_or(Function::Sigmoid);
-                let mut out = b.smooth(&node.name, x, func, len);
-                if matches!(act, Activation::Selu) {
-                    let scaled = b.push_value(len, 2 * f);
-                    let factor = encode_public(cryptmed_model::reference::SELU_SCALE, f);
-                    b.step(
-                        &format!("{}.scale", node.name),
-                        StepKind::Scale { factor },
-                        vec![out],
-                        scaled,
-                        len,
-                    );
-                    out = scaled;
-                }
-                b.map[v] = out;
+                b.map[v] = b.smooth(&node.name, b.map[input], func, len);
             }
             Op::MaxPool { geom } => {
                 let x = b.map[input];
@@ -545,22 +522,22 @@ pub(crate) fn build(
     Ok(b.plan)
 }
 
-/// The table function of a smooth activation (`None` for the comparison-based ones).
+/// The table function of an activation (`None` for ReLU, which has its own
+/// protocol; leaky ReLU is a two-piece linear table).
 fn smooth_function(a: Activation) -> Option<Function> {
     Some(match a {
         Activation::Sigmoid => Function::Sigmoid,
         Activation::Tanh => Function::Tanh,
         Activation::Softplus => Function::Softplus,
         Activation::Elu { alpha } => Function::Elu { alpha },
-        Activation::Selu => Function::Elu {
-            alpha: cryptmed_model::reference::SELU_ALPHA,
-        },
+        Activation::Selu => Function::Selu,
         Activation::Silu => Function::Silu,
         Activation::GeluErf => Function::GeluErf,
         Activation::GeluTanh => Function::GeluTanh,
         Activation::Erf => Function::Erf,
         Activation::Exp => Function::Exp,
-        Activation::Relu | Activation::LeakyRelu { .. } => return None,
+        Activation::LeakyRelu { alpha } => Function::LeakyRelu { alpha },
+        Activation::Relu => return None,
     })
 }
 
@@ -571,11 +548,6 @@ pub(crate) fn param_at(v: &[f64], i: usize, len: usize) -> f64 {
         1 => v[0],
         n => v[(i / (len / n).max(1)).min(n - 1)],
     }
-}
-
-/// A public real at scale `f` (hyper-parameters such as slopes are small and finite).
-pub(crate) fn encode_public(v: f64, f: u32) -> Elem {
-    (v * (1u64 << f) as f64).round() as i64 as Elem
 }
 
 /// `consumers[v]`: the nodes (as value ids) that read value `v`.
@@ -666,6 +638,7 @@ struct Builder {
     plan: Plan,
     f: u32,
     precision: Precision,
+    method: crate::SmoothMethod,
     map: Vec<usize>,
     problems: Vec<String>,
 }
@@ -687,36 +660,40 @@ impl Builder {
         });
     }
 
-    /// Truncates `x` to exactly scale `f` (smooth functions take their input there).
-    fn at_scale_f(&mut self, name: &str, x: usize) -> usize {
-        let s = self.plan.value_scale[x];
-        if s == self.f {
-            return x;
-        }
-        let len = self.plan.value_len[x];
-        let out = self.push_value(len, self.f);
-        self.step(
-            &format!("{name}.trunc"),
-            StepKind::Trunc { shift: s - self.f },
-            vec![x],
-            out,
-            len,
-        );
-        out
-    }
-
-    /// Appends a smooth step; returns its output value.
+    /// Appends a smooth step on `x` (at any scale `>= f`: the step truncates
+    /// it inside its own opening); returns its output value, at the table's
+    /// output scale. With [`SmoothMethod::Symmetric`](crate::SmoothMethod),
+    /// functions with a symmetry run on their half table.
     fn smooth(&mut self, name: &str, x: usize, func: Function, len: usize) -> usize {
-        match cryptmed_approx::table(func, self.precision, self.f) {
-            Ok(t) => {
+        let shift = self.plan.value_scale[x] - self.f;
+        let half = match self.method {
+            crate::SmoothMethod::Symmetric => {
+                cryptmed_approx::half_table(func, self.precision, self.f).transpose()
+            }
+            crate::SmoothMethod::Direct => None,
+        };
+        let made = match half {
+            Some(h) => h.map(|h| {
+                let scale = h.half.out_frac_bits;
+                self.plan.half_tables.push(h);
+                (self.plan.half_tables.len() - 1, scale, true)
+            }),
+            None => cryptmed_approx::table(func, self.precision, self.f).map(|t| {
+                let scale = t.out_frac_bits;
                 self.plan.tables.push(t);
-                let table = self.plan.tables.len() - 1;
-                let out = self.push_value(len, self.f);
+                (self.plan.tables.len() - 1, scale, false)
+            }),
+        };
+        match made {
+            Ok((table, scale, symmetric)) => {
+                let out = self.push_value(len, scale);
                 self.step(
                     name,
                     StepKind::Smooth {
                         function: func.name().to_string(),
                         table,
+                        shift,
+                        symmetric,
                     },
                     vec![x],
                     out,

@@ -46,22 +46,24 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
                 .iter()
                 .map(|v| (shift_floor(*v, *shift) as i64).max(0) as Elem)
                 .collect(),
-            StepKind::LeakyRelu { shift, alpha } => x
+            StepKind::Smooth {
+                table,
+                shift,
+                symmetric: false,
+                ..
+            } => x
                 .iter()
-                .map(|v| {
-                    let t = shift_floor(*v, *shift);
-                    if (t as i64) < 0 {
-                        t.wrapping_mul(*alpha)
-                    } else {
-                        t << plan.frac_bits
-                    }
-                })
+                .map(|v| plan.tables[*table].eval_shifted(*v as i64, *shift, false) as Elem)
                 .collect(),
-            StepKind::Smooth { table, .. } => x
+            StepKind::Smooth {
+                table,
+                shift,
+                symmetric: true,
+                ..
+            } => x
                 .iter()
-                .map(|v| plan.tables[*table].eval_fixed(*v as i64) as Elem)
+                .map(|v| plan.half_tables[*table].eval_shifted(*v as i64, *shift, false) as Elem)
                 .collect(),
-            StepKind::Scale { factor } => x.iter().map(|v| v.wrapping_mul(*factor)).collect(),
             StepKind::MaxPool { windows } => windows
                 .iter()
                 .map(|w| w.iter().map(|i| x[*i] as i64).max().unwrap_or(0) as Elem)

@@ -7,7 +7,7 @@ use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
 use cryptmed_prep::{Dealer, PartyPrep, PrepSource};
 use cryptmed_protocols::linear::{self, Holder};
 use cryptmed_protocols::{
-    Comparison, Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, trunc,
+    Comparison, Ctx, Ppa, Trace, argmax, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
 };
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Role, Seed};
@@ -94,10 +94,20 @@ fn step_traces_with<C: Comparison>(
             let n = batch * s.len;
             let t = match &s.kind {
                 StepKind::Linear { op, .. } => linear::trace(op, batch),
-                StepKind::Relu { .. } | StepKind::LeakyRelu { .. } => relu::trace(cmp, n),
+                StepKind::Relu { .. } => relu::trace(cmp, n),
                 StepKind::MaxPool { windows } => pool::trace(cmp, &sizes(windows, batch)),
                 StepKind::Trunc { .. } => trunc::trace(n),
-                StepKind::Smooth { table, .. } => smooth::trace(cmp, n, &plan.tables[*table]),
+                StepKind::Smooth {
+                    table,
+                    shift,
+                    symmetric: false,
+                    ..
+                } => smooth::trace(cmp, n, &plan.tables[*table], *shift),
+                StepKind::Smooth {
+                    table,
+                    symmetric: true,
+                    ..
+                } => symmetric::trace(cmp, n, &plan.half_tables[*table]),
                 StepKind::Mul => mul::trace(n),
                 _ => Trace::default(),
             };
@@ -176,12 +186,21 @@ fn deal_batch_with<C: Comparison>(
         let n = batch * s.len;
         match &s.kind {
             StepKind::Linear { op, layer } => linear::deal(d, op, &masks[*layer], batch),
-            StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
-                relu::deal(cmp, d, n, *shift)
-            }
+            StepKind::Relu { shift } => relu::deal(cmp, d, n, *shift),
             StepKind::MaxPool { windows } => pool::deal(cmp, d, &sizes(windows, batch)),
             StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
-            StepKind::Smooth { table, .. } => smooth::deal(cmp, d, n, &model.plan.tables[*table]),
+            StepKind::Smooth {
+                table,
+                shift,
+                symmetric: false,
+                ..
+            } => smooth::deal(cmp, d, n, &model.plan.tables[*table], *shift),
+            StepKind::Smooth {
+                table,
+                shift,
+                symmetric: true,
+                ..
+            } => symmetric::deal(cmp, d, n, &model.plan.half_tables[*table], *shift),
             StepKind::Mul => mul::deal(d, n),
             _ => {}
         }
@@ -207,6 +226,7 @@ enum Material<C: Comparison> {
     Pool(Vec<pool::LevelMaterial<C>>),
     Trunc(trunc::TruncMaterial),
     Smooth(smooth::SmoothMaterial<C>),
+    Symmetric(symmetric::SymmetricMaterial<C>),
     Mul(mul::MulMaterial),
     Argmax(argmax::ArgmaxMaterial<C>),
     Softmax(Box<softmax::SoftmaxMaterial<C>>),
@@ -234,16 +254,29 @@ fn take_batch<C: Comparison>(
                     batch,
                     masked.get(*layer).map(Vec::as_slice),
                 )),
-                StepKind::Relu { shift } | StepKind::LeakyRelu { shift, .. } => {
-                    Material::Relu(relu::take(cmp, p, n, *shift))
-                }
+                StepKind::Relu { shift } => Material::Relu(relu::take(cmp, p, n, *shift)),
                 StepKind::MaxPool { windows } => {
                     Material::Pool(pool::take(cmp, p, &sizes(windows, batch)))
                 }
                 StepKind::Trunc { .. } => Material::Trunc(trunc::take(p, n)),
-                StepKind::Smooth { table, .. } => {
-                    Material::Smooth(smooth::take(cmp, p, n, &model.plan.tables[*table]))
-                }
+                StepKind::Smooth {
+                    table,
+                    shift,
+                    symmetric: false,
+                    ..
+                } => Material::Smooth(smooth::take(cmp, p, n, &model.plan.tables[*table], *shift)),
+                StepKind::Smooth {
+                    table,
+                    shift,
+                    symmetric: true,
+                    ..
+                } => Material::Symmetric(symmetric::take(
+                    cmp,
+                    p,
+                    n,
+                    &model.plan.half_tables[*table],
+                    *shift,
+                )),
                 StepKind::Mul => Material::Mul(mul::take(p, n)),
                 _ => Material::None,
             }
@@ -335,13 +368,6 @@ impl<C: Comparison> Party<'_, C> {
                     };
                     linear::eval(ctx, op, holder, x, m).map_err(proto(name))?
                 }
-                (StepKind::LeakyRelu { shift, alpha }, Material::Relu(m)) => {
-                    relu::eval_leaky(cmp, ctx, x, *shift, *alpha, plan.frac_bits, m)
-                        .map_err(proto(name))?
-                }
-                (StepKind::Scale { factor }, _) => {
-                    x.iter().map(|v| v.wrapping_mul(*factor)).collect()
-                }
                 (StepKind::Relu { shift }, Material::Relu(m)) => {
                     relu::eval(cmp, ctx, x, *shift, m).map_err(proto(name))?
                 }
@@ -354,6 +380,10 @@ impl<C: Comparison> Party<'_, C> {
                 }
                 (StepKind::Smooth { table, .. }, Material::Smooth(m)) => {
                     smooth::eval(cmp, ctx, x, &plan.tables[*table], m).map_err(proto(name))?
+                }
+                (StepKind::Smooth { table, .. }, Material::Symmetric(m)) => {
+                    symmetric::eval(cmp, ctx, x, &plan.half_tables[*table], m)
+                        .map_err(proto(name))?
                 }
                 (StepKind::Mul, Material::Mul(m)) => {
                     let y = values[s.inputs[1]].as_deref().unwrap_or(&[]);
@@ -754,18 +784,10 @@ impl<C: Comparison> Party<'_, C> {
                     .softmax
                     .map(|t| softmax_tables(model, t))
                     .ok_or_else(|| EngineError::PlanMismatch("softmax tables missing".into()))?;
-                let p = softmax::eval(
-                    cmp,
-                    &mut ctx,
-                    out,
-                    o.classes,
-                    softmax_shift(model),
-                    &tables,
-                    m,
-                )
-                .map_err(proto("output (softmax)"))?;
+                let p = softmax::eval(cmp, &mut ctx, out, o.classes, &tables, m)
+                    .map_err(proto("output (softmax)"))?;
                 let clear = reveal::to_client(&mut ctx, &p).map_err(proto("output (reveal)"))?;
-                let (fp, scale) = (model.config.fixed, 2 * model.plan.frac_bits);
+                let (fp, scale) = (model.config.fixed, softmax::output_scale(&tables));
                 Ok(clear.map(|v| {
                     v.chunks_exact(o.classes)
                         .map(|row| {

@@ -31,7 +31,9 @@
 //! sends `k * (3L - 4) * ceil(n/8)` bytes in `ceil(log2 L)` rounds. Chunk 4:
 //! 16 leaves, levels of 8, 4, 2, 1 combines, 4 rounds,
 //! `k * (24 + 12 + 6 + 2) * ceil(n/8)` bytes, about 5.5 bytes per comparison.
-//! Dealer: 64 + 169 bits of `r` per value, plus 2 bits per combine.
+//! Dealer ([`Comparison::offline_bytes`]): `(64 + 169 + 29 k) ceil(n/8)`
+//! bytes (the bit planes of `r`, the chunk products, and per threshold two
+//! bits per combine but one at the root).
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
@@ -69,6 +71,9 @@ pub trait Comparison: Send + Sync {
 
     /// The closed-form cost of [`less_than`](Self::less_than) (both ways, rounds).
     fn cost(&self, n: usize, thresholds: usize) -> Cost;
+
+    /// The closed-form dealer bytes of [`deal`](Self::deal) (corrections to the client).
+    fn offline_bytes(&self, n: usize, thresholds: usize) -> u64;
 }
 
 /// CryptMed's comparison: parallel-prefix carry over bit-sliced XOR shares.
@@ -270,6 +275,20 @@ impl Comparison for Ppa {
                 b
             })
             .collect())
+    }
+
+    fn offline_bytes(&self, n: usize, thresholds: usize) -> u64 {
+        let monos: usize = self
+            .chunks()
+            .iter()
+            .map(|(lo, hi)| (1usize << (hi - lo)) - (hi - lo) - 1)
+            .sum();
+        let per_threshold: usize = self
+            .levels()
+            .iter()
+            .map(|(pairs, need_p)| pairs * if *need_p { 2 } else { 1 })
+            .sum();
+        (64 + monos + thresholds * per_threshold) as u64 * bit_bytes(n)
     }
 
     fn cost(&self, n: usize, thresholds: usize) -> Cost {

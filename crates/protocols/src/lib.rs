@@ -26,6 +26,7 @@ pub mod reveal;
 pub mod select;
 pub mod smooth;
 pub mod softmax;
+pub mod symmetric;
 pub mod testing;
 pub mod trunc;
 

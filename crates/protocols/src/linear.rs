@@ -207,6 +207,12 @@ pub fn cost(op: &Bilinear, batch: usize) -> Cost {
     Cost::new(8 * (batch * op.in_len()) as u64, 1)
 }
 
+/// Closed-form dealer bytes of [`deal`] for `batch` records: `8 batch |y|`
+/// (the client's share of `op(B, R)` per output; `R` and the provider's share are seeded).
+pub fn offline_bytes(op: &Bilinear, batch: usize) -> u64 {
+    8 * (batch * op.out_len()) as u64
+}
+
 /// Closed-form cost of the setup: `8 |W|` bytes provider to client, 1 round.
 pub fn setup_cost(op: &Bilinear) -> Cost {
     Cost::new(8 * op.weight_len() as u64, 1)

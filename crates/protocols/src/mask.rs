@@ -84,6 +84,11 @@ pub fn deal_trunc(d: &mut Dealer, r: &[Elem], k: u32) -> (Vec<Elem>, Vec<Elem>) 
     (r63, q)
 }
 
+/// Dealer bytes of [`deal_trunc`] on `n` masks: `16 n` (the mask itself is seeded).
+pub const fn trunc_offline_bytes(n: usize) -> u64 {
+    16 * n as u64
+}
+
 /// Party: its shares of the truncation parts for `n` elements.
 pub fn take_trunc(p: &mut dyn PrepSource, n: usize) -> TruncParts {
     TruncParts {

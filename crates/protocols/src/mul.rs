@@ -69,3 +69,8 @@ pub fn trace(n: usize) -> Trace {
 pub const fn cost(n: usize) -> Cost {
     Cost::exchange(16 * n as u64)
 }
+
+/// Dealer bytes of [`deal`]: `8 n` (the share of `ab`; `a` and `b` are seeded).
+pub const fn offline_bytes(n: usize) -> u64 {
+    8 * n as u64
+}

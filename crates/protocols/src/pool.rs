@@ -124,6 +124,15 @@ pub fn trace<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Trace {
     t
 }
 
+/// Closed-form dealer bytes of [`deal`]: per level of `m` comparisons, the
+/// comparison's and one single-term select's.
+pub fn offline_bytes<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> u64 {
+    level_sizes(window_sizes)
+        .into_iter()
+        .map(|m| cmp.offline_bytes(m, 1) + select::offline_bytes(m, 1))
+        .sum()
+}
+
 /// Closed-form cost of [`eval`]: per level of `m` comparisons, the cost of a
 /// ReLU on `m` elements ([`relu::cost`](crate::relu::cost)).
 pub fn cost<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Cost {

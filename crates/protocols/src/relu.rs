@@ -10,7 +10,9 @@
 //!
 //! Online with `Ppa` for `n` elements ([`cost`]): 6 rounds and
 //! `16 n + 90 ceil(n/8)` bytes both ways (`2 * (8 + 5.5 + 0.125)` = 27.25
-//! bytes per element when `n` is a multiple of 8).
+//! bytes per element when `n` is a multiple of 8). Dealer
+//! ([`offline_bytes`]): `40 n + 262 ceil(n/8)` with truncation (72.75 bytes
+//! per element), `16 n + 262 ceil(n/8)` without (48.75).
 //! Exact to one unit in the last place (the truncation rounds up by at most one).
 
 use cryptmed_prep::{Dealer, PrepSource};
@@ -95,27 +97,6 @@ pub fn eval_with_input<C: Comparison>(
     Ok((relu, value))
 }
 
-/// Leaky ReLU: `x` for `x >= 0`, `alpha x` otherwise, with `x = y >> k`, from
-/// one ReLU: `2^f * ReLU(x) + alpha_f * (x - ReLU(x))` where `alpha_f` is
-/// `alpha` at scale `f`. The result is at scale `2f` (the caller truncates
-/// later, usually fused into the next comparison). Same cost as [`eval`].
-pub fn eval_leaky<C: Comparison>(
-    cmp: &C,
-    ctx: &mut Ctx<'_>,
-    y: &[Elem],
-    k: u32,
-    alpha_f: Elem,
-    frac_bits: u32,
-    mat: &ReluMaterial<C>,
-) -> Result<Vec<Elem>, ProtocolError> {
-    let (relu, x) = eval_with_input(cmp, ctx, y, k, mat)?;
-    Ok(relu
-        .iter()
-        .zip(&x)
-        .map(|(r, x)| (r << frac_bits).wrapping_add(alpha_f.wrapping_mul(x.wrapping_sub(*r))))
-        .collect())
-}
-
 /// The value `y >> k` (or `y` when `k = 0`) as a linear form in dealer terms, given `c = y + r`.
 pub(crate) fn value_form<'a>(
     c: &[Elem],
@@ -151,4 +132,15 @@ pub fn cost<C: Comparison>(cmp: &C, n: usize) -> Cost {
     mask::open_cost(n)
         .then(cmp.cost(n, 1))
         .then(select::cost(n))
+}
+
+/// Closed-form dealer bytes of [`deal`]: the truncation parts (`16 n`, when
+/// `k > 0`), the comparison, and a select over 2 terms (1 when `k = 0`).
+pub fn offline_bytes<C: Comparison>(cmp: &C, n: usize, k: u32) -> u64 {
+    let (trunc, terms) = if k > 0 {
+        (mask::trunc_offline_bytes(n), 2)
+    } else {
+        (0, 1)
+    };
+    trunc + cmp.offline_bytes(n, 1) + select::offline_bytes(n, terms)
 }

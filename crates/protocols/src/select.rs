@@ -30,6 +30,13 @@ pub struct SelectMaterial {
     delta_terms: Vec<Vec<Elem>>,
 }
 
+impl SelectMaterial {
+    /// Number of dealer terms the forms may use.
+    pub fn terms(&self) -> usize {
+        self.delta_terms.len()
+    }
+}
+
 /// Dealer: material for bits times forms over the dealer values `terms[m]` (each of `n` values).
 pub fn deal(d: &mut Dealer, n: usize, terms: &[&[Elem]]) {
     let delta = d.random_bits(n);
@@ -107,4 +114,27 @@ pub fn trace(n: usize) -> Trace {
 /// Closed-form cost of [`select`]: `2 ceil(n/8)` bytes, 1 round.
 pub const fn cost(n: usize) -> Cost {
     Cost::exchange(bit_bytes(n))
+}
+
+/// Dealer bytes of [`deal`] with `terms` terms: `8 n (1 + terms)` (the
+/// arithmetic share of `delta` and each product; the bits are seeded).
+pub const fn offline_bytes(n: usize, terms: usize) -> u64 {
+    8 * (n * (1 + terms)) as u64
+}
+
+/// This party's share of the form itself (no bit): the constant (provider)
+/// plus the coefficients times its shares.
+pub fn local(lead: bool, form: &Form<'_>) -> Vec<Elem> {
+    (0..form.constant.len())
+        .map(|i| {
+            let own = form.terms.iter().fold(0 as Elem, |a, (alpha, share)| {
+                a.wrapping_add(alpha[i].wrapping_mul(share[i]))
+            });
+            if lead {
+                own.wrapping_add(form.constant[i])
+            } else {
+                own
+            }
+        })
+        .collect()
 }

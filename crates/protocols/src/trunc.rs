@@ -1,7 +1,7 @@
 //! Stand-alone truncation by `k` bits (where no comparison follows to share
 //! the opening): open `c = y + r` (one exchange, 8 bytes each way per
 //! element), then the linear form of [`mask`](crate::mask). Exact to one unit
-//! in the last place for `|y| < 2^62`.
+//! in the last place for `|y| < 2^62`. Dealer: `16 n` bytes (`r63` and `q`).
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
@@ -49,4 +49,9 @@ pub fn trace(n: usize) -> Trace {
 /// Closed-form cost of [`eval`]: `16 n` bytes, 1 round.
 pub const fn cost(n: usize) -> Cost {
     mask::open_cost(n)
+}
+
+/// Dealer bytes of [`deal`]: `16 n`.
+pub const fn offline_bytes(n: usize) -> u64 {
+    mask::trunc_offline_bytes(n)
 }

@@ -84,6 +84,11 @@ fn run_relu(ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
         },
     );
     assert_cost(&run, &relu::trace(&cmp, n), relu::cost(&cmp, n));
+    assert_eq!(
+        run.offline_bytes as u64,
+        relu::offline_bytes(&cmp, n, k),
+        "relu dealer bytes"
+    );
     cryptmed_ring::add(&run.provider, &run.client)
         .into_iter()
         .map(|v| v as i64)
@@ -263,6 +268,7 @@ proptest! {
             |ctx, p| { let m = trunc::take(p, n); trunc::eval(ctx, &y0, k, &m).unwrap() },
             |ctx, p| { let m = trunc::take(p, n); trunc::eval(ctx, &y1, k, &m).unwrap() });
         assert_cost(&run, &trunc::trace(n), trunc::cost(n));
+        prop_assert_eq!(run.offline_bytes as u64, trunc::offline_bytes(n));
         for (v, g) in ys.iter().zip(cryptmed_ring::add(&run.provider, &run.client)) {
             let want = v >> k;
             prop_assert!(g as i64 == want || g as i64 == want + 1, "{} >> {} = {}", v, k, g as i64);
@@ -373,6 +379,11 @@ fn check_maxpool(values: &[i64], sizes: &[usize], seed: u64) {
         },
     );
     assert_cost(&run, &pool::trace(&cmp, sizes), pool::cost(&cmp, sizes));
+    assert_eq!(
+        run.offline_bytes as u64,
+        pool::offline_bytes(&cmp, sizes),
+        "pool dealer bytes"
+    );
     let got = cryptmed_ring::add(&run.provider, &run.client);
     for (w, g) in windows.iter().zip(got) {
         let want = w.iter().map(|i| values[*i]).max().unwrap();
@@ -507,6 +518,11 @@ fn check_linear(op: Bilinear, batch: usize, seed: u64) {
             linear::setup_cost(&op).bytes + linear::cost(&op, batch).bytes,
             1,
         ),
+    );
+    assert_eq!(
+        run.offline_bytes as u64,
+        linear::offline_bytes(&op, batch),
+        "linear dealer bytes"
     );
     let got = cryptmed_ring::add(&run.provider, &run.client);
     let mut want: Vec<Elem> = match op {
@@ -664,242 +680,7 @@ fn beaver_product_is_exact() {
         },
     );
     assert_trace(&run, &mul::trace(40));
+    assert_eq!(run.offline_bytes as u64, mul::offline_bytes(40));
     let want: Vec<Elem> = x.iter().zip(&y).map(|(a, b)| a.wrapping_mul(*b)).collect();
     assert_eq!(cryptmed_ring::add(&run.provider, &run.client), want);
-}
-
-/// A made-up piecewise cubic over [-4, 4] with a constant and an identity tail, two scales.
-fn sample_piecewise(seed: u64) -> cryptmed_protocols::smooth::Piecewise {
-    use cryptmed_protocols::smooth::{Piece, Piecewise};
-    let mut prg = Prg::new(&Seed::from_u64(seed), 7);
-    let f = 16u32;
-    let breakpoints: Vec<i64> = (-4..=4).map(|v| (v as i64) << f).collect();
-    let mut pieces = vec![Piece::constant(-(3 << f), f)];
-    for j in 0..8i64 {
-        let scale = if j % 2 == 0 { 56 } else { 60 };
-        let coeffs = (0..4u32)
-            .map(|k| {
-                let unit = (prg.elem() as i64 >> 11) as f64 / (1i64 << 52) as f64; // in [-1, 1)
-                (unit * (2f64).powi((scale - k * f) as i32)) as i64
-            })
-            .collect();
-        pieces.push(Piece {
-            slope: (j >= 4) as i64,
-            offset: j << 10,
-            center: ((j - 4) << f) + (1 << (f - 1)),
-            coeffs,
-            scale,
-        });
-    }
-    pieces.push(Piece::identity(f));
-    Piecewise {
-        breakpoints,
-        pieces,
-        frac_bits: f,
-    }
-}
-
-#[test]
-fn smooth_piecewise_matches_its_fixed_point_twin() {
-    use cryptmed_protocols::smooth;
-    let cmp = Ppa::default();
-    let spec = sample_piecewise(4);
-    let mut xs: Vec<i64> = vec![0, 1, -1, LIMIT - 1, -(LIMIT - 1), 1 << 40, -(1 << 40)];
-    for t in &spec.breakpoints {
-        xs.extend([*t - 1, *t, *t + 1]);
-    }
-    let mut prg = Prg::new(&Seed::from_u64(3), 3);
-    xs.extend(prg.elems(100).iter().map(|v| (*v as i64) >> 44)); // within [-8, 8] at f = 16
-    xs.extend(prg.elems(20).iter().map(|v| (*v as i64) >> 2));
-    let n = xs.len();
-    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
-    let (x0, x1) = split(&x, 5);
-    let run = run_pair(
-        9,
-        |d| smooth::deal(&cmp, d, n, &spec),
-        |ctx, p| {
-            let m = smooth::take(&cmp, p, n, &spec);
-            smooth::eval(&cmp, ctx, &x0, &spec, &m).unwrap()
-        },
-        |ctx, p| {
-            let m = smooth::take(&cmp, p, n, &spec);
-            smooth::eval(&cmp, ctx, &x1, &spec, &m).unwrap()
-        },
-    );
-    assert_trace(&run, &smooth::trace(&cmp, n, &spec));
-    let got = cryptmed_ring::add(&run.provider, &run.client);
-    for (xv, g) in xs.iter().zip(got) {
-        let want = spec.eval_fixed(*xv);
-        let g = g as i64;
-        assert!(
-            g == want || g == want.wrapping_add(1),
-            "f({xv}) = {g}, twin {want}"
-        );
-    }
-    let t = smooth::trace(&cmp, 1024, &spec);
-    assert_eq!(t.rounds(), 7);
-}
-
-#[test]
-fn sigmoid_table_securely_within_its_bound() {
-    use cryptmed_approx::{Function, Precision, reference, table};
-    use cryptmed_protocols::smooth;
-    let cmp = Ppa::default();
-    for func in [Function::Sigmoid, Function::GeluErf, Function::Exp] {
-        let spec = table(func, Precision::Accurate, 16).unwrap();
-        let mut xs: Vec<i64> = vec![0, 1, -1, LIMIT - 1, -(LIMIT - 1)];
-        for t in &spec.breakpoints {
-            xs.extend([*t - 1, *t, *t + 1]);
-        }
-        xs.extend((-2000..2000).map(|i| i * 613));
-        let n = xs.len();
-        let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
-        let (x0, x1) = split(&x, 8);
-        let run = run_pair(
-            10,
-            |d| smooth::deal(&cmp, d, n, &spec),
-            |ctx, p| {
-                let m = smooth::take(&cmp, p, n, &spec);
-                smooth::eval(&cmp, ctx, &x0, &spec, &m).unwrap()
-            },
-            |ctx, p| {
-                let m = smooth::take(&cmp, p, n, &spec);
-                smooth::eval(&cmp, ctx, &x1, &spec, &m).unwrap()
-            },
-        );
-        assert_trace(&run, &smooth::trace(&cmp, n, &spec));
-        for (xv, g) in xs
-            .iter()
-            .zip(cryptmed_ring::add(&run.provider, &run.client))
-        {
-            let twin = spec.eval_fixed(*xv);
-            assert!(
-                g as i64 == twin || g as i64 == twin + 1,
-                "{}({xv}) = {} vs twin {twin}",
-                func.name(),
-                g as i64
-            );
-            let (got, want) = (
-                (g as i64) as f64 / 65536.0,
-                reference(func, *xv as f64 / 65536.0),
-            );
-            let err = (got - want).abs();
-            let bound = if func.is_relative() {
-                func.bound(Precision::Accurate) * want.abs().max(func.relative_floor(16))
-            } else {
-                func.bound(Precision::Accurate)
-            };
-            assert!(
-                err <= bound,
-                "{}({}) = {got}, want {want}",
-                func.name(),
-                *xv as f64 / 65536.0
-            );
-        }
-        let t = smooth::trace(&cmp, 1024, &spec);
-        assert!(
-            t.rounds() <= 16 && t.bytes() as f64 / 1024.0 <= 750.0,
-            "{}: {} rounds, {} bytes/element",
-            func.name(),
-            t.rounds(),
-            t.bytes() as f64 / 1024.0
-        );
-    }
-}
-
-#[test]
-fn leaky_relu_matches_reference() {
-    let cmp = Ppa::default();
-    let ys = edge_values(16);
-    let n = ys.len();
-    let (k, f) = (16u32, 16u32);
-    let alpha = (0.01f64 * 65536.0).round() as i64;
-    let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
-    let (y0, y1) = split(&y, 21);
-    let run = run_pair(
-        21,
-        |d| relu::deal(&cmp, d, n, k),
-        |ctx, p| {
-            let m = relu::take(&cmp, p, n, k);
-            relu::eval_leaky(&cmp, ctx, &y0, k, alpha as Elem, f, &m).unwrap()
-        },
-        |ctx, p| {
-            let m = relu::take(&cmp, p, n, k);
-            relu::eval_leaky(&cmp, ctx, &y1, k, alpha as Elem, f, &m).unwrap()
-        },
-    );
-    assert_trace(&run, &relu::trace(&cmp, n));
-    for (v, g) in ys
-        .iter()
-        .zip(cryptmed_ring::add(&run.provider, &run.client))
-    {
-        let x = v >> k;
-        if x.abs() >= 1 << 40 {
-            continue; // beyond the 2f-scale headroom of the result
-        }
-        let want = if x >= 0 { x << f } else { alpha * x };
-        let g = g as i64;
-        assert!(
-            (g - want).abs() <= (1 << f) + alpha,
-            "leaky({x}) = {g}, want {want}"
-        );
-    }
-}
-
-#[test]
-fn softmax_matches_f64_within_its_bound() {
-    use cryptmed_approx::{Function, Precision, table};
-    use cryptmed_protocols::softmax::{self, Tables};
-    let cmp = Ppa::default();
-    let (exp, recip) = (
-        table(Function::Exp, Precision::Accurate, 16).unwrap(),
-        table(Function::Reciprocal, Precision::Accurate, 16).unwrap(),
-    );
-    let t = Tables {
-        exp: &exp,
-        reciprocal: &recip,
-    };
-    for classes in [2usize, 3, 10] {
-        let mut prg = Prg::new(&Seed::from_u64(classes as u64), 4);
-        let batch = 5;
-        // logits at scale 2f (as the last linear layer leaves them), within +-12
-        let mut logits: Vec<f64> = (0..batch * classes)
-            .map(|_| ((prg.elem() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 24.0)
-            .collect();
-        logits[1] = logits[0]; // a tie
-        let x: Vec<Elem> = logits
-            .iter()
-            .map(|v| (v * 2f64.powi(32)).round() as i64 as Elem)
-            .collect();
-        let (x0, x1) = split(&x, 3);
-        let run = run_pair(
-            12,
-            |d| softmax::deal(&cmp, d, batch, classes, 16, &t),
-            |ctx, p| {
-                let m = softmax::take(&cmp, p, batch, classes, 16, &t);
-                softmax::eval(&cmp, ctx, &x0, classes, 16, &t, &m).unwrap()
-            },
-            |ctx, p| {
-                let m = softmax::take(&cmp, p, batch, classes, 16, &t);
-                softmax::eval(&cmp, ctx, &x1, classes, 16, &t, &m).unwrap()
-            },
-        );
-        assert_trace(&run, &softmax::trace(&cmp, batch, classes, 16, &t));
-        let got: Vec<f64> = cryptmed_ring::add(&run.provider, &run.client)
-            .iter()
-            .map(|v| (*v as i64) as f64 / 2f64.powi(32))
-            .collect();
-        for (b, row) in logits.chunks(classes).enumerate() {
-            let m = row.iter().cloned().fold(f64::MIN, f64::max);
-            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
-            for (c, v) in row.iter().enumerate() {
-                let want = (v - m).exp() / s;
-                let g = got[b * classes + c];
-                assert!(
-                    (g - want).abs() <= 3e-3 * want + 2e-4,
-                    "classes {classes}: p = {g}, want {want}"
-                );
-            }
-        }
-    }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Args {
     /// With --check: one JSON object per function.
     #[arg(long)]
     json: bool,
+    /// With --export: also export ELU at this alpha (repeatable; alpha 1 is always there).
+    #[arg(long, value_name = "ALPHA")]
+    elu_alpha: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,19 +50,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let precision: Precision = args.precision.into();
     let f = args.frac_bits;
     if let Some(path) = &args.export {
-        let json = cryptmed_approx::export_json(precision, f)?;
+        let json = cryptmed_approx::export_json(precision, f, &args.elu_alpha)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         eprintln!(
             "wrote {} ({} functions)",
             path.display(),
-            Function::ALL.len()
+            Function::ALL.len() + args.elu_alpha.iter().filter(|a| **a != 1.0).count()
         );
     }
     if args.check || args.export.is_none() {
         let mut rows = Vec::new();
         for func in Function::ALL {
             let t = table(func, precision, f)?;
-            let s = (1u64 << f) as f64;
+            let s = (2f64).powi(f as i32);
+            let so = (2f64).powi(t.out_frac_bits as i32);
             let lo = t.breakpoints[0] - (2 << f);
             let hi = t.breakpoints[t.breakpoints.len() - 1] + (2 << f);
             let lim = (1i64 << (62 - f)) * (1i64 << f) - 1;
@@ -68,14 +72,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 .filter(|v| v.abs() <= lim);
             let (mut worst, mut at) = (0.0f64, 0.0);
             for x in (lo..=hi).chain(extremes).chain([lim, -lim]) {
-                let got = t.eval_fixed(x) as f64 / s;
-                let want = reference(func, x as f64 / s);
-                let mut e = (got - want).abs() + 1.0 / s; // the secure round-up
-                if func.is_relative() {
-                    e /= want.abs().max(func.relative_floor(f));
-                }
-                if e > worst {
-                    (worst, at) = (e, x as f64 / s);
+                let xr = x as f64 / s;
+                // the twin and the secure result's possible extra unit
+                for got in [t.eval_fixed(x), t.eval_fixed(x) + 1] {
+                    let got = got as f64 / so;
+                    if !func.meets(xr, got, precision, f) {
+                        anyhow::bail!(
+                            "{} misses its bound at {xr}: {got} (true {})",
+                            func.name(),
+                            reference(func, xr)
+                        );
+                    }
+                    let e = if matches!(func, Function::Exp) && xr < cryptmed_approx::EXP_LO {
+                        0.0 // the saturation to 0, checked by `meets`
+                    } else {
+                        func.error(xr, got, f)
+                    };
+                    if e > worst {
+                        (worst, at) = (e, xr);
+                    }
                 }
             }
             rows.push(Check {

@@ -12,19 +12,25 @@ use serde::Serialize;
 /// Arguments of `cryptmed bench`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json"
+    after_help = "Examples:\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json\n  cryptmed bench --op sigmoid --smooth symmetric\n  cryptmed bench --op softmax --json"
 )]
 pub(crate) struct Args {
     /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp (default: all six).
     #[arg(long, conflicts_with = "op")]
     network: Option<String>,
-    /// A single operation instead of a network (relu, and the smooth functions).
+    /// A single operation instead of a network: relu, leaky_relu, sigmoid, tanh, softplus, elu, selu, silu, gelu, gelu_tanh, erf, exp, reciprocal, softmax.
     #[arg(long)]
     op: Option<String>,
+    /// With --op: how functions with a symmetry are evaluated (direct: 7 rounds; symmetric: fewer bytes, 13 rounds).
+    #[arg(long, value_enum, default_value_t = SmoothArg::Direct)]
+    smooth: SmoothArg,
+    /// With --op: sweep every N-th unit of the fitted interval (1: every unit, the default).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    stride: u64,
     /// Smooth-function tables: accurate (default) or fast (fewer breakpoints, looser bound).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
     precision: PrecisionArg,
-    /// Elements of the `--op` layer (a sweep of the whole input range).
+    /// Elements per protocol run of the `--op` sweep (the sweep covers the whole input range in batches of this size).
     #[arg(long, default_value_t = 1 << 16)]
     elements: usize,
     /// Quick mode: seeded random weights, all three roles in this process over in-memory channels.
@@ -72,6 +78,24 @@ pub(crate) enum Profile {
     Wan,
     /// Both.
     Both,
+}
+
+/// `--smooth` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum SmoothArg {
+    /// One opening for every breakpoint of the full table.
+    Direct,
+    /// The sign, then a half table on |x|.
+    Symmetric,
+}
+
+impl From<SmoothArg> for cryptmed_engine::SmoothMethod {
+    fn from(m: SmoothArg) -> Self {
+        match m {
+            SmoothArg::Direct => cryptmed_engine::SmoothMethod::Direct,
+            SmoothArg::Symmetric => cryptmed_engine::SmoothMethod::Symmetric,
+        }
+    }
 }
 
 /// `--precision` values.
@@ -129,20 +153,39 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Runs `cryptmed bench`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(op) = &args.op {
-        let r = cryptmed_engine::opbench::run(op, args.precision.into(), args.elements)?;
+        use cryptmed_engine::opbench::{self, OpConfig, OpError};
+        let cfg = OpConfig {
+            precision: args.precision.into(),
+            method: args.smooth.into(),
+            batch: args.elements,
+            stride: args.stride,
+        };
+        let r = opbench::run(op, &cfg).map_err(|e| match e {
+            OpError::Unknown(_) => anyhow::Error::new(super::UsageError(e.to_string())),
+            other => anyhow::Error::new(other),
+        })?;
         if args.json.is_some() {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             println!(
-                "{}: {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}",
+                "{} ({}, {:?}): {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}, bound {:.1e} ({})\nswept: {}",
                 r.op,
+                r.method,
+                r.precision,
                 r.elements,
                 r.online_bytes_per_element,
                 r.online_rounds,
                 r.offline_bytes_per_element,
                 r.seconds_per_element * 1e6,
                 r.max_abs_error,
-                r.max_rel_error
+                r.max_rel_error,
+                r.bound,
+                if r.within_bound {
+                    "met everywhere"
+                } else {
+                    "EXCEEDED"
+                },
+                r.sweep
             );
         }
         return Ok(());

@@ -239,10 +239,7 @@ fn lower_bound(model: &Model) -> (u64, u64) {
     for s in &plan.steps {
         if matches!(
             s.kind,
-            StepKind::Relu { .. }
-                | StepKind::LeakyRelu { .. }
-                | StepKind::MaxPool { .. }
-                | StepKind::Smooth { .. }
+            StepKind::Relu { .. } | StepKind::MaxPool { .. } | StepKind::Smooth { .. }
         ) {
             bytes += 16 * plan.value_len[s.inputs[0]] as u64;
             rounds += 1;
