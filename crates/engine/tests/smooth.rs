@@ -20,7 +20,7 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         Node {
             name: "fc".into(),
             op: Op::Dense {
-                weight: Tensor::new(vec![n, n], eye.clone()),
+                weight: Tensor::new(vec![n, n], eye.clone()).unwrap(),
                 bias: None,
             },
             inputs: vec![0],
@@ -37,7 +37,7 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         nodes.push(Node {
             name: "fc2".into(),
             op: Op::Dense {
-                weight: Tensor::new(vec![n, n], eye),
+                weight: Tensor::new(vec![n, n], eye).unwrap(),
                 bias: None,
             },
             inputs: vec![2],
@@ -94,9 +94,15 @@ fn run(model: &Model, records: &[Vec<f64>], ulps: f64) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Inputs over the whole range the model accepts (its input limit), with the small ones dense.
+/// Inputs over the whole range the model accepts (its input limits), with the small ones dense.
 fn sweep(model: &Model, n: usize) -> Vec<f64> {
-    let lim = model.input_limit().unwrap();
+    // Every column has the same weight here, so the same limit; take the smallest.
+    let lim = model
+        .input_limits()
+        .unwrap()
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
     let mut xs = vec![
         0.0,
         1e-3,
