@@ -5,7 +5,7 @@ use anyhow::Context;
 use cryptmed_approx::{Function, Precision, reference, table};
 use serde::Serialize;
 
-use super::bench::PrecisionArg;
+use super::PrecisionArg;
 
 /// Arguments of `cryptmed approx`.
 #[derive(Debug, clap::Args)]

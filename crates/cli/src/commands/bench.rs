@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cryptmed_engine::local::run_local;
-use cryptmed_engine::{EngineConfig, LayerReport, Model, Reveal};
+use cryptmed_engine::{LayerReport, Model, Reveal};
 use cryptmed_model::{reference, zoo};
 use serde::Serialize;
 
@@ -21,15 +21,11 @@ pub(crate) struct Args {
     /// A single operation instead of a network: relu, leaky_relu, sigmoid, tanh, softplus, elu, selu, silu, gelu, gelu_tanh, erf, exp, reciprocal, softmax.
     #[arg(long)]
     op: Option<String>,
-    /// With --op: how functions with a symmetry are evaluated (direct: 7 rounds; symmetric: fewer bytes, 13 rounds).
-    #[arg(long, value_enum, default_value_t = SmoothArg::Direct)]
-    smooth: SmoothArg,
     /// With --op: sweep every N-th unit of the fitted interval (1: every unit, the default).
     #[arg(long, default_value_t = 1, value_name = "N")]
     stride: u64,
-    /// Smooth-function tables: accurate (default) or fast (fewer breakpoints, looser bound).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
-    precision: PrecisionArg,
+    #[command(flatten)]
+    smooth: super::SmoothArgs,
     /// Elements per protocol run of the `--op` sweep (the sweep covers the whole input range in batches of this size).
     #[arg(long, default_value_t = 1 << 16)]
     elements: usize,
@@ -80,42 +76,6 @@ pub(crate) enum Profile {
     Both,
 }
 
-/// `--smooth` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum SmoothArg {
-    /// One opening for every breakpoint of the full table.
-    Direct,
-    /// The sign, then a half table on |x|.
-    Symmetric,
-}
-
-impl From<SmoothArg> for cryptmed_engine::SmoothMethod {
-    fn from(m: SmoothArg) -> Self {
-        match m {
-            SmoothArg::Direct => cryptmed_engine::SmoothMethod::Direct,
-            SmoothArg::Symmetric => cryptmed_engine::SmoothMethod::Symmetric,
-        }
-    }
-}
-
-/// `--precision` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum PrecisionArg {
-    /// The stated tight bounds.
-    Accurate,
-    /// Fewer breakpoints, about ten times looser.
-    Fast,
-}
-
-impl From<PrecisionArg> for cryptmed_approx::Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::Accurate => cryptmed_approx::Precision::Accurate,
-            PrecisionArg::Fast => cryptmed_approx::Precision::Fast,
-        }
-    }
-}
-
 /// One network's measured costs (the `--json` output).
 #[derive(Debug, Serialize)]
 struct BenchResult {
@@ -155,8 +115,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(op) = &args.op {
         use cryptmed_engine::opbench::{self, OpConfig, OpError};
         let cfg = OpConfig {
-            precision: args.precision.into(),
-            method: args.smooth.into(),
+            precision: args.smooth.precision.into(),
+            method: args.smooth.method.into(),
             batch: args.elements,
             stride: args.stride,
         };
@@ -203,10 +163,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             zoo::NAMES.join(", ")
         )
     })?;
-    let config = EngineConfig {
-        reveal: Reveal::Logits,
-        ..EngineConfig::default()
-    };
+    let config = args.smooth.config(Reveal::Logits);
     let model = Model::compile(net.clone(), config)?;
     let inputs = zoo::random_inputs(&net, args.inputs.max(1), args.seed);
     let t = Instant::now();

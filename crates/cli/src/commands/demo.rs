@@ -40,6 +40,8 @@ pub(crate) struct Args {
     /// What the client may learn.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
+    #[command(flatten)]
+    smooth: super::SmoothArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -97,7 +99,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let reveal: Reveal = args.reveal.into();
-    let model = super::compile(net.clone(), reveal, cryptmed_approx::Precision::Accurate)?;
+    let model = super::compile(net.clone(), reveal, &args.smooth)?;
     super::check_records(&file, &set, &model)?;
     let records = set.records;
 

@@ -11,7 +11,6 @@ use cryptmed_model::input::{InputError, Records};
 use cryptmed_model::reference;
 use serde::Serialize;
 
-use super::bench::PrecisionArg;
 use super::{RevealArg, UsageError};
 
 /// Arguments of `cryptmed eval`.
@@ -35,9 +34,8 @@ pub(crate) struct Args {
     /// Output policy (label uses the secure argmax).
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
-    /// Smooth-function tables.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
-    precision: PrecisionArg,
+    #[command(flatten)]
+    smooth: super::SmoothArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -147,8 +145,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .labels
         .clone()
         .with_context(|| format!("{file}: the data set has no labels"))?;
-    let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
-    let public = super::compile(net.public(), args.reveal.into(), args.precision.into())?;
+    let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
+    let public = super::compile(net.public(), args.reveal.into(), &args.smooth)?;
     let n = args.limit.unwrap_or(usize::MAX).min(set.records.len());
     set.records.truncate(n);
     // Every record is checked before any runs, so a refusal names the file and line.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::RevealArg;
-use super::bench::PrecisionArg;
 
 /// Arguments of `cryptmed inspect`.
 #[derive(Debug, clap::Args)]
@@ -19,9 +18,8 @@ pub(crate) struct Args {
     /// Output policy to plan for.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
-    /// Smooth-function tables.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
-    precision: PrecisionArg,
+    #[command(flatten)]
+    smooth: super::SmoothArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -46,7 +44,7 @@ struct Step {
 /// Runs `cryptmed inspect`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let net = super::load_network(&args.model)?;
-    let model = super::compile(net.public(), args.reveal.into(), args.precision.into())?;
+    let model = super::compile(net.public(), args.reveal.into(), &args.smooth)?;
     let layers: Vec<Layer> = net
         .nodes
         .iter()

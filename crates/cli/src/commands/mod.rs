@@ -266,20 +266,71 @@ pub(crate) fn load_network(path: &Path) -> anyhow::Result<Network> {
     Ok(cryptmed_model::onnx::load(path)?)
 }
 
-/// Compiles a network for the engine.
-pub(crate) fn compile(
-    net: Network,
-    reveal: Reveal,
-    precision: cryptmed_approx::Precision,
-) -> anyhow::Result<Model> {
-    Ok(Model::compile(
-        net,
+/// How the smooth functions are evaluated: part of the engine configuration
+/// (and of the digest both parties check), so `serve`, `eval`, `inspect`,
+/// `demo` and `bench` take the same two flags.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct SmoothArgs {
+    /// Smooth-function tables: accurate (the stated tight bounds) or fast (fewer breakpoints, about ten times looser).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
+    pub(crate) precision: PrecisionArg,
+    /// How functions with a symmetry (sigmoid, tanh, erf, SiLU, GELU, softplus) are evaluated:
+    /// direct (7 rounds) or symmetric (a quarter to a third fewer online bytes, 13 rounds).
+    #[arg(long = "smooth", value_enum, default_value_t = SmoothArg::Direct)]
+    pub(crate) method: SmoothArg,
+}
+
+impl SmoothArgs {
+    /// The engine configuration with output policy `reveal`.
+    pub(crate) fn config(&self, reveal: Reveal) -> EngineConfig {
         EngineConfig {
             reveal,
-            precision,
+            precision: self.precision.into(),
+            smooth: self.method.into(),
             ..EngineConfig::default()
-        },
-    )?)
+        }
+    }
+}
+
+/// `--smooth` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum SmoothArg {
+    /// One opening for every breakpoint of the full table.
+    Direct,
+    /// The sign, then a half table on |x|.
+    Symmetric,
+}
+
+impl From<SmoothArg> for cryptmed_engine::SmoothMethod {
+    fn from(m: SmoothArg) -> Self {
+        match m {
+            SmoothArg::Direct => cryptmed_engine::SmoothMethod::Direct,
+            SmoothArg::Symmetric => cryptmed_engine::SmoothMethod::Symmetric,
+        }
+    }
+}
+
+/// `--precision` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PrecisionArg {
+    /// The stated tight bounds.
+    Accurate,
+    /// Fewer breakpoints, about ten times looser.
+    Fast,
+}
+
+impl From<PrecisionArg> for cryptmed_approx::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Accurate => cryptmed_approx::Precision::Accurate,
+            PrecisionArg::Fast => cryptmed_approx::Precision::Fast,
+        }
+    }
+}
+
+/// Compiles a network for the engine.
+pub(crate) fn compile(net: Network, reveal: Reveal, smooth: &SmoothArgs) -> anyhow::Result<Model> {
+    Ok(Model::compile(net, smooth.config(reveal))?)
 }
 
 /// Loads the records of `path` for a model of input shape `shape` (values

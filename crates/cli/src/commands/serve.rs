@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use cryptmed_service::provider::ProviderSetup;
 
-use super::bench::PrecisionArg;
 use super::{NetArgs, RevealArg, ServerArgs};
 
 /// Arguments of `cryptmed serve`.
@@ -32,9 +31,8 @@ pub(crate) struct Args {
     /// What clients may learn.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
-    /// Smooth-function tables.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Accurate)]
-    precision: PrecisionArg,
+    #[command(flatten)]
+    smooth: super::SmoothArgs,
     #[command(flatten)]
     net: NetArgs,
     #[command(flatten)]
@@ -52,7 +50,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ),
         (None, None) => anyhow::bail!("give --model"),
     };
-    let model = super::compile(net.clone(), args.reveal.into(), args.precision.into())?;
+    let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
     let limits = args.net.server_limits(&args.server)?;
     let security = args.net.security()?;
     let listener =
