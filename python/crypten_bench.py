@@ -4,12 +4,14 @@
 
 Setup (CrypTen 0.4.1 declares the defunct `sklearn` package, so install it without
 dependencies and add the real ones; it needs torch 2.1, as later versions moved an
-internal module its ONNX converter imports):
+internal module its ONNX converter imports, and numpy 1 and onnx 1.15 to go with it;
+keep the environment isolated: torch 2.1 imports any onnxscript it can see, and the one
+python/requirements.txt installs for torch 2.15 does not load under numpy 1):
 
-  python3 -m venv --system-site-packages .venv-crypten
-  .venv-crypten/bin/pip install "torch==2.1.2" "torchvision==0.16.2" "numpy<2"
+  python3 -m venv .venv-crypten
+  .venv-crypten/bin/pip install "torch==2.1.2" "numpy<2" "onnx==1.15.0" "protobuf<5"
   .venv-crypten/bin/pip install --no-deps crypten==0.4.1
-  .venv-crypten/bin/pip install pyyaml pandas scipy scikit-learn omegaconf
+  .venv-crypten/bin/pip install pyyaml "pandas<2.3" "scipy<1.14" "scikit-learn<1.6" omegaconf
   .venv-crypten/bin/python python/crypten_bench.py [--json bench-out/crypten.json]
 
 Two CrypTen parties run as two processes (crypten.mpc.run_multiprocess) with the

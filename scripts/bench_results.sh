@@ -18,7 +18,7 @@ if [ "${1:-}" != "--render-only" ]; then
   if [ -n "${CRYPTEN_PYTHON:-}" ]; then
     args+=(--crypten "$CRYPTEN_PYTHON")
   fi
-  "$bin" "${args[@]}" > /dev/null
+  "$bin" "${args[@]}" > results/bench.txt
 fi
 rm -f results/*.svg
 "$bin" bench --from results/bench.json --plot results > /dev/null

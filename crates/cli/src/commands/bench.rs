@@ -276,6 +276,7 @@ fn suite(args: &Args) -> anyhow::Result<()> {
                     repeats: args.repeats,
                     batch_repeats: args.batch_repeats,
                     crypten: args.crypten.clone(),
+                    checkpoint: args.json.clone().flatten(),
                 })?
             }
         };

@@ -43,6 +43,9 @@ pub(crate) struct Options {
     pub(crate) batch_repeats: usize,
     /// A Python with CrypTen 0.4.1, to measure it side by side.
     pub(crate) crypten: Option<PathBuf>,
+    /// Where the rows so far are written after each network (the `--json`
+    /// file), so that a run cut short keeps what it measured.
+    pub(crate) checkpoint: Option<PathBuf>,
 }
 
 /// One measured configuration (an element of the `--json` list).
@@ -563,6 +566,10 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
         drop(lan);
         compare(name, &mut net_rows, opts)?;
         rows.extend(net_rows);
+        if let Some(path) = &opts.checkpoint {
+            std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(rows)
 }

@@ -2,8 +2,10 @@
 //! and CrypTen 0.4.1, measured in the same run by `python/crypten_bench.py`
 //! when the suite is given a Python that has it (`--crypten PYTHON`).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -127,8 +129,40 @@ pub(crate) fn crypten_given(network: &str) -> Option<Crypten> {
         })
 }
 
-/// Runs `script` (python/crypten_bench.py) with `python` on one network.
+/// How long one CrypTen measurement may take before it is abandoned.
+const CRYPTEN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Attempts per network: CrypTen 0.4.1's two-process launcher now and then
+/// hangs at start-up (one party exits, the other waits for it forever).
+const CRYPTEN_ATTEMPTS: usize = 3;
+
+/// Runs `script` (python/crypten_bench.py) with `python` on one network,
+/// with a timeout per attempt and a fresh attempt after a hang or a crash.
 pub(crate) fn crypten_measure(
+    python: &Path,
+    script: &Path,
+    network: &str,
+    repeats: usize,
+) -> anyhow::Result<Crypten> {
+    let mut failures = Vec::new();
+    for attempt in 1..=CRYPTEN_ATTEMPTS {
+        match crypten_once(python, script, network, repeats) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                eprintln!(
+                    "{network:>15} CrypTen attempt {attempt} of {CRYPTEN_ATTEMPTS} failed: {e:#}"
+                );
+                failures.push(format!("attempt {attempt}: {e:#}"));
+            }
+        }
+    }
+    bail!(
+        "CrypTen on {network} failed {CRYPTEN_ATTEMPTS} times: {}",
+        failures.join("; ")
+    )
+}
+
+/// One CrypTen run: its result line, or why there is none.
+fn crypten_once(
     python: &Path,
     script: &Path,
     network: &str,
@@ -140,26 +174,51 @@ pub(crate) fn crypten_measure(
         online_rounds: u64,
         online_seconds_median: f64,
     }
-    let out = Command::new(python)
+    let dir = std::env::temp_dir().join(format!("cryptmed-crypten-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = Command::new(python)
         .arg(script)
         .args(["--network", network, "--repeats", &repeats.to_string()])
-        .output()
+        .stdout(std::fs::File::create(&out_path)?)
+        .stderr(std::fs::File::create(&err_path)?)
+        // Its own process group, so a timeout also ends the two party processes.
+        .process_group(0)
+        .spawn()
         .with_context(|| format!("starting {} {}", python.display(), script.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > CRYPTEN_TIMEOUT {
+            // The whole group: the launcher and both CrypTen parties.
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("no result within {CRYPTEN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (stdout, stderr) = (
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         bail!(
-            "CrypTen on {network} failed ({}): {}",
-            out.status,
+            "{status}: {}",
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         );
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text
+    let last = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with('{'))
-        .with_context(|| format!("CrypTen on {network} printed no result"))?;
+        .context("it printed no result")?;
     let l: Line = serde_json::from_str(last).context("CrypTen's result line")?;
     Ok(Crypten {
         source: "measured".into(),
