@@ -414,6 +414,42 @@ fn dense(p: &mut Vec<String>, w: &Tensor, bias: Option<&[f64]>, in_len: usize, o
     }
 }
 
+/// A sliding window over a CHW input (convolution or pooling): checks the
+/// input shape against the geometry's `chw` and both axes; the output
+/// height and width where they are valid.
+fn window(
+    p: &mut Vec<String>,
+    input: &[usize],
+    chw: [usize; 3],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pads: [usize; 4],
+    dilation: [usize; 2],
+) -> (Option<usize>, Option<usize>) {
+    if input != chw {
+        p.push(format!("reads shape {input:?}; the geometry reads {chw:?}"));
+    }
+    let oh = axis(
+        p,
+        "height",
+        chw[1],
+        kernel[0],
+        stride[0],
+        [pads[0], pads[2]],
+        dilation[0],
+    );
+    let ow = axis(
+        p,
+        "width",
+        chw[2],
+        kernel[1],
+        stride[1],
+        [pads[1], pads[3]],
+        dilation[1],
+    );
+    (oh, ow)
+}
+
 /// `dilation * (kernel - 1) + 1` fits in `input + pads`; the output length along one axis.
 fn axis(
     p: &mut Vec<String>,
@@ -481,29 +517,14 @@ fn conv(
             g.groups, g.in_ch, g.out_ch
         ));
     }
-    if input != [g.in_ch, g.in_h, g.in_w] {
-        p.push(format!(
-            "reads shape {input:?}; the geometry reads [{}, {}, {}]",
-            g.in_ch, g.in_h, g.in_w
-        ));
-    }
-    let oh = axis(
+    let (oh, ow) = window(
         p,
-        "height",
-        g.in_h,
-        g.kernel[0],
-        g.stride[0],
-        [g.pads[0], g.pads[2]],
-        g.dilation[0],
-    );
-    let ow = axis(
-        p,
-        "width",
-        g.in_w,
-        g.kernel[1],
-        g.stride[1],
-        [g.pads[1], g.pads[3]],
-        g.dilation[1],
+        input,
+        [g.in_ch, g.in_h, g.in_w],
+        g.kernel,
+        g.stride,
+        g.pads,
+        g.dilation,
     );
     if p.len() > before {
         return;
@@ -529,29 +550,14 @@ fn conv(
 
 fn pool(p: &mut Vec<String>, g: &Pool2dGeom, input: &[usize], out: &[usize]) {
     let before = p.len();
-    if input != [g.ch, g.in_h, g.in_w] {
-        p.push(format!(
-            "reads shape {input:?}; the geometry reads [{}, {}, {}]",
-            g.ch, g.in_h, g.in_w
-        ));
-    }
-    let oh = axis(
+    let (oh, ow) = window(
         p,
-        "height",
-        g.in_h,
-        g.kernel[0],
-        g.stride[0],
-        [g.pads[0], g.pads[2]],
-        1,
-    );
-    let ow = axis(
-        p,
-        "width",
-        g.in_w,
-        g.kernel[1],
-        g.stride[1],
-        [g.pads[1], g.pads[3]],
-        1,
+        input,
+        [g.ch, g.in_h, g.in_w],
+        g.kernel,
+        g.stride,
+        g.pads,
+        [1, 1],
     );
     if p.len() > before {
         return;

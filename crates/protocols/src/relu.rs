@@ -81,19 +81,7 @@ pub fn eval_with_input<C: Comparison>(
     let pos = if ctx.lead() { neg.not() } else { neg };
     let form = value_form(&c, k, &mat.mask, mat.trunc.as_ref());
     let relu = select::select(ctx, &pos, &form, &mat.select)?;
-    let lead = ctx.lead();
-    let value = (0..y.len())
-        .map(|i| {
-            let own = form.terms.iter().fold(0 as Elem, |a, (alpha, share)| {
-                a.wrapping_add(alpha[i].wrapping_mul(share[i]))
-            });
-            if lead {
-                own.wrapping_add(form.constant[i])
-            } else {
-                own
-            }
-        })
-        .collect();
+    let value = select::local(ctx.lead(), &form);
     Ok((relu, value))
 }
 
