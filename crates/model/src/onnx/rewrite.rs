@@ -295,15 +295,7 @@ fn prune(net: &mut Network) {
             alias[v] = src;
         }
     }
-    let mut live = vec![false; n + 1];
-    live[n] = true;
-    for v in (1..=n).rev() {
-        if live[v] {
-            for x in &net.nodes[v - 1].inputs {
-                live[*x] = true;
-            }
-        }
-    }
+    let live = live(net);
     let mut new_id = vec![0; n + 1];
     let mut kept = Vec::new();
     for (i, node) in net.nodes.drain(..).enumerate() {
