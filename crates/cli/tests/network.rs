@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cryptmed_engine::{EngineConfig, Model};
-use cryptmed_service::tls::Identity;
 use cryptmed_service::wire::{self, Frame, VERSION};
-use cryptmed_service::{Link, Role, Security};
+use cryptmed_service::{Link, Role};
 
 const MODEL: &str = "models/breast-cancer-relu.onnx";
 
@@ -24,13 +23,7 @@ fn fake_provider(
 ) -> (String, std::thread::JoinHandle<Option<Frame>>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("localhost:{}", l.local_addr().unwrap().port());
-    let read = |f: &str| std::fs::read(d.certs.join(f)).unwrap();
-    let sec = Security::tls(
-        &read("ca.pem"),
-        Some(Identity::from_pem(&read("provider.pem"), &read("provider.key")).unwrap()),
-        false,
-    )
-    .unwrap();
+    let sec = d.security("provider");
     let h = std::thread::spawn(move || {
         let (tcp, _) = l.accept().ok()?;
         let c = cryptmed_service::tls::accept(
@@ -75,27 +68,10 @@ fn model_info() -> Frame {
     }
 }
 
+/// `diagnose` of the bundled demo records at `server` and `dealer`.
 fn diagnose_at(d: &Deployment, server: &str, dealer: &str, extra: &[&str]) -> std::process::Output {
     let recs = path(&root().join("testdata/breast_cancer_demo.csv"));
-    let (ca, cert, key) = (d.cert("ca.pem"), d.cert("client.pem"), d.cert("client.key"));
-    let args = vec![
-        "diagnose",
-        "--server",
-        server,
-        "--dealer",
-        dealer,
-        "--ca",
-        &ca,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--input",
-        &recs,
-        "--timeout",
-        "10",
-    ];
-    run(&with(args, extra))
+    d.diagnose_at(server, dealer, &with(vec!["--input", &recs], extra))
 }
 
 #[test]
@@ -172,13 +148,7 @@ fn disagreements_exit_5_and_both_sides_say_what_differed() {
     );
     assert!(matches!(fake.join().unwrap(), Some(Frame::Error { code, .. }) if code == "version"));
     // Digest, provider side: the real provider logs a client's refusal with its reason.
-    let read = |f: &str| std::fs::read(d.certs.join(f)).unwrap();
-    let sec = Security::tls(
-        &read("ca.pem"),
-        Some(Identity::from_pem(&read("client.pem"), &read("client.key")).unwrap()),
-        false,
-    )
-    .unwrap();
+    let sec = d.security("client");
     let c = cryptmed_service::tls::connect(&d.provider, Role::Provider, &sec, Default::default())
         .unwrap();
     let mut link = Link::new(c.stream);

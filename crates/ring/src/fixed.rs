@@ -34,10 +34,27 @@ pub enum FixedError {
     BadPrecision(u32),
 }
 
-/// Fixed-point format: how many of the 64 bits are fractional.
+/// Fixed-point format: how many of the 64 bits are fractional. Deserializing
+/// checks the range as [`FixedPoint::new`] does, so a format read from a
+/// peer or a file is valid like any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "FixedPointRepr")]
 pub struct FixedPoint {
     frac_bits: u32,
+}
+
+/// The serialized form of [`FixedPoint`], before its range check.
+#[derive(Deserialize)]
+struct FixedPointRepr {
+    frac_bits: u32,
+}
+
+impl TryFrom<FixedPointRepr> for FixedPoint {
+    type Error = FixedError;
+
+    fn try_from(r: FixedPointRepr) -> Result<Self, FixedError> {
+        FixedPoint::new(r.frac_bits)
+    }
 }
 
 impl Default for FixedPoint {
@@ -135,6 +152,29 @@ pub fn shift_floor(x: Elem, k: u32) -> Elem {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn deserializing_checks_the_range() {
+        let read = |bits: u32| {
+            serde_json::from_value::<FixedPoint>(serde_json::json!({ "frac_bits": bits }))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(16), Ok(FixedPoint::default()));
+        assert_eq!(read(1).map(FixedPoint::frac_bits), Ok(1));
+        assert_eq!(read(30).map(FixedPoint::frac_bits), Ok(30));
+        for bad in [0, 31, 200] {
+            let e = read(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad} fractional bits is not supported")),
+                "{e}"
+            );
+        }
+        let fp = FixedPoint::new(20).unwrap();
+        assert_eq!(
+            serde_json::from_value::<FixedPoint>(serde_json::to_value(fp).unwrap()).unwrap(),
+            fp
+        );
+    }
 
     #[test]
     fn rounds_to_nearest() {

@@ -247,8 +247,8 @@ impl ServiceError {
     }
 }
 
-/// Compiles the architecture and configuration a peer sent (JSON), checking
-/// both first: the configuration's fixed-point format must be supported, and
+/// Compiles the architecture and configuration a peer sent (JSON): the
+/// configuration must deserialize (which checks its fixed-point format), and
 /// the network must pass validation (the engine's gate), which is reported
 /// as [`ServiceError::Architecture`] so the peer learns what was wrong.
 pub(crate) fn compile_peer(
@@ -259,8 +259,6 @@ pub(crate) fn compile_peer(
     let network: Network = serde_json::from_value(network)
         .map_err(|e| ServiceError::Protocol(format!("the {peer}'s architecture: {e}")))?;
     let config: EngineConfig = serde_json::from_value(config)
-        .map_err(|e| ServiceError::Protocol(format!("the {peer}'s configuration: {e}")))?;
-    cryptmed_ring::fixed::FixedPoint::new(config.fixed.frac_bits())
         .map_err(|e| ServiceError::Protocol(format!("the {peer}'s configuration: {e}")))?;
     let model = Model::compile(network.clone(), config).map_err(|e| match e {
         EngineError::InvalidNetwork(cause) => ServiceError::Architecture { peer, cause },

@@ -266,6 +266,25 @@ pub struct Connected {
     pub socket: Option<TcpStream>,
 }
 
+impl Connected {
+    /// A plain-TCP link (`--insecure-plaintext`): the peer has no certificate.
+    fn plaintext(
+        tcp: &TcpStream,
+        addr: String,
+        socket: Option<TcpStream>,
+    ) -> Result<Self, ServiceError> {
+        Ok(Connected {
+            stream: Box::new(tcp.try_clone().map_err(ServiceError::io("socket"))?),
+            peer: PeerCert {
+                fingerprint: "plaintext".into(),
+                role: None,
+                addr,
+            },
+            socket,
+        })
+    }
+}
+
 /// What the TLS handshake told us about the peer.
 #[derive(Debug, Clone)]
 pub struct PeerCert {
@@ -421,15 +440,7 @@ pub fn connect(
     set_timeouts(&tcp, t.connect)?;
     let socket = tcp.try_clone().ok();
     let connected = match security {
-        Security::Plaintext => Connected {
-            stream: Box::new(tcp.try_clone().map_err(ServiceError::io("socket"))?),
-            peer: PeerCert {
-                fingerprint: "plaintext".into(),
-                role: None,
-                addr: addr.into(),
-            },
-            socket,
-        },
+        Security::Plaintext => Connected::plaintext(&tcp, addr.into(), socket)?,
         Security::Tls {
             roots, identity, ..
         } => {
@@ -483,15 +494,7 @@ pub fn accept(
     set_timeouts(&tcp, handshake_limit)?;
     let socket = tcp.try_clone().ok();
     let connected = match security {
-        Security::Plaintext => Connected {
-            stream: Box::new(tcp.try_clone().map_err(ServiceError::io("socket"))?),
-            peer: PeerCert {
-                fingerprint: "plaintext".into(),
-                role: None,
-                addr,
-            },
-            socket,
-        },
+        Security::Plaintext => Connected::plaintext(&tcp, addr, socket)?,
         Security::Tls {
             roots,
             identity,

@@ -416,58 +416,28 @@ fn crafted_frames_are_refused_with_what_was_wrong_and_the_servers_keep_serving()
         "during hello: the peer closed the connection",
     ]);
     // The dealer: a wrong frame type, and a join as a role that cannot join.
-    let answer = send_raw(
-        &d.dealer,
-        Role::Dealer,
-        &provider,
-        &wire::encode(&Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        }),
-        false,
-    );
-    assert!(
-        matches!(&answer, Some(Frame::Error { message, .. }) if message.contains("the party sent a hello frame during join; expected join")),
-        "{answer:?}"
-    );
-    let join = Frame::Join {
+    let null = || serde_json::Value::Null;
+    let hello = Frame::Hello {
         version: VERSION,
-        role: "dealer".into(),
-        session: "s".into(),
-        network: serde_json::Value::Null,
-        config: serde_json::Value::Null,
-        digest: "d".into(),
+        reveal: None,
     };
-    let answer = send_raw(
-        &d.dealer,
-        Role::Dealer,
-        &provider,
-        &wire::encode(&join),
-        false,
-    );
+    let (_, message) = refusal(&d.dealer, Role::Dealer, &provider, &hello);
     assert!(
-        matches!(&answer, Some(Frame::Error { message, .. }) if message.contains("only a provider or a client can join")),
-        "{answer:?}"
+        message.contains("the party sent a hello frame during join; expected join"),
+        "{message}"
+    );
+    let as_dealer = join("dealer", "s", null(), null(), "d");
+    let (_, message) = refusal(&d.dealer, Role::Dealer, &provider, &as_dealer);
+    assert!(
+        message.contains("only a provider or a client can join"),
+        "{message}"
     );
     // A provider certificate joining as the client is refused.
-    let join = Frame::Join {
-        version: VERSION,
-        role: "client".into(),
-        session: "s".into(),
-        network: serde_json::Value::Null,
-        config: serde_json::Value::Null,
-        digest: "d".into(),
-    };
-    let answer = send_raw(
-        &d.dealer,
-        Role::Dealer,
-        &provider,
-        &wire::encode(&join),
-        false,
-    );
+    let as_client = join("client", "s", null(), null(), "d");
+    let (code, message) = refusal(&d.dealer, Role::Dealer, &provider, &as_client);
     assert!(
-        matches!(&answer, Some(Frame::Error { code, message }) if code == "role" && message.contains("certificate for the provider role; expected client")),
-        "{answer:?}"
+        code == "role" && message.contains("certificate for the provider role; expected client"),
+        "{code}: {message}"
     );
     // A frame limit below the architecture's size stops the client at model info.
     let mut small = d.client();
@@ -694,19 +664,14 @@ fn every_mismatch_is_named_on_both_sides() {
         "{reply:?}"
     );
     // Version, provider side: a client speaking version 99.
-    let answer = send_raw(
-        &d.provider,
-        Role::Provider,
-        &client,
-        &wire::encode(&Frame::Hello {
-            version: 99,
-            reveal: None,
-        }),
-        false,
-    );
+    let hello_99 = Frame::Hello {
+        version: 99,
+        reveal: None,
+    };
+    let (code, message) = refusal(&d.provider, Role::Provider, &client, &hello_99);
     assert!(
-        matches!(&answer, Some(Frame::Error { code, message }) if code == "version" && message.contains("the client's is 99")),
-        "{answer:?}"
+        code == "version" && message.contains("the client's is 99"),
+        "{code}: {message}"
     );
     wait_log(&[
         "session failed",
@@ -736,19 +701,7 @@ fn every_mismatch_is_named_on_both_sides() {
         "{reply:?}"
     );
     // Digest, provider side: a client that refuses the provider's digest; the provider logs why.
-    let mut link = raw(&d.provider, Role::Provider, &client);
-    wire::send(
-        &mut link,
-        &Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        wire::recv(&mut link, 1 << 20),
-        Ok(Frame::ModelInfo { .. })
-    ));
+    let mut link = hello_to_provider(&d.provider, &client);
     wire::send(
         &mut link,
         &Frame::Error {
@@ -816,19 +769,7 @@ fn every_mismatch_is_named_on_both_sides() {
         "the client refused the session (dealer): dealer mismatch",
     ]);
     // Dealer, provider side: a client that claims another dealer.
-    let mut link = raw(&d.provider, Role::Provider, &client);
-    wire::send(
-        &mut link,
-        &Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        wire::recv(&mut link, 1 << 20),
-        Ok(Frame::ModelInfo { .. })
-    ));
+    let mut link = hello_to_provider(&d.provider, &client);
     wire::send(
         &mut link,
         &Frame::Accept {
@@ -939,23 +880,7 @@ fn silent_peers_time_out_after_the_configured_time() {
     );
     silent.join().unwrap();
     // A client that says hello and then nothing: the provider gives up after its timeout.
-    let mut link = raw(
-        &d.provider,
-        Role::Provider,
-        &security(certs, "client", false),
-    );
-    wire::send(
-        &mut link,
-        &Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        wire::recv(&mut link, 1 << 20),
-        Ok(Frame::ModelInfo { .. })
-    ));
+    let link = hello_to_provider(&d.provider, &security(certs, "client", false));
     wait_log(&[
         "session failed",
         "the client link failed during accept: timed out waiting for the peer",
@@ -984,36 +909,8 @@ fn idle_sockets_and_a_stalled_session_never_shut_out_real_clients() {
         })
         .collect();
     // A stalled session: TLS, hello, model info, then nothing.
-    let mut stalled = raw(
-        &d.provider,
-        Role::Provider,
-        &security(&d.certs, "client", false),
-    );
-    wire::send(
-        &mut stalled,
-        &Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        wire::recv(&mut stalled, 1 << 20),
-        Ok(Frame::ModelInfo { .. })
-    ));
-    let recs = records(3);
-    let clients: Vec<_> = (0..32)
-        .map(|_| {
-            let (d, recs) = (d.clone(), recs.clone());
-            std::thread::spawn(move || {
-                let (preds, _) = run(&d.client(), &recs).unwrap();
-                assert_correct(&d.net, &recs, &preds);
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
+    let stalled = hello_to_provider(&d.provider, &security(&d.certs, "client", false));
+    serve_concurrently(&d, 32, &records(3));
     drop(idle);
     drop(stalled);
     assert!(panics().is_empty(), "{:?}", panics());
@@ -1048,23 +945,7 @@ fn handshakes_have_a_deadline_and_a_cap() {
     assert!(t.elapsed() < Duration::from_secs(10));
     // A session that stalls after the hello ends at the session deadline,
     // well before the 20 s read timeout.
-    let mut stalled = raw(
-        &d.provider,
-        Role::Provider,
-        &security(&d.certs, "client", false),
-    );
-    wire::send(
-        &mut stalled,
-        &Frame::Hello {
-            version: VERSION,
-            reveal: None,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        wire::recv(&mut stalled, 1 << 20),
-        Ok(Frame::ModelInfo { .. })
-    ));
+    let stalled = hello_to_provider(&d.provider, &security(&d.certs, "client", false));
     wait_log(&["session failed", "the session deadline of 3s passed"]);
     drop(stalled);
     // Three idle sockets fill the handshake slots: a fourth is closed at once, and logged.
@@ -1114,19 +995,18 @@ fn the_dealer_reports_every_byte_of_both_its_links() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let join = |role: &str| {
-        wire::encode(&Frame::Join {
-            version: VERSION,
-            role: role.into(),
-            session: session.clone(),
-            network: serde_json::to_value(d.net.public()).unwrap(),
-            config: serde_json::to_value(EngineConfig::default()).unwrap(),
-            digest: digest.clone(),
-        })
+    let join_bytes = |role: &str| {
+        wire::encode(&join(
+            role,
+            &session,
+            serde_json::to_value(d.net.public()).unwrap(),
+            serde_json::to_value(EngineConfig::default()).unwrap(),
+            &digest,
+        ))
         .len() as u64
     };
     let paired = wire::encode(&Frame::Paired { max_batch: 256 }).len() as u64;
-    let want_session = join("provider") + join("client") + 2 * paired + 2 * 64;
+    let want_session = join_bytes("provider") + join_bytes("client") + 2 * paired + 2 * 64;
     // Per batch: the batch frame, both 48-byte headers, the client's corrections,
     // and the previous batch's report frame.
     let mut previous: Option<(u64, u64)> = None;
@@ -1252,24 +1132,8 @@ fn crafted_architectures_are_refused_before_allocation_and_the_dealer_keeps_serv
     let d = deploy(Reveal::Label, limits());
     let client = security(&d.certs, "client", false);
     for (what, network, config, want) in crafted_architectures(&d.net) {
-        let join = Frame::Join {
-            version: VERSION,
-            role: "client".into(),
-            session: "ab".repeat(16),
-            network,
-            config,
-            digest: "00".into(),
-        };
-        let answer = send_raw(
-            &d.dealer,
-            Role::Dealer,
-            &client,
-            &wire::encode(&join),
-            false,
-        );
-        let Some(Frame::Error { code, message }) = answer else {
-            panic!("{what}: {answer:?}");
-        };
+        let crafted = join("client", &"ab".repeat(16), network, config, "00");
+        let (code, message) = refusal(&d.dealer, Role::Dealer, &client, &crafted);
         let code_wanted = if what == "fixed point" {
             "protocol"
         } else {

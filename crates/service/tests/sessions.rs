@@ -41,17 +41,5 @@ fn every_policy_matches_plaintext_over_tls() {
 fn thirty_two_concurrent_clients_are_each_served_correctly() {
     init();
     let d = Arc::new(deploy(Reveal::Logits, limits()));
-    let recs = records(3);
-    let handles: Vec<_> = (0..32)
-        .map(|_| {
-            let (d, recs) = (d.clone(), recs.clone());
-            std::thread::spawn(move || {
-                let (preds, _) = run(&d.client(), &recs).unwrap();
-                assert_correct(&d.net, &recs, &preds);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    serve_concurrently(&d, 32, &records(3));
 }

@@ -140,17 +140,27 @@ impl Deployment {
         path(&self.certs.join(f))
     }
 
-    /// Starts the dealer (with `extra` flags); returns its `localhost:PORT`.
-    pub fn start_dealer(&mut self, tag: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
+    /// Starts a server `role` (`dealer` or `provider`): the subcommand and
+    /// its own flags in `head`, then the role's certificate, the CA,
+    /// `--require-client-cert`, a 10 s timeout and `extra`; returns its
+    /// `localhost:PORT`.
+    fn start(
+        &mut self,
+        tag: &str,
+        role: &str,
+        head: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> String {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let (cert, key, ca) = (
-            self.cert("dealer.pem"),
-            self.cert("dealer.key"),
+            self.cert(&format!("{role}.pem")),
+            self.cert(&format!("{role}.key")),
             self.cert("ca.pem"),
         );
-        let mut args = vec![
-            "dealer",
+        let mut args = head.to_vec();
+        args.extend([
             "--listen",
             &listen,
             "--cert",
@@ -162,12 +172,17 @@ impl Deployment {
             "--require-client-cert",
             "--timeout",
             "10",
-        ];
+        ]);
         args.extend_from_slice(extra);
         let log = self.dir.join(format!("{tag}.log"));
         self.procs.push(spawn(&args, &log, env));
         wait_port(port);
         format!("localhost:{port}")
+    }
+
+    /// Starts the dealer (with `extra` flags); returns its `localhost:PORT`.
+    pub fn start_dealer(&mut self, tag: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
+        self.start(tag, "dealer", &["dealer"], extra, env)
     }
 
     /// Starts a provider of `model` trusting `dealer`; returns its `localhost:PORT`.
@@ -179,37 +194,9 @@ impl Deployment {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> String {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
         let model = path(&root().join(model));
-        let (cert, key, ca) = (
-            self.cert("provider.pem"),
-            self.cert("provider.key"),
-            self.cert("ca.pem"),
-        );
-        let mut args = vec![
-            "serve",
-            "--model",
-            &model,
-            "--listen",
-            &listen,
-            "--dealer",
-            dealer,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "--ca",
-            &ca,
-            "--require-client-cert",
-            "--timeout",
-            "10",
-        ];
-        args.extend_from_slice(extra);
-        let log = self.dir.join(format!("{tag}.log"));
-        self.procs.push(spawn(&args, &log, env));
-        wait_port(port);
-        format!("localhost:{port}")
+        let head = ["serve", "--model", &model, "--dealer", dealer];
+        self.start(tag, "provider", &head, extra, env)
     }
 
     /// The provider's process (the last started).
@@ -217,8 +204,25 @@ impl Deployment {
         self.procs.last().unwrap()
     }
 
+    /// TLS settings with `role`'s certificate from this deployment (as a fake peer uses them).
+    pub fn security(&self, role: &str) -> cryptmed_service::Security {
+        let read = |f: &str| std::fs::read(self.certs.join(f)).unwrap();
+        let id = cryptmed_service::tls::Identity::from_pem(
+            &read(&format!("{role}.pem")),
+            &read(&format!("{role}.key")),
+        )
+        .unwrap();
+        cryptmed_service::Security::tls(&read("ca.pem"), Some(id), false).unwrap()
+    }
+
     /// `diagnose` against this deployment with the client certificate, plus `extra`.
     pub fn diagnose(&self, extra: &[&str]) -> Output {
+        self.diagnose_at(&self.provider, &self.dealer, extra)
+    }
+
+    /// `diagnose` against the provider at `server` and the dealer at `dealer`
+    /// with this deployment's client certificate, plus `extra`.
+    pub fn diagnose_at(&self, server: &str, dealer: &str, extra: &[&str]) -> Output {
         let (cert, key, ca) = (
             self.cert("client.pem"),
             self.cert("client.key"),
@@ -227,9 +231,9 @@ impl Deployment {
         let args = vec![
             "diagnose",
             "--server",
-            &self.provider,
+            server,
             "--dealer",
-            &self.dealer,
+            dealer,
             "--ca",
             &ca,
             "--cert",

@@ -15,6 +15,7 @@ use cryptmed_model::{Network, reference};
 use cryptmed_service::client::{BatchReport, ClientSetup, diagnose};
 use cryptmed_service::provider::ProviderSetup;
 use cryptmed_service::tls::{CertSet, Identity, RoleNames, generate_certs};
+use cryptmed_service::wire::{self, Frame, VERSION};
 use cryptmed_service::{Limits, Link, Role, Security, ServiceError, Timeouts, dealer, provider};
 
 /// Everything the tracing subscriber wrote, and every panic message.
@@ -510,4 +511,72 @@ pub fn raw(addr: &str, role: Role, security: &Security) -> Link {
     )
     .unwrap();
     Link::new(c.stream)
+}
+
+/// A raw TLS link to the provider at `addr` that said hello and read the
+/// provider's model info: a client stopped at the handshake's next step.
+pub fn hello_to_provider(addr: &str, security: &Security) -> Link {
+    let mut link = raw(addr, Role::Provider, security);
+    wire::send(
+        &mut link,
+        &Frame::Hello {
+            version: VERSION,
+            reveal: None,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        wire::recv(&mut link, 1 << 20),
+        Ok(Frame::ModelInfo { .. })
+    ));
+    link
+}
+
+/// A join frame of `role` for session `session`.
+pub fn join(
+    role: &str,
+    session: &str,
+    network: serde_json::Value,
+    config: serde_json::Value,
+    digest: &str,
+) -> Frame {
+    Frame::Join {
+        version: VERSION,
+        role: role.into(),
+        session: session.into(),
+        network,
+        config,
+        digest: digest.into(),
+    }
+}
+
+/// Sends `frame` over a raw TLS link to the `role` server at `addr` and
+/// returns the code and message of the error frame it must answer with.
+pub fn refusal(addr: &str, role: Role, security: &Security, frame: &Frame) -> (String, String) {
+    let mut link = raw(addr, role, security);
+    wire::send(&mut link, frame).unwrap();
+    match wire::recv(&mut link, 1 << 20) {
+        Ok(Frame::Error { code, message }) => (code, message),
+        other => panic!(
+            "expected an error frame for {}, got {other:?}",
+            frame.name()
+        ),
+    }
+}
+
+/// `clients` concurrent sessions of `records` against `d`, each checked
+/// against the plaintext reference.
+pub fn serve_concurrently(d: &Arc<Deployment>, clients: usize, records: &[Vec<f64>]) {
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (d, recs) = (d.clone(), records.to_vec());
+            std::thread::spawn(move || {
+                let (preds, _) = run(&d.client(), &recs).unwrap();
+                assert_correct(&d.net, &recs, &preds);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
 }
