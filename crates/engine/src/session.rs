@@ -164,7 +164,7 @@ pub(crate) fn offline_bytes(model: &Model, batch: usize) -> u64 {
         .map(|l| linear::deal_setup(&mut d, &l.op))
         .collect();
     deal_batch(model, &mut d, &masks, batch);
-    d.take_corrections().len() as u64 + 2 * 48
+    d.pending_bytes() as u64 + 2 * 48
 }
 
 /// Dealer side: material of every step for a batch, in plan order.
@@ -530,12 +530,17 @@ impl DealerSession {
     ) -> Result<Report, EngineError> {
         let t0 = Instant::now();
         deal_batch(&self.model, &mut self.dealer, &self.masks, batch);
-        let corrections = self.dealer.take_corrections();
+        let for_provider = self.dealer.take(Role::Provider);
+        let for_client = self.dealer.take(Role::Client);
         let digest = self.model.architecture_digest();
         let mut sent = 0u64;
         for (ch, body, who) in [
-            (&mut *to_provider as &mut dyn Channel, &[][..], "provider"),
-            (to_client, &corrections[..], "client"),
+            (
+                &mut *to_provider as &mut dyn Channel,
+                &for_provider[..],
+                "provider",
+            ),
+            (to_client, &for_client[..], "client"),
         ] {
             let mut head = digest.to_vec();
             head.extend((batch as u64).to_le_bytes());

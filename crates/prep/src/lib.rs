@@ -24,6 +24,12 @@
 //! share`). So per correlated element the dealer sends one element (or one
 //! bit) instead of two, and nothing to the provider beyond its seed.
 //!
+//! **Material both parties receive verbatim** ([`Dealer::public`]): some
+//! correlations cannot be expanded from one party's seed at all, for
+//! instance the correction words of a function-secret-sharing key, which
+//! both keys of a pair hold. The dealer sends those bytes to both parties;
+//! they are the only per-batch material the provider receives.
+//!
 //! **Mirrored calls.** [`Dealer`] and [`PrepSource`] have the same methods
 //! with the same names. A protocol's `deal` and `take` call them in the same
 //! order, so both sides' PRG streams and the correction stream stay aligned.
@@ -64,12 +70,15 @@ pub struct Usage {
     pub corrected_elems: u64,
     /// Bits sent as corrections.
     pub corrected_bits: u64,
+    /// Bytes sent verbatim to both parties (counted once).
+    pub public_bytes: u64,
 }
 
 /// The dealer's side: mirrors both parties' PRGs and collects corrections for the client.
 pub struct Dealer {
     prg: [Prg; 2],
-    corrections: Vec<u8>,
+    /// Bytes for each party (indexed by [`Role::index`]) since the last [`Dealer::take`].
+    outgoing: [Vec<u8>; 2],
     usage: Usage,
 }
 
@@ -77,7 +86,8 @@ pub struct Dealer {
 impl std::fmt::Debug for Dealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dealer")
-            .field("pending_correction_bytes", &self.corrections.len())
+            .field("pending_provider_bytes", &self.outgoing[0].len())
+            .field("pending_client_bytes", &self.outgoing[1].len())
             .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
@@ -88,7 +98,7 @@ impl Dealer {
     pub fn new(provider_seed: &Seed, client_seed: &Seed) -> Self {
         Self {
             prg: [Prg::new(provider_seed, 0), Prg::new(client_seed, 0)],
-            corrections: Vec::new(),
+            outgoing: [Vec::new(), Vec::new()],
             usage: Usage::default(),
         }
     }
@@ -113,7 +123,7 @@ impl Dealer {
         self.usage.seeded_elems += v.len() as u64;
         self.usage.corrected_elems += v.len() as u64;
         let s0 = self.prg[0].elems(v.len());
-        elems_to_bytes(&cryptmed_ring::sub(v, &s0), &mut self.corrections);
+        elems_to_bytes(&cryptmed_ring::sub(v, &s0), &mut self.outgoing[1]);
     }
 
     /// Uniformly random bits XOR-shared between the parties (both seeded). Returns the bits.
@@ -128,12 +138,26 @@ impl Dealer {
         self.usage.seeded_bits += v.len() as u64;
         self.usage.corrected_bits += v.len() as u64;
         let s0 = self.prg[0].bits(v.len());
-        v.xor(&s0).write_bytes(&mut self.corrections);
+        v.xor(&s0).write_bytes(&mut self.outgoing[1]);
     }
 
-    /// Takes the corrections collected so far (to send to the client).
-    pub fn take_corrections(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.corrections)
+    /// Sends `bytes` verbatim to both parties (material no seed can expand,
+    /// such as the correction words both keys of an FSS key pair hold).
+    pub fn public(&mut self, bytes: &[u8]) {
+        self.usage.public_bytes += bytes.len() as u64;
+        for out in &mut self.outgoing {
+            out.extend_from_slice(bytes);
+        }
+    }
+
+    /// Takes the bytes collected for `role` since the last call (to send to it).
+    pub fn take(&mut self, role: Role) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing[role.index()])
+    }
+
+    /// Bytes collected for both parties since the last [`Dealer::take`] of each.
+    pub fn pending_bytes(&self) -> usize {
+        self.outgoing[0].len() + self.outgoing[1].len()
     }
 
     /// Material generated so far.
@@ -167,17 +191,21 @@ pub trait PrepSource {
     /// Mirror of [`Dealer::share_bits`]: this party's XOR share of `n` correlated bits.
     fn share_bits(&mut self, n: usize) -> BitVec;
 
+    /// Mirror of [`Dealer::public`]: the `n` bytes both parties receive verbatim.
+    fn public(&mut self, n: usize) -> Vec<u8>;
+
     /// Checks that the batch's material was consumed exactly (a different
     /// plan on the two sides is a typed error here, never silent garbage).
     fn finish(&mut self) -> Result<(), PrepError>;
 }
 
 /// The trusted-dealer [`PrepSource`]: the party's seeded PRG and the
-/// corrections received from the dealer.
+/// material received from the dealer (the client's corrections, and for
+/// both parties the bytes of [`Dealer::public`]).
 pub struct PartyPrep {
     role: Role,
     prg: Prg,
-    corrections: Vec<u8>,
+    material: Vec<u8>,
     pos: usize,
     error: Option<PrepError>,
 }
@@ -187,7 +215,7 @@ impl std::fmt::Debug for PartyPrep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartyPrep")
             .field("role", &self.role)
-            .field("correction_bytes", &self.corrections.len())
+            .field("material_bytes", &self.material.len())
             .field("consumed", &self.pos)
             .field("error", &self.error)
             .finish_non_exhaustive()
@@ -200,30 +228,30 @@ impl PartyPrep {
         Self {
             role,
             prg: Prg::new(seed, 0),
-            corrections: Vec::new(),
+            material: Vec::new(),
             pos: 0,
             error: None,
         }
     }
 
-    /// Installs a batch of corrections from the dealer (client only; the provider receives none).
-    pub fn load(&mut self, corrections: Vec<u8>) {
-        self.corrections = corrections;
+    /// Installs material received from the dealer (what [`Dealer::take`] gave for this role).
+    pub fn load(&mut self, material: Vec<u8>) {
+        self.material = material;
         self.pos = 0;
         self.error = None;
     }
 
-    /// Reads `n` correction bytes; on exhaustion records the error (reported by
+    /// Reads `n` material bytes; on exhaustion records the error (reported by
     /// [`finish`](PrepSource::finish)) and returns zeros so the protocol can unwind.
     fn read(&mut self, n: usize) -> &[u8] {
-        let left = self.corrections.len() - self.pos;
+        let left = self.material.len() - self.pos;
         if n > left {
             if self.error.is_none() {
                 self.error = Some(PrepError::Exhausted { wanted: n, left });
             }
-            self.corrections.resize(self.pos + n, 0);
+            self.material.resize(self.pos + n, 0);
         }
-        let s = &self.corrections[self.pos..self.pos + n];
+        let s = &self.material[self.pos..self.pos + n];
         self.pos += n;
         s
     }
@@ -260,11 +288,15 @@ impl PrepSource for PartyPrep {
         }
     }
 
+    fn public(&mut self, n: usize) -> Vec<u8> {
+        self.read(n).to_vec()
+    }
+
     fn finish(&mut self) -> Result<(), PrepError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let left = self.corrections.len() - self.pos;
+        let left = self.material.len() - self.pos;
         if left != 0 {
             return Err(PrepError::LeftOver(left));
         }
@@ -288,7 +320,9 @@ mod tests {
         let bits = d.random_bits(70);
         d.share_bits(&bits.not());
         let b = d.private(Role::Provider, 3);
-        c.load(d.take_corrections());
+        d.public(b"both");
+        p.load(d.take(Role::Provider));
+        c.load(d.take(Role::Client));
 
         let (r0, r1) = (p.random_arith(5), c.random_arith(5));
         assert_eq!(cryptmed_ring::add(&r0, &r1), r);
@@ -298,6 +332,8 @@ mod tests {
         assert_eq!(p.share_bits(70).xor(&c.share_bits(70)), bits.not());
         assert_eq!(p.private(Role::Provider, 3), Some(b));
         assert_eq!(c.private(Role::Provider, 3), None);
+        assert_eq!(p.public(4), b"both");
+        assert_eq!(c.public(4), b"both");
         assert_eq!(p.finish(), Ok(()));
         assert_eq!(c.finish(), Ok(()));
     }
@@ -308,7 +344,7 @@ mod tests {
         let mut d = Dealer::new(&s0, &s1);
         d.share_arith(&[1, 2, 3]);
         let mut c = PartyPrep::new(Role::Client, &s1);
-        c.load(d.take_corrections());
+        c.load(d.take(Role::Client));
         c.share_arith(2);
         assert_eq!(c.finish(), Err(PrepError::LeftOver(8)));
         c.load(vec![0; 8]);
@@ -328,7 +364,7 @@ mod tests {
         let mut d = Dealer::new(&s0, &s1);
         d.share_arith(&[0x0123_4567_89ab_cdef; 6]);
         let shown_dealer = format!("{d:?} {d:#?}");
-        let corrections = d.take_corrections();
+        let corrections = d.take(Role::Client);
         let mut c = PartyPrep::new(Role::Client, &s1);
         c.load(corrections.clone());
         let shown_party = format!("{c:?} {c:#?}");
@@ -339,9 +375,6 @@ mod tests {
             }
             assert!(!shown.contains("81985529216486895"), "{shown}"); // the value itself
         }
-        assert!(
-            shown_party.contains("correction_bytes: 48"),
-            "{shown_party}"
-        );
+        assert!(shown_party.contains("material_bytes: 48"), "{shown_party}");
     }
 }

@@ -19,7 +19,7 @@ pub struct PairRun<P, C> {
     pub provider_stats: CommStats,
     /// The client's traffic.
     pub client_stats: CommStats,
-    /// Bytes of dealer corrections.
+    /// Bytes the dealer sent to both parties.
     pub offline_bytes: usize,
 }
 
@@ -44,11 +44,11 @@ where
     );
     let mut dealer = Dealer::new(&s0, &s1);
     deal(&mut dealer);
-    let corrections = dealer.take_corrections();
-    let offline_bytes = corrections.len();
+    let offline_bytes = dealer.pending_bytes();
     let mut pp = PartyPrep::new(Role::Provider, &s0);
     let mut cp = PartyPrep::new(Role::Client, &s1);
-    cp.load(corrections);
+    pp.load(dealer.take(Role::Provider));
+    cp.load(dealer.take(Role::Client));
     let (a, b) = memory_pair(Duration::from_secs(60));
     let (mut a, mut b) = (Counted::new(a), Counted::new(b));
     std::thread::scope(|s| {

@@ -536,7 +536,7 @@ fn comparison_dealer_bytes_match_the_closed_form() {
             let mut d = cryptmed_prep::Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
             cmp.deal(&mut d, &r, k);
             assert_eq!(
-                d.take_corrections().len() as u64,
+                d.pending_bytes() as u64,
                 cmp.offline_bytes(n, k),
                 "chunk {chunk}"
             );
