@@ -9,7 +9,7 @@ mod memory;
 mod stats;
 mod stream;
 
-pub use memory::{MemoryChannel, memory_pair};
+pub use memory::{MEMORY_QUEUE_BYTES, MemoryChannel, memory_pair};
 pub use stats::{CommStats, Counted};
 pub use stream::{EXCHANGE_CHUNK, EXCHANGE_WINDOW, StreamChannel};
 

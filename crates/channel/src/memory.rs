@@ -1,16 +1,66 @@
 //! An in-process duplex pair, for tests and for running both parties in one
 //! process (the `bench` and `eval` commands).
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::{Channel, ChannelError};
+
+/// Bytes one direction of a memory pair holds before a sender waits for the
+/// receiver (a single larger message is always accepted into an empty
+/// queue). This is the in-process twin of TCP back-pressure: a dealer
+/// thread cannot run a whole network ahead of the parties.
+pub const MEMORY_QUEUE_BYTES: usize = 64 << 20;
+
+/// One direction of a pair: messages bounded in bytes, and whether each end is still there.
+#[derive(Debug, Default)]
+struct Pipe {
+    state: Mutex<PipeState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PipeState {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+    sender_gone: bool,
+    receiver_gone: bool,
+}
+
+impl Pipe {
+    fn lock(&self) -> MutexGuard<'_, PipeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits on the condition until `ready` or the deadline; `Timeout` after it.
+    fn wait_until<'a>(
+        &self,
+        mut st: MutexGuard<'a, PipeState>,
+        timeout: Duration,
+        ready: impl Fn(&PipeState) -> bool,
+    ) -> Result<MutexGuard<'a, PipeState>, ChannelError> {
+        let deadline = Instant::now() + timeout;
+        while !ready(&st) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ChannelError::Timeout);
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(st)
+    }
+}
 
 /// One end of an in-memory duplex link; sends are buffered until a flush or a receive.
 #[derive(Debug)]
 pub struct MemoryChannel {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
+    tx: Arc<Pipe>,
+    rx: Arc<Pipe>,
     out: Vec<u8>,
     pending: Vec<u8>,
     pos: usize,
@@ -18,10 +68,10 @@ pub struct MemoryChannel {
 }
 
 /// Two connected ends. A receive that waits longer than `timeout` fails with
-/// [`ChannelError::Timeout`] instead of hanging.
+/// [`ChannelError::Timeout`] instead of hanging, and so does a flush that
+/// waits that long for the peer to drain [`MEMORY_QUEUE_BYTES`].
 pub fn memory_pair(timeout: Duration) -> (MemoryChannel, MemoryChannel) {
-    let (t0, r1) = channel();
-    let (t1, r0) = channel();
+    let (ab, ba) = (Arc::new(Pipe::default()), Arc::new(Pipe::default()));
     let mk = |tx, rx| MemoryChannel {
         tx,
         rx,
@@ -30,7 +80,16 @@ pub fn memory_pair(timeout: Duration) -> (MemoryChannel, MemoryChannel) {
         pos: 0,
         timeout,
     };
-    (mk(t0, r0), mk(t1, r1))
+    (mk(ab.clone(), ba.clone()), mk(ba, ab))
+}
+
+impl Drop for MemoryChannel {
+    fn drop(&mut self) {
+        self.tx.lock().sender_gone = true;
+        self.tx.changed.notify_all();
+        self.rx.lock().receiver_gone = true;
+        self.rx.changed.notify_all();
+    }
 }
 
 impl Channel for MemoryChannel {
@@ -44,11 +103,16 @@ impl Channel for MemoryChannel {
         let mut filled = 0;
         while filled < buf.len() {
             if self.pos == self.pending.len() {
-                self.pending = match self.rx.recv_timeout(self.timeout) {
-                    Ok(v) => v,
-                    Err(RecvTimeoutError::Timeout) => return Err(ChannelError::Timeout),
-                    Err(RecvTimeoutError::Disconnected) => return Err(ChannelError::Closed),
+                let mut st = self.rx.wait_until(self.rx.lock(), self.timeout, |s| {
+                    !s.queue.is_empty() || s.sender_gone
+                })?;
+                let Some(msg) = st.queue.pop_front() else {
+                    return Err(ChannelError::Closed);
                 };
+                st.bytes -= msg.len();
+                drop(st);
+                self.rx.changed.notify_all();
+                self.pending = msg;
                 self.pos = 0;
             }
             let n = (buf.len() - filled).min(self.pending.len() - self.pos);
@@ -60,10 +124,21 @@ impl Channel for MemoryChannel {
     }
 
     fn flush(&mut self) -> Result<(), ChannelError> {
-        if !self.out.is_empty() {
-            let chunk = std::mem::take(&mut self.out);
-            self.tx.send(chunk).map_err(|_| ChannelError::Closed)?;
+        if self.out.is_empty() {
+            return Ok(());
         }
+        let chunk = std::mem::take(&mut self.out);
+        let len = chunk.len();
+        let mut st = self.tx.wait_until(self.tx.lock(), self.timeout, |s| {
+            s.receiver_gone || s.bytes == 0 || s.bytes + len <= MEMORY_QUEUE_BYTES
+        })?;
+        if st.receiver_gone {
+            return Err(ChannelError::Closed);
+        }
+        st.bytes += len;
+        st.queue.push_back(chunk);
+        drop(st);
+        self.tx.changed.notify_all();
         Ok(())
     }
 }
@@ -104,6 +179,29 @@ mod tests {
             (sb.bytes_sent, sb.bytes_recv, sb.messages, sb.rounds),
             (3, 3, 2, 2)
         );
+    }
+
+    #[test]
+    fn a_full_queue_makes_the_sender_wait_for_the_receiver() {
+        let (mut a, mut b) = memory_pair(Duration::from_millis(100));
+        let big = vec![7u8; MEMORY_QUEUE_BYTES];
+        a.send(&big).unwrap();
+        a.flush().unwrap(); // an empty queue takes any message
+        a.send(b"x").unwrap();
+        assert!(matches!(a.flush(), Err(ChannelError::Timeout)));
+        let t = std::thread::spawn(move || {
+            let mut buf = vec![0u8; MEMORY_QUEUE_BYTES];
+            b.recv(&mut buf).unwrap();
+            let mut one = [0u8; 1];
+            b.recv(&mut one).unwrap();
+            one
+        });
+        a.send(b"y").unwrap();
+        a.flush().unwrap(); // waits until the receiver drained the big message
+        assert_eq!(&t.join().unwrap(), b"y");
+        // A receiver that is gone makes the next flush fail at once.
+        a.send(b"z").unwrap();
+        assert!(matches!(a.flush(), Err(ChannelError::Closed)));
     }
 
     #[test]

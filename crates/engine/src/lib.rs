@@ -37,7 +37,19 @@ use serde::{Deserialize, Serialize};
 
 pub use plan::{Plan, Step, StepKind};
 pub use report::{LayerReport, Report};
-pub use session::{ClientSession, DealerSession, ProviderSession};
+pub use session::{ClientSession, DealerSession, ProgressFn, ProviderSession};
+
+/// Where a batch's online walk is: after step `done` of `total` (the plan's
+/// steps and the output step), the one just finished being `step`.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Steps finished, counting the output step.
+    pub done: usize,
+    /// Steps of the batch, counting the output step.
+    pub total: usize,
+    /// The step just finished (a node name, or `output`).
+    pub step: &'a str,
+}
 
 /// What the client may learn about a record's result (enforced by the provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -174,13 +186,25 @@ pub enum EngineError {
     PlanMismatch(String),
 }
 
-/// A network compiled for secure evaluation.
+/// A network compiled for secure evaluation. Cloning is cheap (the network
+/// and the plan, with the provider's weights, are shared), so every session
+/// of a server shares one copy of the weights.
 #[derive(Clone)]
 pub struct Model {
-    network: Network,
+    network: std::sync::Arc<Network>,
     config: EngineConfig,
-    plan: Plan,
+    plan: std::sync::Arc<Plan>,
     input_limits: Option<Vec<f64>>,
+    digest: [u8; 32],
+}
+
+/// The digest of [`Model::architecture_digest`].
+fn digest(plan: &Plan, config: &EngineConfig) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"cryptmed plan v1\0");
+    h.update(&serde_json::to_vec(plan).unwrap_or_default());
+    h.update(&serde_json::to_vec(config).unwrap_or_default());
+    *h.finalize().as_bytes()
 }
 
 /// Shows the architecture's size and the configuration, never weights.
@@ -223,9 +247,10 @@ impl Model {
             limits::check_usable(config.fixed, l)?;
         }
         Ok(Self {
-            network,
+            network: std::sync::Arc::new(network),
             config,
-            plan,
+            digest: digest(&plan, &config),
+            plan: std::sync::Arc::new(plan),
             input_limits,
         })
     }
@@ -291,13 +316,10 @@ impl Model {
     }
 
     /// BLAKE3 digest of the plan's public steps and the engine configuration
-    /// (never the weights): equal digests mean equal plans.
+    /// (never the weights): equal digests mean equal plans. Computed once,
+    /// when the model is compiled.
     pub fn architecture_digest(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(b"cryptmed plan v1\0");
-        h.update(&serde_json::to_vec(&self.plan).unwrap_or_default());
-        h.update(&serde_json::to_vec(&self.config).unwrap_or_default());
-        *h.finalize().as_bytes()
+        self.digest
     }
 
     /// Predicted communication of one batch of `batch` records (online phase).
@@ -310,9 +332,17 @@ impl Model {
         session::step_traces(self, batch)
     }
 
-    /// Bytes the dealer sends for one batch of `batch` records (both parties).
+    /// Bytes the dealer sends for one batch of `batch` records (both
+    /// parties, material and framing), in closed form (nothing is dealt).
     pub fn offline_bytes(&self, batch: usize) -> u64 {
         session::offline_bytes(self, batch)
+    }
+
+    /// Dealer bytes (both parties) of the largest single step of a batch of
+    /// `batch` records: material streams step by step, so this, not
+    /// [`Model::offline_bytes`], is what any process holds at once.
+    pub fn largest_step_bytes(&self, batch: usize) -> u64 {
+        session::largest_step_bytes(self, batch)
     }
 
     /// Predicted one-time setup traffic (the per-column input limits and the masked weights), in bytes.

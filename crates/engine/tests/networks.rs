@@ -101,6 +101,12 @@ fn check_with(net: Network, reveal: Reveal, records: usize, batch: usize, fixed:
             "{} client",
             net.name
         );
+        // Dealer bytes: the closed form (nothing dealt) equals what was sent,
+        // and what the two parties received.
+        let dealt = run.dealer[k].offline_bytes;
+        assert_eq!(dealt, model.offline_bytes(n), "{} dealer", net.name);
+        assert_eq!(pr.offline_bytes + cr.offline_bytes, dealt, "{}", net.name);
+        assert!(model.largest_step_bytes(n) <= dealt);
     }
     assert_eq!(run.setup_bytes, model.setup_bytes());
 }

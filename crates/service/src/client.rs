@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cryptmed_channel::ChannelError;
-use cryptmed_engine::{ClientSession, Prediction, Report, Reveal};
+use cryptmed_engine::{ClientSession, Prediction, ProgressFn, Report, Reveal};
 use cryptmed_model::Network;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
@@ -73,6 +73,17 @@ pub fn diagnose(
     records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
     on_batch: impl FnMut(usize, &[Prediction], &BatchReport) -> Result<(), ServiceError>,
 ) -> Result<SessionInfo, ServiceError> {
+    diagnose_with_progress(setup, None, records, on_batch)
+}
+
+/// [`diagnose`], calling `on_step` after every step of every batch's online
+/// walk (a progress bar for networks whose one record takes seconds).
+pub fn diagnose_with_progress(
+    setup: &ClientSetup,
+    on_step: Option<ProgressFn>,
+    records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
+    on_batch: impl FnMut(usize, &[Prediction], &BatchReport) -> Result<(), ServiceError>,
+) -> Result<SessionInfo, ServiceError> {
     let span = tracing::info_span!(
         "diagnose",
         server = %setup.server,
@@ -81,7 +92,7 @@ pub fn diagnose(
     );
     let _entered = span.enter();
     let t0 = Instant::now();
-    let r = run(setup, records, on_batch);
+    let r = run(setup, on_step, records, on_batch);
     match &r {
         Ok((_, n)) => info!(
             records = n,
@@ -229,6 +240,7 @@ fn refuse_locally(link: &mut Link, e: &ServiceError) {
 
 fn run(
     setup: &ClientSetup,
+    on_step: Option<ProgressFn>,
     records: impl FnOnce(&SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError>,
     mut on_batch: impl FnMut(usize, &[Prediction], &BatchReport) -> Result<(), ServiceError>,
 ) -> Result<(SessionInfo, usize), ServiceError> {
@@ -389,6 +401,9 @@ fn run(
     };
     info!(records = records.len(), "session started");
     let mut party = ClientSession::new(model, &mut dealer, &mut link)?;
+    if let Some(f) = on_step {
+        party.set_progress(f);
+    }
     debug!(bytes = party.setup_bytes(), "setup received");
     let batch = setup
         .batch

@@ -253,16 +253,18 @@ fn join(
 }
 
 /// The largest batch, up to [`Limits::max_batch`], whose dealer material
-/// stays within [`Limits::max_batch_material`] for this architecture (0 when
-/// not even one record does). Material grows with the batch, so a binary
-/// search finds it.
+/// stays within [`Limits::max_batch_material`] for this architecture, and
+/// never less than one record: material streams step by step, so even a
+/// network whose one record exceeds the cap is dealt in bounded memory. The
+/// dealer's bytes are a closed form that grows with the batch, so a binary
+/// search finds it without dealing anything.
 fn largest_batch(model: &Model, limits: &Limits) -> usize {
     let fits = |b: usize| model.offline_bytes(b) <= limits.max_batch_material;
-    let (mut lo, mut hi) = (0, limits.max_batch);
+    let (mut lo, mut hi) = (1, limits.max_batch.max(1));
     if fits(hi) {
         return hi;
     }
-    // Invariant: `lo` fits (or is 0), `hi` does not.
+    // Invariant: `lo` fits (or is 1), `hi` does not.
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if fits(mid) {
@@ -302,15 +304,6 @@ fn run(a: Joined, b: Joined, limits: &Limits) -> Result<(u64, u64), ServiceError
         None
     };
     let max_batch = largest_batch(&p.model, limits);
-    let problem = problem.or_else(|| {
-        (max_batch == 0).then(|| {
-            ServiceError::Busy(format!(
-                "one record of this architecture needs {} bytes of dealer material, above the dealer's limit of {} bytes per batch",
-                p.model.offline_bytes(1),
-                limits.max_batch_material
-            ))
-        })
-    });
     if let Some(e) = problem {
         refuse(&mut p.link, &e);
         refuse(&mut c.link, &e);

@@ -37,10 +37,13 @@ pub struct Limits {
     pub max_pending: usize,
     /// How long the dealer waits for the second party of a session.
     pub pair_timeout: Duration,
-    /// The dealer: most bytes of material it deals for one batch. The batch
-    /// size it announces (and accepts) is the largest within both this and
-    /// [`Limits::max_batch`] for the session's architecture, so no
-    /// architecture and batch size make it build gigabytes at once.
+    /// The dealer: most bytes of material it deals for one batch of more
+    /// than one record. The batch size it announces (and accepts) is the
+    /// largest within both this and [`Limits::max_batch`] for the session's
+    /// architecture, and at least one: material is produced, sent and
+    /// consumed step by step, so a process holds one layer's material at a
+    /// time whatever the batch; this cap bounds how long one batch takes and
+    /// how much one step can hold.
     pub max_batch_material: u64,
 }
 

@@ -1007,8 +1007,12 @@ fn the_dealer_reports_every_byte_of_both_its_links() {
     };
     let paired = wire::encode(&Frame::Paired { max_batch: 256 }).len() as u64;
     let want_session = join_bytes("provider") + join_bytes("client") + 2 * paired + 2 * 64;
-    // Per batch: the batch frame, both 48-byte headers, the client's corrections,
-    // and the previous batch's report frame.
+    // Per batch: the batch frame, the provider's material (with the PPA
+    // comparison, only the stream's framing: a 40-byte header and an 8-byte
+    // length per plan step and the output step), the client's material, and
+    // the previous batch's report frame.
+    let model = Model::compile(d.net.public(), EngineConfig::default()).unwrap();
+    let framing = 40 + 8 * (model.plan().steps.len() as u64 + 1);
     let mut previous: Option<(u64, u64)> = None;
     for r in &reports {
         assert_eq!(r.dealer_session_bytes, want_session);
@@ -1026,17 +1030,14 @@ fn the_dealer_reports_every_byte_of_both_its_links() {
         });
         assert_eq!(
             r.dealer_batch_bytes,
-            batch_frame + 48 + r.engine.offline_bytes + dealt,
+            batch_frame + framing + r.engine.offline_bytes + dealt,
             "{r:?}"
         );
         previous = Some((r.dealer_session_bytes, r.dealer_batch_bytes));
     }
     assert_eq!(
         reports[0].engine.offline_bytes,
-        48 + (Model::compile(d.net.public(), EngineConfig::default())
-            .unwrap()
-            .offline_bytes(2)
-            - 96)
+        model.offline_bytes(2) - framing
     );
 }
 
@@ -1338,7 +1339,8 @@ fn the_dealer_sizes_batches_to_its_material_limit() {
     .unwrap();
     assert_eq!(sizes, [3, 3, 1]);
     assert_correct(&net, &recs, &preds);
-    // A dealer with no room for even one record refuses the session, saying why.
+    // A dealer with no room for even one record's material still serves
+    // records one at a time: material streams step by step.
     let tiny = Limits {
         max_batch_material: model.offline_bytes(1) - 1,
         ..limits()
@@ -1353,11 +1355,19 @@ fn the_dealer_sizes_batches_to_its_material_limit() {
         &stop,
     );
     setup.dealer = dealer;
-    let err = run(&setup, &recs).unwrap_err().to_string();
-    assert!(
-        err.contains("one record of this architecture needs")
-            && err.contains("above the dealer's limit"),
-        "{err}"
-    );
+    let mut sizes = Vec::new();
+    let mut preds = Vec::new();
+    cryptmed_service::client::diagnose(
+        &setup,
+        |_| Ok(recs.clone()),
+        |_, p, _| {
+            sizes.push(p.len());
+            preds.extend_from_slice(p);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(sizes, [1; 7]);
+    assert_correct(&net, &recs, &preds);
     assert!(panics().is_empty(), "{:?}", panics());
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use cryptmed_engine::{Prediction, Reveal};
 use cryptmed_model::reference;
-use cryptmed_service::client::{ClientSetup, diagnose};
+use cryptmed_service::client::{ClientSetup, diagnose_with_progress};
 use cryptmed_service::provider::ProviderSetup;
 use cryptmed_service::tls::{CertSet, Identity, RoleNames, generate_certs};
 use cryptmed_service::{Limits, Security};
@@ -136,8 +136,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut preds: Vec<Prediction> = Vec::new();
     let mut cost = Cost::default();
     let (mut dealer_session, mut dealer_batches) = (0u64, 0u64);
-    let info = diagnose(
+    let info = diagnose_with_progress(
         &client,
+        super::layer_progress(),
         |_| Ok(records.clone()),
         |_, p, r| {
             preds.extend_from_slice(p);

@@ -7,7 +7,7 @@ use anyhow::Context;
 use cryptmed_engine::Prediction;
 use cryptmed_model::input::Records;
 use cryptmed_service::ServiceError;
-use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose};
+use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose_with_progress};
 
 use super::{NetArgs, RevealArg, UsageError};
 
@@ -93,8 +93,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let input = args.input.clone();
     // The loaded records, kept to name the line of a record the session refuses.
     let loaded: std::cell::RefCell<Records> = std::cell::RefCell::default();
-    let result = diagnose(
+    let result = diagnose_with_progress(
         &setup,
+        super::layer_progress(),
         |info: &SessionInfo| {
             *names.borrow_mut() = info.class_names.clone();
             let set = super::load_records(&input, &info.network.input_shape, false)

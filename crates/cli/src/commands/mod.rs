@@ -385,3 +385,30 @@ pub(crate) fn argmax(v: &[f64]) -> usize {
         .enumerate()
         .fold(0, |b, (i, x)| if *x > v[b] { i } else { b })
 }
+
+/// A per-layer progress bar for long inferences (one bar per batch,
+/// refilled at every batch), on a terminal only; `None` elsewhere, so
+/// piped output and logs stay clean.
+pub(crate) fn layer_progress() -> Option<cryptmed_engine::ProgressFn> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} layer {pos}/{len} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(std::sync::Arc::new(
+        move |p: &cryptmed_engine::Progress<'_>| {
+            if p.done == 1 {
+                bar.reset();
+                bar.set_length(p.total as u64);
+            }
+            bar.set_position(p.done as u64);
+            bar.set_message(p.step.to_string());
+            if p.done == p.total {
+                bar.finish_and_clear();
+            }
+        },
+    ))
+}
