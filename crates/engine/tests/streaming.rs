@@ -104,7 +104,9 @@ fn the_client_computes_before_the_dealer_has_sent_everything() {
                 g.open();
             }
         }));
-        let (preds, _) = c.run_batch(std::slice::from_ref(&record), &mut cd, &mut cp).unwrap();
+        let (preds, _) = c
+            .run_batch(std::slice::from_ref(&record), &mut cd, &mut cp)
+            .unwrap();
         let want = model.reference_fixed(&record).unwrap();
         let got = preds[0].logits.as_ref().unwrap();
         for (a, b) in got.iter().zip(&want) {

@@ -37,6 +37,12 @@ fn and_levels(classes: usize) -> Vec<usize> {
     out
 }
 
+/// The position of the pair `(lo, hi)`, `lo < hi`, in [`pairs`]`(classes)`:
+/// the rows before `lo` hold `classes - 1 + ... + classes - lo` pairs.
+fn pair_index(classes: usize, lo: usize, hi: usize) -> usize {
+    lo * (2 * classes - lo - 1) / 2 + (hi - lo - 1)
+}
+
 fn pairs(classes: usize) -> Vec<(usize, usize)> {
     (0..classes)
         .flat_map(|i| (i + 1..classes).map(move |j| (i, j)))
@@ -120,7 +126,7 @@ pub fn eval<C: Comparison>(
                     for i in 0..classes {
                         let j = if q < i { q } else { q + 1 };
                         let (lo, hi) = (i.min(j), i.max(j));
-                        let k = prs.iter().position(|p| *p == (lo, hi)).unwrap_or(0);
+                        let k = pair_index(classes, lo, hi);
                         let s = less.get(b * prs.len() + k);
                         // s = [x_lo < x_hi]: i = lo wins with !s, i = hi wins with s.
                         let bit = if i == lo { s ^ u64::from(lead) } else { s };
@@ -167,6 +173,47 @@ pub fn eval<C: Comparison>(
                 })
                 .collect(),
         ))
+    }
+}
+
+/// Closed-form dealer bytes of [`deal`]: the comparisons' material for
+/// `B K (K-1)/2` pairs and one bit per lane for each of the `K - 2` ANDs.
+pub fn offline_bytes<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> u64 {
+    let ands: usize = and_levels(classes).iter().sum();
+    cmp.offline_bytes(batch * pairs_count(classes), 1) + ands as u64 * bit_bytes(batch * classes)
+}
+
+/// `K (K-1) / 2`: the pairs of `K` classes.
+fn pairs_count(classes: usize) -> usize {
+    classes * classes.saturating_sub(1) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dealer_bytes_match_the_closed_form() {
+        use cryptmed_share::Seed;
+        let cmp = crate::Ppa::DEFAULT;
+        for (batch, classes) in [(1, 1), (1, 2), (3, 10), (2, 17), (1, 1000)] {
+            let mut d = Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
+            deal(&cmp, &mut d, batch, classes);
+            assert_eq!(
+                d.pending_bytes() as u64,
+                offline_bytes(&cmp, batch, classes),
+                "{batch} x {classes}"
+            );
+        }
+    }
+
+    #[test]
+    fn pair_index_is_the_position_in_the_pair_list() {
+        for classes in [2, 3, 10, 17] {
+            for (k, (lo, hi)) in pairs(classes).into_iter().enumerate() {
+                assert_eq!(pair_index(classes, lo, hi), k);
+            }
+        }
     }
 }
 

@@ -127,9 +127,16 @@ pub fn trace<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Trace {
 /// Closed-form dealer bytes of [`deal`]: per level of `m` comparisons, the
 /// comparison's and one single-term select's.
 pub fn offline_bytes<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> u64 {
-    level_sizes(window_sizes)
-        .into_iter()
-        .map(|m| cmp.offline_bytes(m, 1) + select::offline_bytes(m, 1))
+    levels_offline_bytes(cmp, &level_sizes(window_sizes))
+}
+
+/// [`offline_bytes`] from the comparisons per level ([`level_sizes`]); a
+/// batch of `b` records has `b` times one record's (sizing a batch needs no
+/// list of every window of every record).
+pub fn levels_offline_bytes<C: Comparison>(cmp: &C, levels: &[usize]) -> u64 {
+    levels
+        .iter()
+        .map(|m| cmp.offline_bytes(*m, 1) + select::offline_bytes(*m, 1))
         .sum()
 }
 

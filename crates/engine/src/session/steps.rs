@@ -7,7 +7,6 @@ use cryptmed_protocols::{
     Comparison, Trace, argmax, linear, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
 };
 use cryptmed_ring::Elem;
-use cryptmed_share::Seed;
 
 use crate::plan::{Step, StepKind};
 use crate::{Model, Reveal};
@@ -257,8 +256,7 @@ fn output_trace<C: Comparison>(cmp: &C, model: &Model, batch: usize) -> Trace {
 
 /// The dealer's bytes (to both parties) of one unit for a batch, in closed
 /// form: no material is generated, so the dealer can size a batch of a
-/// 224x224 network at once. The output step's argmax, whose material is a
-/// few bytes per class, is counted by dealing it with throw-away seeds.
+/// 224x224 network at once.
 pub(crate) fn offline_bytes<C: Comparison>(
     cmp: &C,
     model: &Model,
@@ -274,7 +272,13 @@ pub(crate) fn offline_bytes<C: Comparison>(
     match &s.kind {
         StepKind::Linear { op, .. } => linear::offline_bytes(op, batch),
         StepKind::Relu { shift } => relu::offline_bytes(cmp, n, *shift),
-        StepKind::MaxPool { windows } => pool::offline_bytes(cmp, &window_sizes(windows, batch)),
+        StepKind::MaxPool { windows } => {
+            let levels: Vec<usize> = pool::level_sizes(&window_sizes(windows, 1))
+                .into_iter()
+                .map(|m| m * batch)
+                .collect();
+            pool::levels_offline_bytes(cmp, &levels)
+        }
         StepKind::Trunc { .. } => trunc::offline_bytes(n),
         StepKind::Smooth {
             table,
@@ -296,11 +300,7 @@ pub(crate) fn offline_bytes<C: Comparison>(
 fn output_offline_bytes<C: Comparison>(cmp: &C, model: &Model, batch: usize) -> u64 {
     let o = &model.plan.output;
     match (model.config.reveal, o.softmax) {
-        (Reveal::Label, _) => {
-            let mut d = Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
-            argmax::deal(cmp, &mut d, batch, o.classes);
-            d.pending_bytes() as u64
-        }
+        (Reveal::Label, _) => argmax::offline_bytes(cmp, batch, o.classes),
         (Reveal::Probabilities, Some(t)) => softmax::offline_bytes(
             cmp,
             batch,
