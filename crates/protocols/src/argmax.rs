@@ -188,35 +188,6 @@ fn pairs_count(classes: usize) -> usize {
     classes * classes.saturating_sub(1) / 2
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dealer_bytes_match_the_closed_form() {
-        use cryptmed_share::Seed;
-        let cmp = crate::Ppa::DEFAULT;
-        for (batch, classes) in [(1, 1), (1, 2), (3, 10), (2, 17), (1, 1000)] {
-            let mut d = Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
-            deal(&cmp, &mut d, batch, classes);
-            assert_eq!(
-                d.pending_bytes() as u64,
-                offline_bytes(&cmp, batch, classes),
-                "{batch} x {classes}"
-            );
-        }
-    }
-
-    #[test]
-    fn pair_index_is_the_position_in_the_pair_list() {
-        for classes in [2, 3, 10, 17] {
-            for (k, (lo, hi)) in pairs(classes).into_iter().enumerate() {
-                assert_eq!(pair_index(classes, lo, hi), k);
-            }
-        }
-    }
-}
-
 /// The communication of [`eval`].
 pub fn trace<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Trace {
     let lanes = batch * classes;
@@ -247,4 +218,33 @@ pub fn cost<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Cost {
         c = c.then(ands);
     }
     c.then(Cost::new(bit_bytes(lanes), 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dealer_bytes_match_the_closed_form() {
+        use cryptmed_share::Seed;
+        let cmp = crate::Ppa::DEFAULT;
+        for (batch, classes) in [(1, 1), (1, 2), (3, 10), (2, 17), (1, 1000)] {
+            let mut d = Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
+            deal(&cmp, &mut d, batch, classes);
+            assert_eq!(
+                d.pending_bytes() as u64,
+                offline_bytes(&cmp, batch, classes),
+                "{batch} x {classes}"
+            );
+        }
+    }
+
+    #[test]
+    fn pair_index_is_the_position_in_the_pair_list() {
+        for classes in [2, 3, 10, 17] {
+            for (k, (lo, hi)) in pairs(classes).into_iter().enumerate() {
+                assert_eq!(pair_index(classes, lo, hi), k);
+            }
+        }
+    }
 }
