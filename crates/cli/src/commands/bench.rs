@@ -12,12 +12,15 @@ use serde::Serialize;
 /// Arguments of `cryptmed bench`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json\n  cryptmed bench --op sigmoid --smooth symmetric\n  cryptmed bench --op softmax --json"
+    after_help = "Examples:\n  cryptmed bench --imaging --repeats 3\n  cryptmed bench --network resnet50 --repeats 3 --json results/imaging.json\n  cryptmed bench --network secureml-mlp --random-weights\n  cryptmed bench --network minionn-cifar --random-weights --json --inputs 3\n  cryptmed bench --op relu --json\n  cryptmed bench --op sigmoid --smooth symmetric\n  cryptmed bench --op softmax --json"
 )]
 pub(crate) struct Args {
-    /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp (default: all six).
+    /// Benchmark network: secureml-mlp, chameleon-cnn, minionn-mnist, securenn-lenet, minionn-cifar, medical-mlp (default: all six); or an imaging network: resnet18, resnet50, densenet121, mobilenetv2, xception-pneumonia (generated into data/models by scripts/make_imaging_models.py and scripts/convert_pneumonia.py).
     #[arg(long, conflicts_with = "op")]
     network: Option<String>,
+    /// Suite: every imaging network whose model file is in data/models (LAN, batch 1, three processes; peak memory per role).
+    #[arg(long, conflicts_with_all = ["network", "op", "random_weights"])]
+    imaging: bool,
     /// A single operation instead of a network: relu, leaky_relu, sigmoid, tanh, softplus, elu, selu, silu, gelu, gelu_tanh, erf, exp, reciprocal, softmax.
     #[arg(long)]
     op: Option<String>,
@@ -246,40 +249,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// The suite: separate processes over TCP, both profiles, several batch sizes.
 fn suite(args: &Args) -> anyhow::Result<()> {
-    let rows: Vec<super::suite::Row> =
-        match &args.from {
-            Some(p) => serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| format!("{} is not the JSON of a suite run", p.display()))?,
-            None => {
-                let networks =
-                    match &args.network {
-                        Some(n) => vec![zoo::NAMES.iter().copied().find(|x| x == n).with_context(
-                            || {
-                                format!(
-                                    "unknown network `{n}`; choose one of {}",
-                                    zoo::NAMES.join(", ")
-                                )
-                            },
-                        )?],
-                        None => zoo::NAMES.to_vec(),
-                    };
-                let profiles = match args.profile {
-                    Profile::Lan => vec!["lan"],
-                    Profile::Wan => vec!["wan"],
-                    Profile::Both => vec!["lan", "wan"],
-                };
-                super::suite::run(&super::suite::Options {
-                    networks,
-                    profiles,
-                    repeats: args.repeats,
-                    batch_repeats: args.batch_repeats,
-                    crypten: args.crypten.clone(),
-                    checkpoint: args.json.clone().flatten(),
-                })?
-            }
-        };
+    let rows: Vec<super::suite::Row> = match &args.from {
+        Some(p) => serde_json::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("{} is not the JSON of a suite run", p.display()))?,
+        None => {
+            let networks = suite_networks(args)?;
+            // Imaging networks run on the LAN profile only (batch 1).
+            let profiles = match args.profile {
+                _ if networks.iter().all(|n| super::suite::IMAGING.contains(n)) => {
+                    vec!["lan"]
+                }
+                Profile::Lan => vec!["lan"],
+                Profile::Wan => vec!["wan"],
+                Profile::Both => vec!["lan", "wan"],
+            };
+            super::suite::run(&super::suite::Options {
+                networks,
+                profiles,
+                repeats: args.repeats,
+                batch_repeats: args.batch_repeats,
+                crypten: args.crypten.clone(),
+                checkpoint: args.json.clone().flatten(),
+            })?
+        }
+    };
     if let Some(dir) = &args.plot {
         let files = super::suite::write_plots(dir, &rows)?;
         eprintln!("wrote {} charts to {}", files.len(), dir.display());
@@ -296,6 +291,30 @@ fn suite(args: &Args) -> anyhow::Result<()> {
         print!("{}", super::suite::text(&rows));
     }
     Ok(())
+}
+
+/// The networks a suite run covers: `--network NAME`, `--imaging`, or the six benchmark networks.
+fn suite_networks(args: &Args) -> anyhow::Result<Vec<&'static str>> {
+    let known = || zoo::NAMES.iter().chain(&super::suite::IMAGING).copied();
+    if args.imaging {
+        let found = super::suite::imaging_available();
+        if found.is_empty() {
+            anyhow::bail!(
+                "no imaging model in data/models: run `python3 scripts/make_imaging_models.py` \
+                 (and scripts/convert_pneumonia.py for xception-pneumonia) first"
+            );
+        }
+        return Ok(found);
+    }
+    match &args.network {
+        Some(n) => Ok(vec![known().find(|x| x == n).with_context(|| {
+            format!(
+                "unknown network `{n}`; choose one of {}",
+                known().collect::<Vec<_>>().join(", ")
+            )
+        })?]),
+        None => Ok(zoo::NAMES.to_vec()),
+    }
 }
 
 fn kb(b: u64) -> String {

@@ -125,7 +125,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         },
         |first, preds, report| {
             if let Some(path) = &args.report {
-                let line = serde_json::to_string(report).unwrap_or_default() + "\n";
+                // The batch's report, and this process's peak memory so far.
+                let mut value = serde_json::to_value(report).unwrap_or_default();
+                value["peak_rss_bytes"] = super::peak_rss(None).into();
+                let line = value.to_string() + "\n";
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

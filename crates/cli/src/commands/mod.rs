@@ -412,3 +412,16 @@ pub(crate) fn layer_progress() -> Option<cryptmed_engine::ProgressFn> {
         },
     ))
 }
+
+/// Peak resident memory (`VmHWM` in `/proc/PID/status`) of process `pid`, or
+/// of this process for `None`, in bytes; `None` where `/proc` cannot tell.
+pub(crate) fn peak_rss(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

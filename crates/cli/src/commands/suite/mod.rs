@@ -9,6 +9,7 @@
 //! lower bound of any dealer-assisted protocol, CrypTen 0.4.1 (measured in the
 //! same run when `--crypten PYTHON` is given) and published prior work.
 
+mod imaging;
 mod plots;
 mod references;
 mod render;
@@ -24,6 +25,7 @@ use cryptmed_engine::{EngineConfig, Model, Report, StepKind};
 use cryptmed_model::{Network, reference, zoo};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use imaging::{NAMES as IMAGING, available as imaging_available};
 pub(crate) use plots::write as write_plots;
 pub(crate) use references::Crypten;
 pub(crate) use render::{markdown, text};
@@ -108,6 +110,9 @@ pub(crate) struct Row {
     /// The machine it ran on (CPU model, cores, kernel).
     #[serde(default)]
     pub(crate) machine: String,
+    /// Peak resident memory of each role (imaging networks).
+    #[serde(default)]
+    pub(crate) peak_rss: Option<imaging::PeakRss>,
 }
 
 /// One layer's cost in a [`Row`] (one batch).
@@ -148,6 +153,13 @@ pub(crate) struct Reference {
 
 /// A child process killed on drop.
 struct Proc(Child);
+
+impl Proc {
+    /// Its peak resident memory so far.
+    fn peak_rss(&self) -> Option<u64> {
+        super::peak_rss(Some(self.0.id()))
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -211,6 +223,9 @@ fn trained(name: &str) -> Option<(PathBuf, PathBuf)> {
 }
 
 fn case(name: &'static str) -> anyhow::Result<Case> {
+    if imaging::is_imaging(name) {
+        return imaging::case(name);
+    }
     if let Some((model, data)) = trained(name) {
         let network = cryptmed_model::onnx::load(&model)?;
         let r = super::load_records(&data, &network.input_shape, true)?;
@@ -253,8 +268,8 @@ fn lower_bound(model: &Model) -> (u64, u64) {
 
 /// A dealer and a provider serving one network.
 struct Deployment {
-    _dealer: Proc,
-    _provider: Proc,
+    dealer_proc: Proc,
+    provider_proc: Proc,
     /// Where clients reach the provider.
     server: String,
     /// Where clients reach the dealer.
@@ -291,8 +306,8 @@ fn deploy(case: &Case, ns: Option<&wan::Netns>) -> anyhow::Result<Deployment> {
     wait_port(&dealer)?;
     wait_port(&server)?;
     Ok(Deployment {
-        _dealer: dealer_proc,
-        _provider: provider_proc,
+        dealer_proc,
+        provider_proc,
         server,
         dealer,
     })
@@ -308,10 +323,12 @@ fn write_records(path: &Path, records: &[Vec<f64>]) -> anyhow::Result<()> {
     std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
 }
 
-/// What one `diagnose` run gave: a report per batch and a label per record.
+/// What one `diagnose` run gave: a report per batch, a label per record and
+/// the client process's peak memory.
 struct Run {
     reports: Vec<Report>,
     labels: Vec<usize>,
+    peak_rss: Option<u64>,
 }
 
 /// Runs `records` through a `diagnose` client process in batches of `batch`.
@@ -342,11 +359,19 @@ fn diagnose(
     if !status.success() {
         bail!("the client failed ({status})");
     }
-    let reports = std::fs::read_to_string(&report)
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&report)
         .with_context(|| format!("reading {}", report.display()))?
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_str(l).context("a report line"))
+        .collect::<anyhow::Result<_>>()?;
+    let peak_rss = lines
+        .iter()
+        .filter_map(|l| l["peak_rss_bytes"].as_u64())
+        .max();
+    let reports = lines
+        .into_iter()
+        .map(|l| serde_json::from_value(l).context("a report line"))
         .collect::<anyhow::Result<Vec<Report>>>()?;
     let labels = std::fs::read_to_string(&out)?
         .lines()
@@ -366,7 +391,11 @@ fn diagnose(
             records.len()
         );
     }
-    Ok(Run { reports, labels })
+    Ok(Run {
+        reports,
+        labels,
+        peak_rss,
+    })
 }
 
 /// CPU model, logical cores and kernel of this machine.
@@ -447,6 +476,7 @@ fn row(name: &str, profile: &str, batch: usize, case: &Case, run: &Run, bound: (
         seconds_vs_crypten: None,
         references: Vec::new(),
         machine: machine(),
+        peak_rss: None,
         layers: first
             .layers
             .iter()
@@ -495,8 +525,16 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
         let model = Model::compile(c.network.public(), EngineConfig::default())?;
         let bound = lower_bound(&model);
         let lan = deploy(&c, None)?;
+        let imaging = imaging::is_imaging(name);
+        // Imaging networks run at batch 1 on the LAN (the setting).
+        let (batches, profiles): (&[usize], &[&str]) = if imaging {
+            (&imaging::BATCHES, &["lan"])
+        } else {
+            (&BATCHES, &opts.profiles)
+        };
+        let mut client_peak = 0u64;
         let mut net_rows = Vec::new();
-        for &profile in &opts.profiles {
+        for &profile in profiles {
             let (wan_deployment, shaping);
             let (server, dealer) = match (profile, link) {
                 ("wan", Some(WanLink::Netem(ns))) => {
@@ -517,23 +555,24 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
                     (lan.server.clone(), lan.dealer.clone())
                 }
             };
-            for batch in BATCHES {
-                let mut batches = if batch == 1 {
+            for &batch in batches {
+                let mut repeats = if batch == 1 {
                     opts.repeats
                 } else {
                     opts.batch_repeats
                 }
                 .max(1);
                 // The largest LAN batch also measures accuracy over every labelled record.
-                let measure_accuracy = profile == "lan" && batch == BATCHES[2];
+                let measure_accuracy = profile == "lan" && Some(&batch) == batches.last();
                 if measure_accuracy && c.labels.is_some() {
-                    batches = batches.max(c.records.len().div_ceil(batch));
+                    repeats = repeats.max(c.records.len().div_ceil(batch));
                 }
-                let records: Vec<Vec<f64>> = (0..batch * batches)
+                let records: Vec<Vec<f64>> = (0..batch * repeats)
                     .map(|i| c.records[i % c.records.len()].clone())
                     .collect();
                 let run = diagnose(&server, &dealer, &records, batch, work)
                     .with_context(|| format!("{name}, {profile}, batch {batch}"))?;
+                client_peak = client_peak.max(run.peak_rss.unwrap_or(0));
                 let mut r = row(name, profile, batch, &c, &run, bound);
                 r.wan_shaping = shaping.clone();
                 if measure_accuracy {
@@ -562,6 +601,14 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
                     acc.accuracy_records,
                 );
             }
+        }
+        if imaging {
+            let peak = imaging::PeakRss {
+                dealer: lan.dealer_proc.peak_rss().unwrap_or(0),
+                provider: lan.provider_proc.peak_rss().unwrap_or(0),
+                client: client_peak,
+            };
+            net_rows.iter_mut().for_each(|r| r.peak_rss = Some(peak));
         }
         drop(lan);
         compare(name, &mut net_rows, opts)?;

@@ -2,7 +2,7 @@
 //! README's results section is generated from this): one set of tables,
 //! two renderings.
 
-use super::{BATCHES, Row, references};
+use super::{BATCHES, Row, imaging, references};
 
 /// A table of strings, rendered aligned for a terminal or as Markdown.
 struct Table {
@@ -92,18 +92,72 @@ fn profile_title(profile: &str, rows: &[&Row]) -> String {
     }
 }
 
-fn render(rows: &[Row], markdown: bool) -> String {
-    let heading = |s: &str| {
-        if markdown {
-            format!("\n**{s}**\n\n")
-        } else {
-            format!("\n{s}\n\n")
-        }
-    };
+fn heading(s: &str, markdown: bool) -> String {
+    if markdown {
+        format!("\n**{s}**\n\n")
+    } else {
+        format!("\n{s}\n\n")
+    }
+}
+
+/// The imaging networks' table: batch 1 on the LAN, with each role's peak memory.
+fn imaging_table(rows: &[&Row], markdown: bool) -> String {
+    let out = heading(
+        "Imaging networks (LAN: loopback, batch 1, dealer, provider and client as three processes on this machine)",
+        markdown,
+    );
+    let mut t = Table::new(&[
+        "network",
+        "weights",
+        "online bytes",
+        "rounds",
+        "dealer bytes",
+        "setup (once)",
+        "latency median (min-max)",
+        "peak RSS dealer / provider / client",
+        "plaintext acc.",
+        "secure acc.",
+    ]);
+    for r in rows {
+        let rss = r.peak_rss.map_or("—".into(), |p| {
+            format!(
+                "{} / {} / {}",
+                bytes(p.dealer as f64),
+                bytes(p.provider as f64),
+                bytes(p.client as f64)
+            )
+        });
+        t.push(vec![
+            r.network.clone(),
+            r.weights.clone(),
+            bytes(r.online_bytes as f64),
+            r.online_rounds.to_string(),
+            bytes(r.offline_bytes as f64),
+            bytes(r.setup_bytes as f64),
+            format!(
+                "{} ({}-{})",
+                ms(r.online_seconds_median),
+                ms(r.online_seconds_min),
+                ms(r.online_seconds_max)
+            ),
+            rss,
+            accuracy(r.plaintext_accuracy, r.accuracy_records),
+            accuracy(r.secure_accuracy, r.accuracy_records),
+        ]);
+    }
+    out + &t.render(markdown)
+}
+
+fn render(all: &[Row], markdown: bool) -> String {
+    let heading = |s: &str| heading(s, markdown);
     let mut out = String::new();
-    if let Some(r) = rows.first() {
+    if let Some(r) = all.first() {
         out += &format!("\nMachine: {}.\n", r.machine);
     }
+    let (images, rows): (Vec<&Row>, Vec<&Row>) =
+        all.iter().partition(|r| imaging::is_imaging(&r.network));
+    let rows: Vec<Row> = rows.into_iter().cloned().collect();
+    let rows = rows.as_slice();
     for profile in ["lan", "wan"] {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.profile == profile).collect();
         if rs.is_empty() {
@@ -267,6 +321,9 @@ fn render(rows: &[Row], markdown: bool) -> String {
             ]);
         }
         out += &t.render(markdown);
+    }
+    if !images.is_empty() {
+        out += &imaging_table(&images, markdown);
     }
     out
 }
