@@ -168,13 +168,31 @@ pub(crate) fn propagate(
             StepKind::Relu { shift } | StepKind::Trunc { shift } => {
                 (x.map(|b| shifted(b, *shift)), depth)
             }
+            StepKind::Clip { shift, min, max } => {
+                // 1-Lipschitz, and no larger than its bounds: the shifted
+                // input's bound, plus (for magnitudes) the larger bound.
+                let most = min.unwrap_or(0.0).abs().max(max.unwrap_or(0.0).abs());
+                let extra = if analysis == Analysis::Magnitude {
+                    most * pow2(plan.frac_bits)
+                } else {
+                    0.0
+                };
+                let b = x.map(|b| {
+                    let b = shifted(b, *shift);
+                    Bound {
+                        gain: b.gain,
+                        offset: b.offset + extra,
+                    }
+                });
+                (b, depth)
+            }
             StepKind::MaxPool { .. } | StepKind::Alias => (x, depth),
-            StepKind::SumPool {
-                windows,
-                multiplier,
-            } => {
-                let g = windows
+            StepKind::SumPool { geom, multiplier } => {
+                let positions = geom.out_h() * geom.out_w();
+                let g = geom
+                    .windows()
                     .iter()
+                    .take(positions)
                     .enumerate()
                     .map(|(i, w)| {
                         let m = multiplier
@@ -184,6 +202,26 @@ pub(crate) fn propagate(
                     })
                     .fold(0.0, f64::max);
                 (x.map(|b| b.scaled(g, 0.0)), depth)
+            }
+            StepKind::Concat { align } => {
+                // Each element comes from one input: the largest aligned bound holds.
+                let mut bound = Some(Bound {
+                    gain: 0.0,
+                    offset: 0.0,
+                });
+                let mut deepest = 0;
+                for (v, a) in s.inputs.iter().zip(align) {
+                    let (b, d) = out[*v];
+                    deepest = deepest.max(d);
+                    bound = bound.zip(b).map(|(acc, b)| {
+                        let b = b.scaled(pow2(*a), 0.0);
+                        Bound {
+                            gain: acc.gain.max(b.gain),
+                            offset: acc.offset.max(b.offset),
+                        }
+                    });
+                }
+                (bound, deepest)
             }
             StepKind::Add { align } => {
                 let (y, dy) = out[s.inputs[1]];

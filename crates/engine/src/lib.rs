@@ -358,7 +358,8 @@ impl Model {
 
     /// The plaintext reference in the engine's own fixed-point arithmetic:
     /// the same plan, scales and truncations, computed in the clear (needs
-    /// real weights). Returns the output values decoded to reals.
+    /// real weights). Returns the output values decoded to reals, as the
+    /// output step sees them (a binary head's logit `x` as `[0, x]`).
     pub fn reference_fixed(&self, input: &[f64]) -> Result<Vec<f64>, EngineError> {
         reference::evaluate(self, input)
     }

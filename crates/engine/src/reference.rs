@@ -6,8 +6,7 @@
 use cryptmed_ring::Elem;
 use cryptmed_ring::fixed::shift_floor;
 
-use crate::plan::StepKind;
-use crate::plan::encode_weights;
+use crate::plan::{StepKind, encode_weights, local};
 use crate::session::encode_records;
 use crate::{EngineError, Model};
 
@@ -64,39 +63,47 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
                 .iter()
                 .map(|v| plan.half_tables[*table].eval_shifted(*v as i64, *shift, false) as Elem)
                 .collect(),
-            StepKind::MaxPool { windows } => windows
+            StepKind::MaxPool { geom } => geom
+                .windows()
                 .iter()
                 .map(|w| w.iter().map(|i| x[*i] as i64).max().unwrap_or(0) as Elem)
                 .collect(),
-            StepKind::SumPool {
-                windows,
-                multiplier,
-            } => windows
-                .iter()
-                .enumerate()
-                .map(|(i, w)| {
-                    let sum = w.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
-                    multiplier.as_ref().map_or(sum, |m| sum.wrapping_mul(m[i]))
-                })
-                .collect(),
+            StepKind::Clip { shift, min, max } => {
+                let at_f = |v: f64| fp.encode(v).map(|e| e as i64);
+                let (lo, hi) = (
+                    min.map(at_f).transpose().map_err(clip_bound)?,
+                    max.map(at_f).transpose().map_err(clip_bound)?,
+                );
+                x.iter()
+                    .map(|v| {
+                        let t = shift_floor(*v, *shift) as i64;
+                        let t = lo.map_or(t, |l| t.max(l));
+                        hi.map_or(t, |h| t.min(h)) as Elem
+                    })
+                    .collect()
+            }
             StepKind::Trunc { shift } => x.iter().map(|v| shift_floor(*v, *shift)).collect(),
-            StepKind::Add { align } => x
-                .iter()
-                .zip(&values[s.inputs[1]])
-                .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
-                .collect(),
             StepKind::Mul => x
                 .iter()
                 .zip(&values[s.inputs[1]])
                 .map(|(a, b)| a.wrapping_mul(*b))
                 .collect(),
-            StepKind::Alias => x.clone(),
+            local => {
+                let ins: Vec<&[Elem]> = s.inputs.iter().map(|v| values[*v].as_slice()).collect();
+                let lens: Vec<usize> = s.inputs.iter().map(|v| plan.value_len[*v]).collect();
+                local::apply(local, &ins, &lens, 1).unwrap_or_default()
+            }
         };
         values[s.output] = y;
     }
     let o = &plan.output;
-    Ok(values[o.value]
-        .iter()
-        .map(|v| fp.decode_at(*v, o.scale))
-        .collect())
+    let out = match o.binary {
+        true => crate::session::binary_pair(&values[o.value], true, false),
+        false => std::mem::take(&mut values[o.value]),
+    };
+    Ok(out.iter().map(|v| fp.decode_at(*v, o.scale)).collect())
+}
+
+fn clip_bound(e: cryptmed_ring::FixedError) -> EngineError {
+    EngineError::Encoding(format!("clip bound: {e}"))
 }

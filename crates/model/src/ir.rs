@@ -110,6 +110,14 @@ pub enum Activation {
     Erf,
     /// `e^x`.
     Exp,
+    /// `min(max(x, min), max)` with constant bounds (either may be absent):
+    /// ReLU6 is `min = 0, max = 6`, hardtanh `-1, 1`.
+    Clip {
+        /// Lower bound, if any.
+        min: Option<f64>,
+        /// Upper bound, if any.
+        max: Option<f64>,
+    },
 }
 
 impl Activation {
@@ -128,6 +136,7 @@ impl Activation {
             Activation::GeluTanh => "gelu_tanh",
             Activation::Erf => "erf",
             Activation::Exp => "exp",
+            Activation::Clip { .. } => "clip",
         }
     }
 }
@@ -184,6 +193,9 @@ pub enum Op {
     Add,
     /// Element-wise product of two values of the same shape.
     Mul,
+    /// Concatenation along channels (axis 0 of CHW, or of a flat vector) of
+    /// any number of values whose other dimensions agree (DenseNet, Inception).
+    Concat,
     /// Softmax over the last axis (only as the final node).
     Softmax,
 }
@@ -226,6 +238,7 @@ impl std::fmt::Debug for Op {
             Op::Reshape => f.write_str("Reshape"),
             Op::Add => f.write_str("Add"),
             Op::Mul => f.write_str("Mul"),
+            Op::Concat => f.write_str("Concat"),
             Op::Softmax => f.write_str("Softmax"),
         }
     }
@@ -245,6 +258,7 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Add => "add",
             Op::Mul => "mul",
+            Op::Concat => "concat",
             Op::Softmax => "softmax",
         }
     }
@@ -273,7 +287,7 @@ pub struct Node {
     pub name: String,
     /// What it computes.
     pub op: Op,
-    /// Values it reads (one, or two for `Add`/`Mul`).
+    /// Values it reads (one; two for `Add`/`Mul`; one or more for `Concat`).
     pub inputs: Vec<ValueId>,
     /// Shape of its output, without a batch axis.
     pub shape: Vec<usize>,

@@ -8,6 +8,29 @@ pub fn evaluate(net: &Network, input: &[f64]) -> Vec<f64> {
     evaluate_all(net, input).pop().unwrap_or_default()
 }
 
+/// The class an output points to: the index of the first largest value; for
+/// a single output (a binary head), 1 when it reaches the decision
+/// threshold: `p >= 0.5` after a final sigmoid, `logit >= 0` otherwise.
+pub fn label(net: &Network, output: &[f64]) -> usize {
+    if let [v] = output {
+        let sigmoid = matches!(
+            net.nodes.last().map(|n| &n.op),
+            Some(Op::Act(Activation::Sigmoid))
+        );
+        let threshold = if sigmoid { 0.5 } else { 0.0 };
+        return usize::from(*v >= threshold);
+    }
+    output
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, x)| if *x > output[b] { i } else { b })
+}
+
+/// The class of one record ([`label`] of [`evaluate`]).
+pub fn classify(net: &Network, input: &[f64]) -> usize {
+    label(net, &evaluate(net, input))
+}
+
 /// Every value of the network on one record: index 0 is the input, `i + 1` node `i`'s output.
 pub fn evaluate_all(net: &Network, input: &[f64]) -> Vec<Vec<f64>> {
     let mut values: Vec<Vec<f64>> = Vec::with_capacity(net.nodes.len() + 1);
@@ -86,6 +109,11 @@ pub fn evaluate_all(net: &Network, input: &[f64]) -> Vec<Vec<f64>> {
                 .zip(&values[node.inputs[1]])
                 .map(|(a, b)| a * b)
                 .collect(),
+            Op::Concat => node
+                .inputs
+                .iter()
+                .flat_map(|v| values[*v].iter().copied())
+                .collect(),
             Op::Softmax => {
                 let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
@@ -149,6 +177,10 @@ pub fn activation(a: Activation, x: f64) -> f64 {
         }
         Activation::Erf => libm::erf(x),
         Activation::Exp => x.exp(),
+        Activation::Clip { min, max } => {
+            let lo = min.map_or(x, |m| x.max(m));
+            max.map_or(lo, |m| lo.min(m))
+        }
     }
 }
 

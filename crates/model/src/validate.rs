@@ -212,7 +212,11 @@ pub fn check_node(net: &Network, index: usize) -> Vec<String> {
         Op::Add | Op::Mul => 2,
         _ => 1,
     };
-    if node.inputs.len() != arity {
+    if matches!(node.op, Op::Concat) {
+        if node.inputs.is_empty() {
+            p.push("reads no value; concat reads one or more".into());
+        }
+    } else if node.inputs.len() != arity {
         p.push(format!(
             "reads {} values; {} reads exactly {arity}",
             node.inputs.len(),
@@ -285,6 +289,9 @@ fn op_rules(p: &mut Vec<String>, op: &Op, ins: &[&[usize]], out: &[usize]) {
             {
                 p.push(format!("alpha {alpha} is not finite"));
             }
+            if let Activation::Clip { min, max } = a {
+                clip_bounds(p, *min, *max);
+            }
         }
         Op::Reshape | Op::Softmax => {
             if in_len != out_len {
@@ -294,6 +301,7 @@ fn op_rules(p: &mut Vec<String>, op: &Op, ins: &[&[usize]], out: &[usize]) {
                 ));
             }
         }
+        Op::Concat => concat(p, ins, out),
         Op::Add | Op::Mul => {
             let other = elements(ins[1]).unwrap_or(0);
             if in_len != other || out_len != in_len {
@@ -305,6 +313,34 @@ fn op_rules(p: &mut Vec<String>, op: &Op, ins: &[&[usize]], out: &[usize]) {
                 ));
             }
         }
+    }
+}
+
+/// Concatenation along axis 0: every input agrees with the output on the
+/// other dimensions, and the output's first dimension is the inputs' sum.
+fn concat(p: &mut Vec<String>, ins: &[&[usize]], out: &[usize]) {
+    let rest_ok = ins
+        .iter()
+        .all(|s| s.len() == out.len() && !s.is_empty() && s[1..] == out[1..]);
+    let total = ins.iter().try_fold(0usize, |a, s| a.checked_add(s[0]));
+    if !rest_ok || out.is_empty() || total != Some(out[0]) {
+        p.push(format!(
+            "concatenates shapes {ins:?} into {out:?} (along the first axis: the other dimensions must agree and the first ones add up)"
+        ));
+    }
+}
+
+/// Clip bounds: finite where present, and `min <= max`.
+fn clip_bounds(p: &mut Vec<String>, min: Option<f64>, max: Option<f64>) {
+    for (what, v) in [("min", min), ("max", max)] {
+        if let Some(v) = v.filter(|v| !v.is_finite()) {
+            p.push(format!("clip {what} {v} is not finite"));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        p.push(format!("clip bounds {lo} > {hi}"));
     }
 }
 

@@ -169,7 +169,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 class_name: names.as_ref().and_then(|n| n.get(p.label)).cloned(),
                 probabilities: p.probabilities.clone(),
                 logits: p.logits.clone(),
-                plaintext_label: super::argmax(&plain),
+                plaintext_label: reference::label(&net, &plain),
                 plaintext_logits: plain,
             }
         })

@@ -379,13 +379,6 @@ pub(crate) fn check_records(
     })
 }
 
-/// Index of the first largest value.
-pub(crate) fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |b, (i, x)| if *x > v[b] { i } else { b })
-}
-
 /// A per-layer progress bar for long inferences (one bar per batch,
 /// refilled at every batch), on a terminal only; `None` elsewhere, so
 /// piped output and logs stay clean.

@@ -16,6 +16,7 @@ use cryptmed_share::{Role, Seed};
 
 use crate::plan::encode_weights;
 use crate::{ComparisonKind, EngineError, Model, Prediction, Progress, Report, limits};
+pub(crate) use online::binary_pair;
 use online::{Encoded, Party};
 use stream::{Source, with_feed};
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use cryptmed_channel::{Channel, ChannelError, CommStats, Counted};
 use cryptmed_protocols::linear::{self, Holder};
 use cryptmed_protocols::{
-    Comparison, Ctx, argmax, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
+    Comparison, Ctx, argmax, clip, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
 };
 use cryptmed_ring::Elem;
 use cryptmed_share::Role;
@@ -15,7 +15,7 @@ use cryptmed_share::Role;
 use super::steps::{Material, batch_windows, softmax_tables};
 use super::stream::Feed;
 use super::{mismatch, proto};
-use crate::plan::{Plan, StepKind};
+use crate::plan::{Plan, StepKind, local};
 use crate::{EngineError, LayerReport, Model, Prediction, Progress, Reveal};
 
 /// The provider's encoded parameters of one linear layer.
@@ -144,9 +144,13 @@ impl Party<'_> {
             (StepKind::Relu { shift }, Material::Relu(m)) => {
                 relu::eval(cmp, ctx, x, *shift, m).map_err(proto(name))?
             }
-            (StepKind::MaxPool { windows }, Material::Pool(m)) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], self.batch);
+            (StepKind::MaxPool { geom }, Material::Pool(m)) => {
+                let w = batch_windows(&geom.windows(), plan.value_len[s.inputs[0]], self.batch);
                 pool::eval(cmp, ctx, x, &w, m).map_err(proto(name))?
+            }
+            (StepKind::Clip { shift, min, max }, Material::Clip(m)) => {
+                let b = self.clip_bounds(*shift, *min, *max)?;
+                clip::eval(cmp, ctx, x, *shift, b, m).map_err(proto(name))?
             }
             (StepKind::Trunc { shift }, Material::Trunc(m)) => {
                 trunc::eval(ctx, x, *shift, m).map_err(proto(name))?
@@ -160,33 +164,34 @@ impl Party<'_> {
             (StepKind::Mul, Material::Mul(m)) => {
                 mul::eval(ctx, x, input(1), m).map_err(proto(name))?
             }
-            (
-                StepKind::SumPool {
-                    windows,
-                    multiplier,
-                },
-                Material::None,
-            ) => {
-                let w = batch_windows(windows, plan.value_len[s.inputs[0]], self.batch);
-                let per = windows.len();
-                w.iter()
-                    .enumerate()
-                    .map(|(i, win)| {
-                        let sum = win.iter().fold(0u64, |a, j| a.wrapping_add(x[*j]));
-                        match multiplier {
-                            Some(m) => sum.wrapping_mul(m[i % per]),
-                            None => sum,
-                        }
-                    })
-                    .collect()
+            (kind, Material::None) if local::is_local(kind) => {
+                let ins: Vec<&[Elem]> = (0..s.inputs.len()).map(input).collect();
+                let lens: Vec<usize> = s.inputs.iter().map(|v| plan.value_len[*v]).collect();
+                local::apply(kind, &ins, &lens, self.batch).unwrap_or_default()
             }
-            (StepKind::Add { align }, Material::None) => x
-                .iter()
-                .zip(input(1))
-                .map(|(a, b)| (a << align[0]).wrapping_add(b << align[1]))
-                .collect(),
-            (StepKind::Alias, Material::None) => x.to_vec(),
             _ => return Err(mismatch(format!("step {name}: material of the wrong kind"))),
+        })
+    }
+
+    /// A clip step's bounds, encoded: thresholds at the input's scale, constants at `f`.
+    fn clip_bounds(
+        &self,
+        shift: u32,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> Result<clip::Bounds, EngineError> {
+        let fp = self.model.config.fixed;
+        let f = fp.frac_bits();
+        let pair = |v: f64| -> Result<(Elem, Elem), EngineError> {
+            let enc = |bits| {
+                fp.encode_at(v, bits)
+                    .map_err(|e| EngineError::Encoding(format!("clip bound {v}: {e}")))
+            };
+            Ok((enc(f + shift)?, enc(f)?))
+        };
+        Ok(clip::Bounds {
+            lower: min.map(pair).transpose()?,
+            upper: max.map(pair).transpose()?,
         })
     }
 
@@ -201,6 +206,13 @@ impl Party<'_> {
         let model = self.model;
         let o = &model.plan.output;
         let fp = model.config.fixed;
+        let widened;
+        let out = if o.binary {
+            widened = binary_pair(out, ctx.lead(), model.config.reveal == Reveal::Label);
+            &widened[..]
+        } else {
+            out
+        };
         let rows = |clear: Vec<Elem>, scale: u32, probabilities: bool| -> Vec<Prediction> {
             clear
                 .chunks_exact(o.classes)
@@ -252,6 +264,15 @@ impl Party<'_> {
             _ => Err(mismatch("output material of the wrong kind")),
         }
     }
+}
+
+/// A binary head's single logit `x` per record as the pair `[0, x]` the
+/// output step sees (`softmax([0, x]) = [1 - p, p]`); for the label, `[0, x +
+/// 1]` in units of the last place, so that index 1 wins exactly when `x >=
+/// 0`, i.e. `p >= 0.5` (the leader adds the public 1).
+pub(crate) fn binary_pair(x: &[Elem], lead: bool, label: bool) -> Vec<Elem> {
+    let bias = Elem::from(lead && label);
+    x.iter().flat_map(|v| [0, v.wrapping_add(bias)]).collect()
 }
 
 /// `last[v]`: the index of the last step that reads value `v` (the output

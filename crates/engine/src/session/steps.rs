@@ -4,9 +4,11 @@
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_protocols::{
-    Comparison, Trace, argmax, linear, mul, pool, relu, reveal, smooth, softmax, symmetric, trunc,
+    Comparison, Trace, argmax, clip, linear, mul, pool, relu, reveal, smooth, softmax, symmetric,
+    trunc,
 };
 use cryptmed_ring::Elem;
+use cryptmed_ring::kernels::Pool2dGeom;
 
 use crate::plan::{Step, StepKind};
 use crate::{Model, Reveal};
@@ -35,11 +37,15 @@ pub(crate) fn unit_count(model: &Model) -> usize {
     model.plan.steps.len() + 1
 }
 
-/// Window sizes of a pooling step, repeated for every record of the batch.
-pub(crate) fn window_sizes(windows: &[Vec<usize>], batch: usize) -> Vec<usize> {
-    (0..batch)
-        .flat_map(|_| windows.iter().map(Vec::len))
-        .collect()
+/// Window sizes of a max pool, repeated for every record of the batch.
+pub(crate) fn window_sizes(geom: &Pool2dGeom, batch: usize) -> Vec<usize> {
+    let one: Vec<usize> = geom.windows().iter().map(Vec::len).collect();
+    (0..batch).flat_map(|_| one.iter().copied()).collect()
+}
+
+/// How many bounds a clip step compares with.
+fn bounds(min: Option<f64>, max: Option<f64>) -> usize {
+    usize::from(min.is_some()) + usize::from(max.is_some())
 }
 
 /// Window lists of every record of a batch (record `b`'s indices offset by `b * in_len`).
@@ -74,6 +80,7 @@ pub(crate) fn softmax_shift(model: &Model) -> u32 {
 pub(crate) enum Material<C: Comparison> {
     Linear(linear::LinearMaterial),
     Relu(relu::ReluMaterial<C>),
+    Clip(clip::ClipMaterial<C>),
     Pool(Vec<pool::LevelMaterial<C>>),
     Trunc(trunc::TruncMaterial),
     Smooth(smooth::SmoothMaterial<C>),
@@ -102,7 +109,8 @@ pub(crate) fn deal<C: Comparison>(
     match &s.kind {
         StepKind::Linear { op, layer } => linear::deal(d, op, &masks[*layer], batch),
         StepKind::Relu { shift } => relu::deal(cmp, d, n, *shift),
-        StepKind::MaxPool { windows } => pool::deal(cmp, d, &window_sizes(windows, batch)),
+        StepKind::MaxPool { geom } => pool::deal(cmp, d, &window_sizes(geom, batch)),
+        StepKind::Clip { shift, min, max } => clip::deal(cmp, d, n, *shift, bounds(*min, *max)),
         StepKind::Trunc { shift } => trunc::deal(d, n, *shift),
         StepKind::Smooth {
             table,
@@ -117,7 +125,10 @@ pub(crate) fn deal<C: Comparison>(
             ..
         } => symmetric::deal(cmp, d, n, &plan.half_tables[*table], *shift),
         StepKind::Mul => mul::deal(d, n),
-        StepKind::SumPool { .. } | StepKind::Add { .. } | StepKind::Alias => {}
+        StepKind::SumPool { .. }
+        | StepKind::Add { .. }
+        | StepKind::Concat { .. }
+        | StepKind::Alias => {}
     }
 }
 
@@ -161,8 +172,11 @@ pub(crate) fn take<C: Comparison>(
             masked.get(*layer).map(Vec::as_slice),
         )),
         StepKind::Relu { shift } => Material::Relu(relu::take(cmp, p, n, *shift)),
-        StepKind::MaxPool { windows } => {
-            Material::Pool(pool::take(cmp, p, &window_sizes(windows, batch)))
+        StepKind::MaxPool { geom } => {
+            Material::Pool(pool::take(cmp, p, &window_sizes(geom, batch)))
+        }
+        StepKind::Clip { shift, min, max } => {
+            Material::Clip(clip::take(cmp, p, n, *shift, bounds(*min, *max)))
         }
         StepKind::Trunc { .. } => Material::Trunc(trunc::take(p, n)),
         StepKind::Smooth {
@@ -184,7 +198,10 @@ pub(crate) fn take<C: Comparison>(
             *shift,
         )),
         StepKind::Mul => Material::Mul(mul::take(p, n)),
-        StepKind::SumPool { .. } | StepKind::Add { .. } | StepKind::Alias => Material::None,
+        StepKind::SumPool { .. }
+        | StepKind::Add { .. }
+        | StepKind::Concat { .. }
+        | StepKind::Alias => Material::None,
     }
 }
 
@@ -220,7 +237,8 @@ pub(crate) fn trace<C: Comparison>(cmp: &C, model: &Model, batch: usize, unit: U
     match &s.kind {
         StepKind::Linear { op, .. } => linear::trace(op, batch),
         StepKind::Relu { .. } => relu::trace(cmp, n),
-        StepKind::MaxPool { windows } => pool::trace(cmp, &window_sizes(windows, batch)),
+        StepKind::MaxPool { geom } => pool::trace(cmp, &window_sizes(geom, batch)),
+        StepKind::Clip { min, max, .. } => clip::trace(cmp, n, bounds(*min, *max)),
         StepKind::Trunc { .. } => trunc::trace(n),
         StepKind::Smooth {
             table,
@@ -234,7 +252,10 @@ pub(crate) fn trace<C: Comparison>(cmp: &C, model: &Model, batch: usize, unit: U
             ..
         } => symmetric::trace(cmp, n, &plan.half_tables[*table]),
         StepKind::Mul => mul::trace(n),
-        StepKind::SumPool { .. } | StepKind::Add { .. } | StepKind::Alias => Trace::default(),
+        StepKind::SumPool { .. }
+        | StepKind::Add { .. }
+        | StepKind::Concat { .. }
+        | StepKind::Alias => Trace::default(),
     }
 }
 
@@ -272,8 +293,11 @@ pub(crate) fn offline_bytes<C: Comparison>(
     match &s.kind {
         StepKind::Linear { op, .. } => linear::offline_bytes(op, batch),
         StepKind::Relu { shift } => relu::offline_bytes(cmp, n, *shift),
-        StepKind::MaxPool { windows } => {
-            let levels: Vec<usize> = pool::level_sizes(&window_sizes(windows, 1))
+        StepKind::Clip { shift, min, max } => {
+            clip::offline_bytes(cmp, n, *shift, bounds(*min, *max))
+        }
+        StepKind::MaxPool { geom } => {
+            let levels: Vec<usize> = pool::level_sizes(&window_sizes(geom, 1))
                 .into_iter()
                 .map(|m| m * batch)
                 .collect();
@@ -293,7 +317,10 @@ pub(crate) fn offline_bytes<C: Comparison>(
             ..
         } => symmetric::offline_bytes(cmp, n, &plan.half_tables[*table], *shift),
         StepKind::Mul => mul::offline_bytes(n),
-        StepKind::SumPool { .. } | StepKind::Add { .. } | StepKind::Alias => 0,
+        StepKind::SumPool { .. }
+        | StepKind::Add { .. }
+        | StepKind::Concat { .. }
+        | StepKind::Alias => 0,
     }
 }
 

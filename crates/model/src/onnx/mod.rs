@@ -11,6 +11,7 @@
 //! A model that cannot be run is refused with one error listing every
 //! offending node by name, operator and opset.
 
+mod pad;
 #[allow(missing_docs, clippy::all, unreachable_pub)]
 pub mod pb;
 mod rewrite;
@@ -25,11 +26,12 @@ use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
 use crate::validate::{self, Problem};
 
 /// The operators the importer understands (for error messages).
-pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, \
-BatchNormalization, Flatten, Reshape (constant shape), Identity, Dropout, Add, Sub, Mul, Div, Sigmoid, Tanh, \
-Softplus, Elu, Selu, LeakyRelu, Gelu, Erf, Exp, Pow (2, 3; the tanh form of GELU), ReduceMean (spatial), \
-Greater/Less + Where (softplus threshold), Softmax (output), Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast; \
-weights inline or as external data";
+pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv (grouped, depthwise), Relu, Clip (constant bounds), \
+MaxPool, AveragePool, GlobalAveragePool, Pad (constant, before Conv or a pool), BatchNormalization, Flatten, \
+Reshape (constant shape), Identity, Dropout, Add, Sub, Mul, Div, Concat (channels), Sigmoid, Tanh, Softplus, Elu, \
+Selu, LeakyRelu, Gelu, Erf, Exp, Pow (2, 3; the tanh form of GELU), ReduceMean (spatial), Greater/Less + Where \
+(softplus threshold), Softmax (output), Constant, Shape, Gather, Unsqueeze, Squeeze, Cast; weights inline or as \
+external data";
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +171,8 @@ enum V {
     },
     /// The output of a node that was refused: its consumers are not reported again.
     Failed,
+    /// A `Pad` waiting for the convolution or pooling that absorbs it.
+    Padded(pad::Pending),
 }
 
 /// The error of a node whose operator the importer does not know.
@@ -530,6 +534,7 @@ impl Importer {
     fn dynamic(&self, n: &pb::NodeProto, i: usize) -> Result<ValueId, String> {
         match self.input(n, i)? {
             V::Dyn(v) => Ok(v),
+            V::Padded(_) => Err(pad::PAD_CONSUMER.into()),
             _ => Err(format!("input {i} must depend on the record")),
         }
     }
@@ -577,6 +582,7 @@ impl Importer {
                 Some("tanh") => act(Activation::GeluTanh),
                 Some(o) => return Err(format!("approximate = {o}")),
             },
+            "Clip" => Some(self.clip(n)?),
             _ => None,
         };
         let v = if let Some(a) = activation {
@@ -727,6 +733,8 @@ impl Importer {
                     }
                 }
                 "Where" => self.where_softplus(n)?,
+                "Pad" => self.pad(n)?,
+                "Concat" => V::Dyn(self.concat(n, &name)?),
                 "Softmax" => {
                     let x = self.dynamic(n, 0)?;
                     let s = self.shape(x);
@@ -888,7 +896,10 @@ impl Importer {
     }
 
     fn conv(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
-        let x = self.dynamic(n, 0)?;
+        let (x, padded, value) = self.padded_input(n)?;
+        if value != 0.0 {
+            return Err(format!("a Pad with value {value} before Conv (zeros only)"));
+        }
         let w = self.konst(n, 1)?;
         let s = self.shape(x);
         if s.len() != 3 || w.dims.len() != 4 {
@@ -909,7 +920,8 @@ impl Importer {
             ));
         }
         let strides = sizes::<2>(n, "strides", 1)?;
-        let pads = sizes::<4>(n, "pads", 0)?;
+        // ONNX orders 2-D pads as the engine does: top, left, bottom, right.
+        let pads = pad::add_pads(sizes::<4>(n, "pads", 0)?, padded);
         let dilation = sizes::<2>(n, "dilations", 1)?;
         let group = attr_i(n, "group", 1);
         if group < 1 {
@@ -943,7 +955,7 @@ impl Importer {
     }
 
     fn pool(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<ValueId, String> {
-        let x = self.dynamic(n, 0)?;
+        let (x, padded, value) = self.padded_input(n)?;
         let s = self.shape(x);
         if s.len() != 3 {
             return Err(format!("input of shape {s:?} (CHW expected)"));
@@ -951,11 +963,21 @@ impl Importer {
         if attr_i(n, "ceil_mode", 0) != 0 {
             return Err("ceil_mode = 1".into());
         }
+        if attr_s(n, "auto_pad").is_some_and(|p| p != "NOTSET") {
+            return Err("auto_pad (give explicit pads)".into());
+        }
         if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|v| *v != 1)) {
             return Err("dilated pooling".into());
         }
         if attr_ints(n, "kernel_shape").is_none() {
             return Err("kernel_shape missing".into());
+        }
+        let own = sizes::<4>(n, "pads", 0)?;
+        let mut count_include_pad = attr_i(n, "count_include_pad", 0) != 0;
+        if padded != [0; 4] {
+            pad::pool_accepts(op, value, count_include_pad, own)?;
+            // Padded zeros count in every window's divisor.
+            count_include_pad = true;
         }
         let geom = Pool2dGeom {
             ch: s[0],
@@ -963,7 +985,7 @@ impl Importer {
             in_w: s[2],
             kernel: sizes::<2>(n, "kernel_shape", 1)?,
             stride: sizes::<2>(n, "strides", 1)?,
-            pads: sizes::<4>(n, "pads", 0)?,
+            pads: pad::add_pads(own, padded),
         };
         let shape = vec![geom.ch, geom.out_h(), geom.out_w()];
         let op = if op == "MaxPool" {
@@ -971,10 +993,52 @@ impl Importer {
         } else {
             Op::AvgPool {
                 geom,
-                count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
+                count_include_pad,
             }
         };
         self.push(name, op, vec![x], shape)
+    }
+
+    /// `Concat` of record-dependent values along channels (axis 1 of NCHW,
+    /// or of a flat `[N, D]`); all-constant concatenations are folded earlier.
+    fn concat(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
+        let xs: Vec<ValueId> = (0..n.input.len())
+            .map(|i| self.dynamic(n, i))
+            .collect::<Result<_, _>>()?;
+        let rank = self.shape(xs[0]).len() as i64 + 1;
+        let axis = attr_i(n, "axis", 0);
+        if axis != 1 && axis != 1 - rank {
+            return Err(format!(
+                "concatenation along axis {axis} (only channels: axis 1 of the batched tensor)"
+            ));
+        }
+        let shapes: Vec<Vec<usize>> = xs.iter().map(|x| self.shape(*x)).collect();
+        let mut shape = shapes[0].clone();
+        shape[0] = shapes.iter().map(|s| s[0]).sum();
+        self.push(name, Op::Concat, xs, shape)
+    }
+
+    /// `Clip` with constant bounds: attributes before opset 11, optional inputs since.
+    fn clip(&self, n: &pb::NodeProto) -> Result<Activation, String> {
+        let bound = |i: usize, attr: &str| -> Result<Option<f64>, String> {
+            if self.opset < 11 {
+                return Ok(self::attr(n, attr).and_then(|a| a.f).map(f64::from));
+            }
+            match n.input.get(i).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(_) => match self.konst(n, i)?.data.as_slice() {
+                    [v] => Ok(Some(*v)),
+                    other => Err(format!(
+                        "a clip bound of {} values (one constant)",
+                        other.len()
+                    )),
+                },
+            }
+        };
+        Ok(Activation::Clip {
+            min: bound(1, "min")?,
+            max: bound(2, "max")?,
+        })
     }
 
     fn arith(&mut self, n: &pb::NodeProto, name: &str, op: &str) -> Result<V, String> {

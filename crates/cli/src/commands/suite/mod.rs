@@ -429,9 +429,7 @@ fn accuracy(case: &Case, labels: &[usize]) -> (Option<f64>, Option<f64>, usize) 
         return (None, None, 0);
     }
     let plain = (0..n)
-        .filter(|&i| {
-            super::argmax(&reference::evaluate(&case.network, &case.records[i])) == truth[i]
-        })
+        .filter(|&i| reference::classify(&case.network, &case.records[i]) == truth[i])
         .count();
     let secure = (0..n).filter(|&i| labels[i] == truth[i]).count();
     (

@@ -1,0 +1,458 @@
+//! Lowering: each network node becomes the plan's steps, one small method
+//! per operator, in a [`Builder`] that tracks every value's scale.
+
+use cryptmed_approx::{Function, Precision};
+use cryptmed_model::{Activation, Network, Node, Op, Tensor};
+use cryptmed_protocols::linear::Bilinear;
+use cryptmed_ring::Elem;
+use cryptmed_ring::kernels::Pool2dGeom;
+
+use super::fold::{affine_into_dense, consumers, param_at};
+use super::{LinearParams, OutputSpec, Plan, Step, StepKind};
+use crate::{EngineError, Reveal, SmoothMethod};
+
+/// Extra fractional bits of the weights of the layer that reads the record.
+const INPUT_LAYER_EXTRA_BITS: u32 = 8;
+
+/// Largest input scale a linear layer accepts before a truncation is inserted: `f + SLACK`.
+const SLACK: u32 = 8;
+
+/// Extra fractional bits of an average pool's public multiplier `2^(f+E)/count`.
+const POOL_MULTIPLIER_EXTRA_BITS: u32 = 8;
+
+/// Lowers one network into a [`Plan`].
+pub(super) struct Builder<'a> {
+    net: &'a Network,
+    plan: Plan,
+    f: u32,
+    precision: Precision,
+    method: SmoothMethod,
+    /// The plan value of each network value.
+    map: Vec<usize>,
+    /// Who reads each network value.
+    consumers: Vec<Vec<usize>>,
+    /// A batch norm waiting to fold into the dense layer after it: scale, shift.
+    pending_affine: Option<(Vec<f64>, Vec<f64>)>,
+    /// The next node was already lowered (a max pool run before its ReLU).
+    skip_next: bool,
+    problems: Vec<String>,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(
+        net: &'a Network,
+        f: u32,
+        precision: Precision,
+        method: SmoothMethod,
+    ) -> Self {
+        Self {
+            net,
+            plan: Plan {
+                steps: vec![],
+                value_len: vec![net.input_len()],
+                value_scale: vec![f],
+                output: OutputSpec {
+                    value: 0,
+                    scale: f,
+                    classes: 0,
+                    softmax: None,
+                    binary: false,
+                },
+                frac_bits: f,
+                tables: vec![],
+                half_tables: vec![],
+                linear: vec![],
+            },
+            f,
+            precision,
+            method,
+            map: vec![0; net.nodes.len() + 1],
+            consumers: consumers(net),
+            pending_affine: None,
+            skip_next: false,
+            problems: vec![],
+        }
+    }
+
+    /// Lowers every node in order.
+    pub(super) fn lower_nodes(&mut self) {
+        for i in 0..self.net.nodes.len() {
+            if std::mem::take(&mut self.skip_next) {
+                continue;
+            }
+            self.lower(i);
+        }
+    }
+
+    fn lower(&mut self, i: usize) {
+        let net = self.net;
+        let node = &net.nodes[i];
+        let (v, x) = (i + 1, self.map[node.inputs[0]]);
+        let len: usize = node.shape.iter().product();
+        let last = i + 1 == net.nodes.len();
+        match &node.op {
+            Op::Affine { scale, shift }
+                if self.next_is_sole(i, |o| matches!(o, Op::Dense { .. })) =>
+            {
+                // Folded into the following dense layer (exact).
+                self.pending_affine = Some((scale.clone(), shift.clone()));
+                self.map[v] = x;
+            }
+            Op::Affine { scale, shift } => {
+                // Element-wise scaling with private parameters: the diagonal bilinear protocol.
+                let weights = (0..len).map(|k| param_at(scale, k, len)).collect();
+                let biases = (0..len).map(|k| param_at(shift, k, len)).collect();
+                let x = self.ready_for_linear(&node.name, x);
+                let op = Bilinear::Diagonal { len };
+                self.linear(v, &node.name, x, op, weights, Some(biases));
+            }
+            Op::Dense { weight, bias } => self.dense(v, &node.name, x, weight, bias.clone()),
+            Op::Conv2d { geom, weight, bias } => {
+                let x = self.ready_for_linear(&node.name, x);
+                let (w, b) = (weight.data.clone(), bias.clone());
+                self.linear(v, &node.name, x, Bilinear::Conv(*geom), w, b);
+            }
+            Op::Act(Activation::Relu) => self.relu(i, x),
+            Op::Act(Activation::Clip { min, max }) => {
+                let shift = self.plan.value_scale[x] - self.f;
+                let kind = StepKind::Clip {
+                    shift,
+                    min: *min,
+                    max: *max,
+                };
+                self.map[v] = self.step(&node.name, kind, vec![x], len, self.f);
+            }
+            // A binary head: the output step decides `p >= 0.5` from the logit.
+            Op::Act(Activation::Sigmoid) if last && len == 1 => self.map[v] = x,
+            Op::Act(act) => match smooth_function(*act) {
+                // The input's extra bits (a linear layer's 2f) are truncated
+                // inside the smooth step's own opening.
+                Some(func) => self.map[v] = self.smooth(&node.name, x, func, len),
+                None => self.unsupported(node),
+            },
+            Op::MaxPool { geom } => {
+                let scale = self.plan.value_scale[x];
+                self.map[v] = self.step(
+                    &node.name,
+                    StepKind::MaxPool { geom: *geom },
+                    vec![x],
+                    len,
+                    scale,
+                );
+            }
+            Op::AvgPool {
+                geom,
+                count_include_pad,
+            } => {
+                let full = geom.kernel[0] * geom.kernel[1];
+                let divisors: Vec<usize> = geom
+                    .windows()
+                    .iter()
+                    .take(geom.out_h() * geom.out_w())
+                    .map(|w| if *count_include_pad { full } else { w.len() })
+                    .collect();
+                self.sum_pool(v, &node.name, x, *geom, &divisors);
+            }
+            Op::GlobalAvgPool => {
+                let s = net.shape_of(node.inputs[0]);
+                let geom = Pool2dGeom {
+                    ch: s[0],
+                    in_h: s[1],
+                    in_w: s[2],
+                    kernel: [s[1], s[2]],
+                    stride: [1, 1],
+                    pads: [0; 4],
+                };
+                self.sum_pool(v, &node.name, x, geom, &[s[1] * s[2]]);
+            }
+            Op::Reshape => self.map[v] = x,
+            Op::Add => {
+                let y = self.map[node.inputs[1]];
+                let (s, align) = self.aligned(&[x, y]);
+                let kind = StepKind::Add {
+                    align: [align[0], align[1]],
+                };
+                self.map[v] = self.step(&node.name, kind, vec![x, y], len, s);
+            }
+            Op::Concat => {
+                let xs: Vec<usize> = node.inputs.iter().map(|u| self.map[*u]).collect();
+                let (s, align) = self.aligned(&xs);
+                self.map[v] = self.step(&node.name, StepKind::Concat { align }, xs, len, s);
+            }
+            Op::Mul => {
+                let x = self.ready_for_linear(&node.name, x);
+                let y = self.ready_for_linear(&node.name, self.map[node.inputs[1]]);
+                let s = self.plan.value_scale[x] + self.plan.value_scale[y];
+                self.map[v] = self.step(&node.name, StepKind::Mul, vec![x, y], len, s);
+            }
+            // The output policy decides (argmax, logits or secure softmax).
+            Op::Softmax if last => self.map[v] = x,
+            Op::Softmax => self.unsupported(node),
+        }
+    }
+
+    fn unsupported(&mut self, node: &Node) {
+        self.problems.push(format!(
+            "node {} ({}): not supported by the secure engine yet",
+            node.name,
+            node.op.name()
+        ));
+    }
+
+    /// True when node `i + 1` exists, matches `pred` and is the only reader of node `i`.
+    fn next_is_sole(&self, i: usize, pred: impl Fn(&Op) -> bool) -> bool {
+        let v = i + 1;
+        self.consumers[v].len() == 1
+            && self.consumers[v][0] == v + 1
+            && self.net.nodes.get(i + 1).is_some_and(|n| pred(&n.op))
+    }
+
+    /// A new value of `len` elements per record at `scale`.
+    fn push_value(&mut self, len: usize, scale: u32) -> usize {
+        self.plan.value_len.push(len);
+        self.plan.value_scale.push(scale);
+        self.plan.value_len.len() - 1
+    }
+
+    /// Appends a step writing a new value (`len` elements at `scale`); returns that value.
+    fn step(
+        &mut self,
+        name: &str,
+        kind: StepKind,
+        inputs: Vec<usize>,
+        len: usize,
+        scale: u32,
+    ) -> usize {
+        let output = self.push_value(len, scale);
+        self.plan.steps.push(Step {
+            name: name.to_string(),
+            kind,
+            inputs,
+            output,
+            len,
+        });
+        output
+    }
+
+    /// The common scale of `xs` (their largest) and each one's left shift to reach it.
+    fn aligned(&self, xs: &[usize]) -> (u32, Vec<u32>) {
+        let s = xs
+            .iter()
+            .map(|x| self.plan.value_scale[*x])
+            .max()
+            .unwrap_or(self.f);
+        (
+            s,
+            xs.iter().map(|x| s - self.plan.value_scale[*x]).collect(),
+        )
+    }
+
+    /// A dense layer, with a batch norm just before it folded in.
+    fn dense(&mut self, v: usize, name: &str, x: usize, weight: &Tensor, bias: Option<Vec<f64>>) {
+        let (rows, cols) = (weight.shape[0], weight.shape[1]);
+        let (mut w, mut bias) = (weight.data.clone(), bias);
+        if let Some((scale, shift)) = self.pending_affine.take() {
+            affine_into_dense(&mut w, &mut bias, rows, cols, &scale, &shift);
+        }
+        let x = self.ready_for_linear(name, x);
+        self.linear(v, name, x, Bilinear::Dense { rows, cols }, w, bias);
+    }
+
+    /// ReLU, truncating its input to `f` in the same opening; a max pool
+    /// that is the ReLU's only reader runs first (they commute, and the pool
+    /// leaves fewer elements for the ReLU).
+    fn relu(&mut self, i: usize, x: usize) {
+        let node = &self.net.nodes[i];
+        let mut input = x;
+        // The network value the ReLU's output stands for (the pool's, when it runs first).
+        let mut writes = i + 1;
+        if self.next_is_sole(i, |o| matches!(o, Op::MaxPool { .. })) {
+            let pool = &self.net.nodes[i + 1];
+            let Op::MaxPool { geom } = &pool.op else {
+                return;
+            };
+            let scale = self.plan.value_scale[x];
+            input = self.step(
+                &pool.name,
+                StepKind::MaxPool { geom: *geom },
+                vec![x],
+                geom.out_len(),
+                scale,
+            );
+            writes = i + 2;
+            self.skip_next = true;
+        }
+        let len = self.plan.value_len[input];
+        let shift = self.plan.value_scale[input] - self.f;
+        self.map[writes] = self.step(
+            &node.name,
+            StepKind::Relu { shift },
+            vec![input],
+            len,
+            self.f,
+        );
+    }
+
+    /// Appends a smooth step on `x` (at any scale `>= f`: the step truncates
+    /// it inside its own opening); returns its output value, at the table's
+    /// output scale. With [`SmoothMethod::Symmetric`], functions with a
+    /// symmetry run on their half table.
+    fn smooth(&mut self, name: &str, x: usize, func: Function, len: usize) -> usize {
+        let shift = self.plan.value_scale[x] - self.f;
+        let half = match self.method {
+            SmoothMethod::Symmetric => {
+                cryptmed_approx::half_table(func, self.precision, self.f).transpose()
+            }
+            SmoothMethod::Direct => None,
+        };
+        let made = match half {
+            Some(h) => h.map(|h| {
+                let scale = h.half.out_frac_bits;
+                self.plan.half_tables.push(h);
+                (self.plan.half_tables.len() - 1, scale, true)
+            }),
+            None => cryptmed_approx::table(func, self.precision, self.f).map(|t| {
+                let scale = t.out_frac_bits;
+                self.plan.tables.push(t);
+                (self.plan.tables.len() - 1, scale, false)
+            }),
+        };
+        match made {
+            Ok((table, scale, symmetric)) => {
+                let kind = StepKind::Smooth {
+                    function: func.name().to_string(),
+                    table,
+                    shift,
+                    symmetric,
+                };
+                self.step(name, kind, vec![x], len, scale)
+            }
+            Err(e) => {
+                self.problems.push(format!("node {name}: {e}"));
+                x
+            }
+        }
+    }
+
+    /// Truncates `x` to `f` if its scale would overflow a linear layer.
+    fn ready_for_linear(&mut self, name: &str, x: usize) -> usize {
+        let s = self.plan.value_scale[x];
+        if s <= self.f + SLACK {
+            return x;
+        }
+        let len = self.plan.value_len[x];
+        let kind = StepKind::Trunc { shift: s - self.f };
+        self.step(&format!("{name}.trunc"), kind, vec![x], len, self.f)
+    }
+
+    /// A bilinear layer with the provider's private weights, writing network value `v`.
+    fn linear(
+        &mut self,
+        v: usize,
+        name: &str,
+        x: usize,
+        op: Bilinear,
+        weight: Vec<f64>,
+        bias: Option<Vec<f64>>,
+    ) {
+        // The layer reading the raw record often carries folded standardisation
+        // (tiny weights): it gets extra fractional bits. A public rule: it
+        // depends on the architecture only.
+        let weight_scale = if x == 0 {
+            self.f + INPUT_LAYER_EXTRA_BITS
+        } else {
+            self.f
+        };
+        let scale = self.plan.value_scale[x] + weight_scale;
+        let layer = self.plan.linear.len();
+        self.plan.linear.push(LinearParams {
+            op,
+            weight,
+            bias,
+            bias_scale: scale,
+            weight_scale,
+            node: name.to_string(),
+        });
+        let kind = StepKind::Linear { op, layer };
+        self.map[v] = self.step(name, kind, vec![x], op.out_len(), scale);
+    }
+
+    /// Average pooling: window sums, free; a non-power-of-two divisor `d`
+    /// becomes a public multiplier `round(2^(f+E) / d)` at scale `+f+E`.
+    /// `divisors` has one entry per output position of a channel, or one for all.
+    fn sum_pool(&mut self, v: usize, name: &str, x: usize, geom: Pool2dGeom, divisors: &[usize]) {
+        let s = self.plan.value_scale[x];
+        let len = geom.out_len();
+        let uniform = divisors.iter().all(|d| *d == divisors[0]);
+        let (scale, multiplier) = if uniform && divisors[0].is_power_of_two() {
+            (s + divisors[0].trailing_zeros(), None)
+        } else {
+            let bits = self.f + POOL_MULTIPLIER_EXTRA_BITS;
+            let positions = geom.out_h() * geom.out_w();
+            let m = (0..positions)
+                .map(|i| {
+                    let d = divisors[i.min(divisors.len() - 1)];
+                    (2f64.powi(bits as i32) / d as f64).round() as i64 as Elem
+                })
+                .collect();
+            (s + bits, Some(m))
+        };
+        let kind = StepKind::SumPool { geom, multiplier };
+        self.map[v] = self.step(name, kind, vec![x], len, scale);
+    }
+
+    /// The output step's specification, and the softmax tables the
+    /// `probabilities` policy needs.
+    pub(super) fn finish(mut self, reveal: Reveal) -> Result<Plan, EngineError> {
+        if !self.problems.is_empty() {
+            return Err(EngineError::Unsupported(self.problems.join("; ")));
+        }
+        let value = self.map[self.net.nodes.len()];
+        let len = self.plan.value_len[value];
+        let binary = len == 1;
+        let classes = if binary { 2 } else { len };
+        let mut softmax = None;
+        if reveal == Reveal::Probabilities {
+            if classes > 16 {
+                return Err(EngineError::Unsupported(format!(
+                    "the `probabilities` policy supports up to 16 classes (the reciprocal's range); this model has {classes}"
+                )));
+            }
+            let (precision, f) = (self.precision, self.f);
+            let table = |func| {
+                cryptmed_approx::table(func, precision, f)
+                    .map_err(|e| EngineError::Unsupported(e.to_string()))
+            };
+            self.plan.tables.push(table(Function::Exp)?);
+            self.plan.tables.push(table(Function::Reciprocal)?);
+            softmax = Some([self.plan.tables.len() - 2, self.plan.tables.len() - 1]);
+        }
+        self.plan.output = OutputSpec {
+            value,
+            scale: self.plan.value_scale[value],
+            classes,
+            softmax,
+            binary,
+        };
+        Ok(self.plan)
+    }
+}
+
+/// The table function of an activation (`None` for ReLU and Clip, which
+/// have their own protocols; leaky ReLU is a two-piece linear table).
+fn smooth_function(a: Activation) -> Option<Function> {
+    Some(match a {
+        Activation::Sigmoid => Function::Sigmoid,
+        Activation::Tanh => Function::Tanh,
+        Activation::Softplus => Function::Softplus,
+        Activation::Elu { alpha } => Function::Elu { alpha },
+        Activation::Selu => Function::Selu,
+        Activation::Silu => Function::Silu,
+        Activation::GeluErf => Function::GeluErf,
+        Activation::GeluTanh => Function::GeluTanh,
+        Activation::Erf => Function::Erf,
+        Activation::Exp => Function::Exp,
+        Activation::LeakyRelu { alpha } => Function::LeakyRelu { alpha },
+        Activation::Relu | Activation::Clip { .. } => return None,
+    })
+}
