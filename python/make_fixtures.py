@@ -156,6 +156,87 @@ def bn_pool_cnn():
     )
 
 
+class GroupedDepthwise(nn.Module):
+    """Grouped (groups 2) and depthwise (groups = channels, MobileNet/Xception) convolutions,
+    a 1x1 pointwise one after the depthwise (a separable convolution), ReLU6 between."""
+
+    def __init__(self):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 6, 3, padding=1, groups=2)
+        self.depthwise = nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6, bias=False)
+        self.bn = nn.BatchNorm2d(6)
+        self.pointwise = nn.Conv2d(6, 4, 1)
+        self.head = nn.Linear(4 * 3 * 3, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.grouped(x))
+        y = F.relu6(self.bn(self.depthwise(y)))
+        y = self.pointwise(y)
+        return self.head(torch.flatten(y, 1))
+
+
+class DenseConcat(nn.Module):
+    """DenseNet's pattern: every layer reads the channel concatenation of all earlier ones
+    (BN, ReLU, conv), three inputs in the last concatenation."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1))
+        self.c2 = nn.Sequential(nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 2, 3, padding=1))
+        self.head = nn.Linear(7, 3)
+
+    def forward(self, x):
+        a = torch.cat([x, self.c1(x)], 1)
+        b = torch.cat([x, self.c1(x), self.c2(a)], 1)
+        return self.head(F.adaptive_avg_pool2d(b, 1).flatten(1))
+
+
+class ClipVariants(nn.Module):
+    """Clip with both bounds (hardtanh), a lower bound only (clamp(min=)), an upper bound only."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(6, 8)
+        self.l2 = nn.Linear(8, 8)
+        self.l3 = nn.Linear(8, 8)
+        self.l4 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = F.hardtanh(self.l1(x), -0.5, 1.25)
+        y = torch.clamp(self.l2(y), min=-0.25)
+        y = torch.clamp(self.l3(y), max=0.75)
+        return self.l4(y)
+
+
+class SamePadPools(nn.Module):
+    """Keras `same` padding written in PyTorch: asymmetric F.pad (bottom/right) before a
+    strided max pool (-inf) and a strided convolution (zeros); padded average pooling,
+    counting and not counting the padding; a 7x7 global average (not a power of two)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, stride=2)
+        self.avg_in = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
+        self.avg_ex = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, stride=2)
+        y = torch.relu(self.conv(F.pad(y, (0, 1, 0, 1))))
+        y = self.avg_in(y) + self.avg_ex(y)
+        return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+def sigmoid_head():
+    """A binary classifier with one sigmoid output (the label is p >= 0.5)."""
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid())
+
+
+def logit_head():
+    """A binary classifier with one raw logit (the label is logit >= 0)."""
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
 MODELS = {
     "mlp_relu": (lambda: mlp(nn.ReLU()), [6]),
     "mlp_sigmoid": (lambda: mlp(nn.Sigmoid()), [6]),
@@ -180,6 +261,16 @@ EXTRA = {
     "bn_pool_cnn": (bn_pool_cnn, [1, 15, 15]),
     "dropout_p0": (DropoutP0, [6]),
     "clone_identity": (CloneMLP, [6]),
+}
+
+# The imaging operators (issue 11): each from both exporters.
+IMAGING = {
+    "grouped_depthwise": (GroupedDepthwise, [4, 6, 6]),
+    "dense_concat": (DenseConcat, [3, 5, 5]),
+    "clip_variants": (ClipVariants, [6]),
+    "same_pad_pools": (SamePadPools, [2, 15, 15]),
+    "sigmoid_head": (sigmoid_head, [6]),
+    "logit_head": (logit_head, [6]),
 }
 
 
@@ -310,6 +401,8 @@ def jobs():
             out.append((n, mk, sh, "dynamo", 18, True))
     out += [(n, *EXTRA[n], "torchscript", 14, True) for n in ["bn_input_mlp", "matmul_add"]]
     out += [(n, *EXTRA[n], "dynamo", 20, True) for n in ["bn_pool_cnn", "const_arith", "softplus_less"]]
+    for n, (mk, sh) in IMAGING.items():
+        out += [(n, mk, sh, "torchscript", 17, True), (n, mk, sh, "dynamo", 18, True)]
     return out
 
 

@@ -243,6 +243,61 @@ fn public_network_gives_the_same_plan() {
     assert!(err.contains("no weights"), "{err}");
 }
 
+/// A binary head's label is `p >= 0.5`, decided securely: exactly at the
+/// threshold (logit 0, p = 0.5) it is 1, one unit below it is 0.
+#[test]
+fn binary_head_label_is_p_at_least_one_half() {
+    let ulp = 2f64.powi(-16);
+    let net = Network {
+        name: "threshold".into(),
+        input_shape: vec![1],
+        nodes: vec![
+            Node {
+                name: "logit".into(),
+                op: Op::Dense {
+                    weight: Tensor::new(vec![1, 1], vec![1.0]).unwrap(),
+                    bias: Some(vec![0.0]),
+                },
+                inputs: vec![0],
+                shape: vec![1],
+            },
+            Node {
+                name: "p".into(),
+                op: Op::Act(Activation::Sigmoid),
+                inputs: vec![1],
+                shape: vec![1],
+            },
+        ],
+        class_names: None,
+    };
+    let inputs: Vec<Vec<f64>> = [0.0, -ulp, ulp, -1.0, 1.0, -300.0, 300.0]
+        .iter()
+        .map(|v| vec![*v])
+        .collect();
+    let model = Model::compile(net.clone(), EngineConfig::default()).unwrap();
+    let run = run_local(&model, &model, &inputs, 3).unwrap();
+    let labels: Vec<usize> = run.predictions.iter().map(|p| p.label).collect();
+    assert_eq!(labels, [1, 0, 1, 0, 1, 0, 1]);
+    for (x, l) in inputs.iter().zip(&labels) {
+        assert_eq!(reference::label(&net, &reference::evaluate(&net, x)), *l);
+    }
+    // Probabilities are the softmax of [0, logit]: [1 - p, p].
+    let config = EngineConfig {
+        reveal: Reveal::Probabilities,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net, config).unwrap();
+    let run = run_local(&model, &model, &inputs[3..5], 2).unwrap();
+    for (x, p) in inputs[3..5].iter().zip(&run.predictions) {
+        let want = 1.0 / (1.0 + (-x[0]).exp());
+        let got = p.probabilities.as_ref().unwrap();
+        assert!(
+            (got[1] - want).abs() < 3e-3 && (got[0] - (1.0 - want)).abs() < 3e-3,
+            "{got:?} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn imported_pytorch_models_run_securely() {
     use cryptmed_model::{onnx, reference};
@@ -256,6 +311,18 @@ fn imported_pytorch_models_run_securely() {
         "mlp_gelu_torchscript13",
         "mlp_softplus_dynamo18",
         "cnn_bn_pool_softmax_torchscript17",
+        "grouped_depthwise_torchscript17",
+        "grouped_depthwise_dynamo18",
+        "dense_concat_torchscript17",
+        "dense_concat_dynamo18",
+        "clip_variants_torchscript17",
+        "clip_variants_dynamo18",
+        "same_pad_pools_torchscript17",
+        "same_pad_pools_dynamo18",
+        "sigmoid_head_torchscript17",
+        "sigmoid_head_dynamo18",
+        "logit_head_torchscript17",
+        "logit_head_dynamo18",
     ] {
         let net = onnx::load(&dir.join(format!("{f}.onnx"))).unwrap();
         let spec: serde_json::Value =
@@ -290,18 +357,24 @@ fn imported_pytorch_models_run_securely() {
         )
         .unwrap();
         let run = run_local(&model, &public, &inputs, 2).unwrap();
-        let softmax_out = matches!(
-            net.nodes.last().map(|n| &n.op),
-            Some(cryptmed_model::Op::Softmax)
+        let last = net.nodes.last().map(|n| &n.op);
+        let squashed = matches!(
+            last,
+            Some(cryptmed_model::Op::Softmax | cryptmed_model::Op::Act(Activation::Sigmoid))
         );
         for (x, p) in inputs.iter().zip(&run.predictions) {
             let all = reference::evaluate_all(&net, x);
-            // With a softmax at the output, logits are the values before it.
-            let want = if softmax_out {
-                &all[all.len() - 2]
+            // With a softmax or a binary sigmoid at the output, logits are the
+            // values before it; a binary head's single logit `z` is `[0, z]`.
+            let mut want = if squashed {
+                all[all.len() - 2].clone()
             } else {
-                &all[all.len() - 1]
+                all[all.len() - 1].clone()
             };
+            if want.len() == 1 {
+                want.insert(0, 0.0);
+            }
+            let want = &want;
             let got = p.logits.as_ref().unwrap();
             let err = got
                 .iter()

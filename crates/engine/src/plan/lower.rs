@@ -381,10 +381,17 @@ impl<'a> Builder<'a> {
     /// becomes a public multiplier `round(2^(f+E) / d)` at scale `+f+E`.
     /// `divisors` has one entry per output position of a channel, or one for all.
     fn sum_pool(&mut self, v: usize, name: &str, x: usize, geom: Pool2dGeom, divisors: &[usize]) {
-        let s = self.plan.value_scale[x];
         let len = geom.out_len();
         let uniform = divisors.iter().all(|d| *d == divisors[0]);
-        let (scale, multiplier) = if uniform && divisors[0].is_power_of_two() {
+        let free = uniform && divisors[0].is_power_of_two();
+        // A multiplier is a linear map: its input must leave it room.
+        let x = if free {
+            x
+        } else {
+            self.ready_for_linear(name, x)
+        };
+        let s = self.plan.value_scale[x];
+        let (scale, multiplier) = if free {
             (s + divisors[0].trailing_zeros(), None)
         } else {
             let bits = self.f + POOL_MULTIPLIER_EXTRA_BITS;

@@ -11,6 +11,7 @@
 //! A model that cannot be run is refused with one error listing every
 //! offending node by name, operator and opset.
 
+mod constant;
 mod pad;
 #[allow(missing_docs, clippy::all, unreachable_pub)]
 pub mod pb;
@@ -749,99 +750,6 @@ impl Importer {
         };
         self.vals.insert(out, v);
         Ok(())
-    }
-
-    /// Constant folding of shape arithmetic; `None` when the node is not constant.
-    fn fold(&self, n: &pb::NodeProto, op: &str) -> Result<Option<Ct>, String> {
-        if op == "Constant" {
-            let a = attr(n, "value")
-                .and_then(|a| a.t.as_ref())
-                .ok_or("Constant without a tensor value")?;
-            return tensor(a, None).map(Some);
-        }
-        if op == "Shape" && matches!(self.input(n, 0), Err(e) if e == FAILED_INPUT) {
-            return Err(FAILED_INPUT.into());
-        }
-        if op == "Shape"
-            && let Ok(V::Dyn(v)) = self.input(n, 0)
-        {
-            let mut dims = vec![1.0];
-            dims.extend(self.shape(v).iter().map(|d| *d as f64));
-            return Ok(Some(Ct {
-                dims: vec![dims.len()],
-                data: dims,
-            }));
-        }
-        let ins: Vec<Option<Ct>> = (0..n.input.len())
-            .map(|i| match self.input(n, i) {
-                Ok(V::Const(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if ins.is_empty() || ins.iter().any(Option::is_none) {
-            return Ok(None);
-        }
-        let ins: Vec<Ct> = ins.into_iter().flatten().collect();
-        let unary = |f: &dyn Fn(f64) -> f64| Ct {
-            dims: ins[0].dims.clone(),
-            data: ins[0].data.iter().map(|v| f(*v)).collect(),
-        };
-        Ok(Some(match op {
-            "Identity" | "Cast" => ins[0].clone(),
-            "Sqrt" => unary(&f64::sqrt),
-            "Neg" => unary(&|v| -v),
-            "Add" | "Sub" | "Mul" | "Div"
-                if ins.len() == 2
-                    && (ins[1].data.len() == 1 || ins[1].data.len() == ins[0].data.len()) =>
-            {
-                let f = |a: f64, b: f64| match op {
-                    "Add" => a + b,
-                    "Sub" => a - b,
-                    "Mul" => a * b,
-                    _ => a / b,
-                };
-                let b = &ins[1].data;
-                Ct {
-                    dims: ins[0].dims.clone(),
-                    data: ins[0]
-                        .data
-                        .iter()
-                        .enumerate()
-                        .map(|(i, a)| f(*a, if b.len() == 1 { b[0] } else { b[i] }))
-                        .collect(),
-                }
-            }
-            "Unsqueeze" | "Squeeze" => Ct {
-                dims: vec![ins[0].data.len()],
-                data: ins[0].data.clone(),
-            },
-            "Concat" => Ct {
-                dims: vec![ins.iter().map(|c| c.data.len()).sum()],
-                data: ins.iter().flat_map(|c| c.data.clone()).collect(),
-            },
-            "Gather" => {
-                let [table, idx] = &ins[..] else {
-                    return Err(format!("{} inputs (2 expected)", ins.len()));
-                };
-                let len = table.data.len();
-                let data = idx
-                    .data
-                    .iter()
-                    .map(|i| {
-                        // ONNX indices count from the end when negative.
-                        let j = if *i < 0.0 { *i + len as f64 } else { *i };
-                        (j >= 0.0 && j < len as f64)
-                            .then(|| table.data[j as usize])
-                            .ok_or_else(|| format!("index {i} outside a constant of {len} values"))
-                    })
-                    .collect::<Result<Vec<f64>, String>>()?;
-                Ct {
-                    dims: idx.dims.clone(),
-                    data,
-                }
-            }
-            _ => return Ok(None),
-        }))
     }
 
     fn gemm(&mut self, n: &pb::NodeProto, name: &str) -> Result<ValueId, String> {
