@@ -145,7 +145,7 @@ fn reshaped(dims: &[usize], target: &[f64]) -> Result<Vec<usize>, String> {
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || len % known != 0 {
+        if known == 0 || !len.is_multiple_of(known) {
             return Err(bad());
         }
         out[i] = len / known;
