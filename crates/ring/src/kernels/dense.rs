@@ -1,0 +1,120 @@
+//! Dense layers: `W x` for one record or a batch.
+//!
+//! A dense layer reads each weight once per record, so it is bound by
+//! memory, not by multiplies: the kernel streams each weight row once and
+//! multiplies it into up to [`RECORDS`] records at a time, with [`LANES`]
+//! partial sums per output that the compiler keeps in one vector.
+
+use super::Scalar;
+use super::par;
+use super::simd::{Isa, Kernel};
+
+/// Partial sums per dot product: element `c` of a row goes to lane `c % LANES`.
+const LANES: usize = 8;
+/// Records that share one pass over a weight row.
+const RECORDS: usize = 4;
+/// Weight rows per task when the layer uses every core.
+const ROWS_PER_TASK: usize = 32;
+
+/// `y = W x` for `W` of shape `[rows, cols]` (row-major) and `x` of `cols`.
+///
+/// Each output is summed in a fixed order: `LANES` interleaved partial sums
+/// over the first `cols - cols % 8` columns, added in lane order, then the
+/// rest in order (exact in the ring; in `f64` a reassociation of the plain
+/// sum). Layers of at least [`PARALLEL_MACS`](super::PARALLEL_MACS) use every core.
+pub fn matvec<T: Scalar>(w: &[T], rows: usize, cols: usize, x: &[T]) -> Vec<T> {
+    assert_eq!(x.len(), cols, "input size");
+    matvec_batch(w, rows, cols, x)
+}
+
+/// [`matvec`] of each of the consecutive records in `xs` (`cols` each),
+/// outputs consecutive (`rows` each): the product `X W^T` of a batch.
+pub fn matvec_batch<T: Scalar>(w: &[T], rows: usize, cols: usize, xs: &[T]) -> Vec<T> {
+    run(Isa::best(), w, rows, cols, xs)
+}
+
+/// [`matvec_batch`] compiled for `isa`.
+pub(crate) fn run<T: Scalar>(isa: Isa, w: &[T], rows: usize, cols: usize, xs: &[T]) -> Vec<T> {
+    assert_eq!(w.len(), rows * cols, "weight size");
+    assert!(xs.len().is_multiple_of(cols), "input size");
+    let records = xs.len().checked_div(cols).unwrap_or(1);
+    let mut out = vec![T::default(); records * rows];
+    if rows == 0 || records == 0 {
+        return out;
+    }
+    let macs = w.len().saturating_mul(records);
+    let per = if par::workers(macs) > 1 {
+        ROWS_PER_TASK
+    } else {
+        rows
+    };
+    let mut tasks: Vec<Rows<'_, T>> = (0..rows.div_ceil(per))
+        .map(|t| Rows {
+            w: &w[t * per * cols..(t * per + per).min(rows) * cols],
+            cols,
+            xs,
+            out: Vec::with_capacity(records),
+        })
+        .collect();
+    for (_, t, y) in par::pieces(&mut out, rows, per) {
+        tasks[t].out.push(y);
+    }
+    par::run_all(isa, macs, tasks);
+    out
+}
+
+/// One task: a band of weight rows times every record.
+struct Rows<'a, T> {
+    /// The band's rows, `cols` each.
+    w: &'a [T],
+    cols: usize,
+    /// Every record, `cols` each.
+    xs: &'a [T],
+    /// Per record, its outputs for the band's rows.
+    out: Vec<&'a mut [T]>,
+}
+
+impl<T: Scalar> Kernel for Rows<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(mut self) {
+        let cols = self.cols;
+        if cols == 0 {
+            return;
+        }
+        let records: Vec<&[T]> = self.xs.chunks_exact(cols).collect();
+        for (r, row) in self.w.chunks_exact(cols).enumerate() {
+            for (b0, group) in records.chunks(RECORDS).enumerate() {
+                let last = group.len() - 1;
+                let sums = dots(row, std::array::from_fn(|i| group[i.min(last)]));
+                for (i, s) in sums.iter().take(group.len()).enumerate() {
+                    self.out[b0 * RECORDS + i][r] = *s;
+                }
+            }
+        }
+    }
+}
+
+/// The dot products of `w` with each of `xs` (all as long as `w`).
+#[inline(always)]
+fn dots<T: Scalar>(w: &[T], xs: [&[T]; RECORDS]) -> [T; RECORDS] {
+    let body = w.len() - w.len() % LANES;
+    let xs = xs.map(|x| &x[..w.len()]);
+    let mut acc = [[T::default(); LANES]; RECORDS];
+    for (c, wv) in w[..body].chunks_exact(LANES).enumerate() {
+        for (a, x) in acc.iter_mut().zip(&xs) {
+            let xv = &x[c * LANES..][..LANES];
+            for l in 0..LANES {
+                a[l] = a[l].add(wv[l].mul(xv[l]));
+            }
+        }
+    }
+    std::array::from_fn(|i| {
+        let lanes = acc[i].iter().fold(T::default(), |s, v| s.add(*v));
+        w[body..]
+            .iter()
+            .zip(&xs[i][body..])
+            .fold(lanes, |s, (a, b)| s.add(a.mul(*b)))
+    })
+}
