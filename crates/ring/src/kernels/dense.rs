@@ -84,13 +84,16 @@ impl<T: Scalar> Kernel for Rows<'_, T> {
             return;
         }
         let records: Vec<&[T]> = self.xs.chunks_exact(cols).collect();
+        let full = records.len() - records.len() % RECORDS;
         for (r, row) in self.w.chunks_exact(cols).enumerate() {
-            for (b0, group) in records.chunks(RECORDS).enumerate() {
-                let last = group.len() - 1;
-                let sums = dots(row, std::array::from_fn(|i| group[i.min(last)]));
-                for (i, s) in sums.iter().take(group.len()).enumerate() {
-                    self.out[b0 * RECORDS + i][r] = *s;
+            for (b0, group) in records[..full].chunks_exact(RECORDS).enumerate() {
+                let sums = dots::<T, RECORDS>(row, std::array::from_fn(|i| group[i]));
+                for (i, s) in sums.into_iter().enumerate() {
+                    self.out[b0 * RECORDS + i][r] = s;
                 }
+            }
+            for (b, x) in records.iter().enumerate().skip(full) {
+                self.out[b][r] = dots::<T, 1>(row, [x])[0];
             }
         }
     }
@@ -98,11 +101,12 @@ impl<T: Scalar> Kernel for Rows<'_, T> {
 
 /// The dot products of `w` with each of `xs` (all as long as `w`).
 #[inline(always)]
-fn dots<T: Scalar>(w: &[T], xs: [&[T]; RECORDS]) -> [T; RECORDS] {
+fn dots<T: Scalar, const R: usize>(w: &[T], xs: [&[T]; R]) -> [T; R] {
     let body = w.len() - w.len() % LANES;
     let xs = xs.map(|x| &x[..w.len()]);
-    let mut acc = [[T::default(); LANES]; RECORDS];
+    let mut acc = [[T::default(); LANES]; R];
     for (c, wv) in w[..body].chunks_exact(LANES).enumerate() {
+        std::hint::black_box(()); // see `tile::tile`
         for (a, x) in acc.iter_mut().zip(&xs) {
             let xv = &x[c * LANES..][..LANES];
             for l in 0..LANES {

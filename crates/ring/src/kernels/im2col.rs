@@ -11,7 +11,7 @@
 use super::Scalar;
 use super::conv::Conv2dGeom;
 use super::simd::Kernel;
-use super::tile::{MR, NR, tile};
+use super::tile::{MR, NR, pack_rows, tile};
 
 /// Rows of `X` (taps) packed at once: a `KC x MR` panel (16 KiB of `u64`)
 /// and `NR` weight rows of `KC` (12 KiB) stay in a 48 KiB L1 cache.
@@ -51,6 +51,7 @@ impl<T: Scalar> Kernel for Block<'_, T> {
         let npix = self.rows.first().map_or(0, |r| r.len());
         let panels = npix.div_ceil(MR);
         let mut packed = vec![T::default(); KC.min(k_len) * panels * MR];
+        let mut wpanel = vec![T::default(); KC.min(k_len) * NR];
         let mut taps = Vec::with_capacity(KC.min(k_len));
         for k0 in (0..k_len).step_by(KC) {
             let kc = KC.min(k_len - k0);
@@ -59,12 +60,11 @@ impl<T: Scalar> Kernel for Block<'_, T> {
             pack(g, self.x, &taps, self.n0, npix, packed);
             for j0 in (0..self.rows.len()).step_by(NR) {
                 let nr = NR.min(self.rows.len() - j0);
-                let wrows: [&[T]; NR] = std::array::from_fn(|j| {
-                    let oc = self.first + j0 + j.min(nr - 1);
-                    &self.w[oc * k_len + k0..oc * k_len + k0 + kc]
-                });
+                let first = self.first + j0;
+                let wpanel = &mut wpanel[..kc * NR];
+                pack_rows(self.w, k_len, first..first + nr, k0, wpanel);
                 for (p, panel) in packed.chunks_exact(kc * MR).enumerate() {
-                    let acc = tile(kc, panel, wrows);
+                    let acc = tile(panel, wpanel);
                     let lanes = MR.min(npix - p * MR);
                     for (row, sums) in self.rows[j0..j0 + nr].iter_mut().zip(&acc) {
                         let out = &mut row[p * MR..p * MR + lanes];
@@ -135,10 +135,7 @@ fn pack<T: Scalar>(
                 let row = &x[t.base + iy as usize * in_w..][..in_w];
                 let last = ix + ((MR - 1) * sw) as isize;
                 if ix >= 0 && (last as usize) < in_w {
-                    let ix = ix as usize;
-                    for (l, v) in d.iter_mut().enumerate() {
-                        *v = row[ix + l * sw];
-                    }
+                    copy_strided(&row[ix as usize..=last as usize], sw, d);
                 } else {
                     for (l, v) in d.iter_mut().enumerate() {
                         *v = at(row, ix + (l * sw) as isize);
@@ -161,6 +158,26 @@ fn pack<T: Scalar>(
                         _ => T::default(),
                     };
                 }
+            }
+        }
+    }
+}
+
+/// `d[l] = src[l * stride]`, with the common strides spelled out so that
+/// stride 1 is one vector copy and stride 2 one shuffle.
+#[inline(always)]
+fn copy_strided<T: Scalar>(src: &[T], stride: usize, d: &mut [T]) {
+    match stride {
+        1 => d.copy_from_slice(&src[..d.len()]),
+        2 => {
+            let src = &src[..2 * MR - 1];
+            for (l, v) in d.iter_mut().enumerate() {
+                *v = src[2 * l];
+            }
+        }
+        _ => {
+            for (v, s) in d.iter_mut().zip(src.iter().step_by(stride)) {
+                *v = *s;
             }
         }
     }
