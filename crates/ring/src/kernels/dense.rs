@@ -122,3 +122,79 @@ fn dots<T: Scalar, const R: usize>(w: &[T], xs: [&[T]; R]) -> [T; R] {
             .fold(lanes, |s, (a, b)| s.add(a.mul(*b)))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::PARALLEL_MACS;
+    use crate::kernels::testing::{dense_by_definition, on_threads, small_f64, values};
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any shape (columns around the lane count, records around the
+        /// group of four, empty layers) on full-range ring values, on every
+        /// instruction set: exactly the definition.
+        #[test]
+        fn dense_equals_its_definition(
+            rows in 0usize..20,
+            cols in 1usize..40,
+            records in 1usize..10,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let w = values(seed, rows * cols);
+            let xs = values(!seed, records * cols);
+            let want = dense_by_definition(&w, cols, &xs);
+            for isa in Isa::available() {
+                proptest::prop_assert_eq!(&run(isa, &w, rows, cols, &xs), &want);
+            }
+            let f = small_f64(seed, rows * cols, 20);
+            let fx = small_f64(!seed, records * cols, 20);
+            for isa in Isa::available() {
+                proptest::prop_assert_eq!(run(isa, &f, rows, cols, &fx), dense_by_definition(&f, cols, &fx));
+            }
+        }
+    }
+
+    /// A layer large enough to use every core, on one thread and several:
+    /// exact in the ring; in `f64` the same bits whatever the split.
+    #[test]
+    fn large_dense_layer_is_exact_and_split_independent() {
+        let (rows, cols, records) = (301, 2000, 3);
+        assert!(rows * cols * records >= PARALLEL_MACS);
+        let w = values(1, rows * cols);
+        let xs = values(2, records * cols);
+        let want = dense_by_definition(&w, cols, &xs);
+        for threads in [1, 3] {
+            assert_eq!(
+                on_threads(threads, || matvec_batch(&w, rows, cols, &xs)),
+                want
+            );
+        }
+        let f: Vec<f64> = w.iter().map(|v| *v as f64 / 1e19 - 0.9).collect();
+        let fx: Vec<f64> = xs.iter().map(|v| *v as f64 / 3e18).collect();
+        let one = on_threads(1, || run(Isa::Baseline, &f, rows, cols, &fx));
+        for isa in Isa::available() {
+            let many = on_threads(3, || run(isa, &f, rows, cols, &fx));
+            assert!(
+                one.iter()
+                    .zip(&many)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+        }
+        for (a, b) in one.iter().zip(dense_by_definition(&f, cols, &fx)) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    /// `matvec` is `matvec_batch` of one record; degenerate shapes give
+    /// zeros or nothing, never a panic.
+    #[test]
+    fn single_record_and_degenerate_shapes() {
+        let w = values(3, 7 * 9);
+        let x = values(4, 9);
+        assert_eq!(matvec(&w, 7, 9, &x), matvec_batch(&w, 7, 9, &x));
+        assert_eq!(matvec::<u64>(&[], 0, 9, &x), Vec::<u64>::new());
+        assert_eq!(matvec::<u64>(&[], 3, 0, &[]), vec![0; 3]);
+        assert!(matvec_batch(&w, 7, 9, &[]).is_empty());
+    }
+}
