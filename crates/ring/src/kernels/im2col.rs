@@ -118,22 +118,24 @@ fn pack<T: Scalar>(
     let kc = taps.len();
     let (ow, in_h, in_w) = (geom.out_w(), geom.in_h as isize, geom.in_w);
     let [sh, sw] = geom.stride;
-    for (p, panel) in dst.chunks_exact_mut(kc * MR).enumerate() {
-        let n = n0 + p * MR;
-        let lanes = MR.min(npix - p * MR);
-        let (oy, ox) = (n / ow, n % ow);
-        if lanes == MR && ox + MR <= ow {
-            // All lanes on one output row: taps are `sw` apart on one input row.
-            let (y0, x0) = ((oy * sh) as isize, (ox * sw) as isize);
-            for (t, d) in taps.iter().zip(panel.chunks_exact_mut(MR)) {
-                let iy = y0 + t.dy;
-                let ix = x0 + t.dx;
+    let panels: Vec<Runs> = (0..dst.len() / (kc * MR))
+        .map(|p| Runs::new(n0 + p * MR, MR.min(npix - p * MR), ow))
+        .collect();
+    // Tap by tap, so that the input is read row after row (prefetchable),
+    // not one cache line from each of `kc` rows per panel.
+    for (kk, t) in taps.iter().enumerate() {
+        for (p, runs) in panels.iter().enumerate() {
+            let d = &mut dst[(p * kc + kk) * MR..][..MR];
+            for &Run { lane, len, oy, ox } in runs.iter() {
+                let d = &mut d[lane..lane + len];
+                let iy = (oy * sh) as isize + t.dy;
                 if iy < 0 || iy >= in_h {
                     d.fill(T::default());
                     continue;
                 }
                 let row = &x[t.base + iy as usize * in_w..][..in_w];
-                let last = ix + ((MR - 1) * sw) as isize;
+                let ix = (ox * sw) as isize + t.dx;
+                let last = ix + ((d.len() - 1) * sw) as isize;
                 if ix >= 0 && (last as usize) < in_w {
                     copy_strided(&row[ix as usize..=last as usize], sw, d);
                 } else {
@@ -142,34 +144,66 @@ fn pack<T: Scalar>(
                     }
                 }
             }
-        } else {
-            // Lanes on several output rows, or past the last pixel: one by one.
-            let coords: [Option<(isize, isize)>; MR] = std::array::from_fn(|l| {
-                let n = n + l;
-                (l < lanes).then(|| (((n / ow) * sh) as isize, ((n % ow) * sw) as isize))
-            });
-            for (t, d) in taps.iter().zip(panel.chunks_exact_mut(MR)) {
-                for (v, c) in d.iter_mut().zip(&coords) {
-                    *v = match c {
-                        Some((y, xx)) if (0..in_h).contains(&(y + t.dy)) => {
-                            let row = &x[t.base + (y + t.dy) as usize * in_w..][..in_w];
-                            at(row, xx + t.dx)
-                        }
-                        _ => T::default(),
-                    };
-                }
-            }
+            // Lanes past the last pixel.
+            d[runs.end..].fill(T::default());
         }
     }
 }
 
-/// `d[l] = src[l * stride]`, with the common strides spelled out so that
-/// stride 1 is one vector copy and stride 2 one shuffle.
+/// Lanes `lane..lane + len` of a panel: pixels `ox..ox + len` of output row `oy`.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    lane: usize,
+    len: usize,
+    oy: usize,
+    ox: usize,
+}
+
+/// The lanes of one panel cut where output rows end.
+struct Runs {
+    runs: [Run; MR],
+    len: usize,
+    /// Lanes that hold a pixel.
+    end: usize,
+}
+
+impl Runs {
+    #[inline(always)]
+    fn new(n: usize, lanes: usize, ow: usize) -> Runs {
+        let mut runs = [Run::default(); MR];
+        let (mut len, mut lane) = (0, 0);
+        while lane < lanes {
+            let (oy, ox) = ((n + lane) / ow, (n + lane) % ow);
+            let take = (ow - ox).min(lanes - lane);
+            runs[len] = Run {
+                lane,
+                len: take,
+                oy,
+                ox,
+            };
+            len += 1;
+            lane += take;
+        }
+        Runs {
+            runs,
+            len,
+            end: lanes,
+        }
+    }
+
+    #[inline(always)]
+    fn iter(&self) -> impl Iterator<Item = &Run> {
+        self.runs[..self.len].iter()
+    }
+}
+
+/// `d[l] = src[l * stride]`, with whole panels at strides 1 and 2 spelled
+/// out so that they compile to one vector copy or one shuffle.
 #[inline(always)]
 fn copy_strided<T: Scalar>(src: &[T], stride: usize, d: &mut [T]) {
-    match stride {
-        1 => d.copy_from_slice(&src[..d.len()]),
-        2 => {
+    match (stride, <&mut [T; MR]>::try_from(&mut *d)) {
+        (1, Ok(d)) => d.copy_from_slice(&src[..MR]),
+        (2, Ok(d)) => {
             let src = &src[..2 * MR - 1];
             for (l, v) in d.iter_mut().enumerate() {
                 *v = src[2 * l];
