@@ -1,7 +1,8 @@
 //! Throughput of the clear-text kernels in multiply-adds per second
 //! (criterion reports `Melem/s` = M MAC/s): ResNet-50 layers, a
 //! MobileNetV2 depthwise layer and a dense head on the ring (`u64`) and on
-//! `f64`, a whole ResNet-50's convolutions, and as the machine's reference
+//! `f64`, each compiled variant (baseline, AVX2, AVX-512) on one layer, a
+//! whole ResNet-50's convolutions, and as the machine's reference
 //! an `f64` matrix product of each layer's size, by these kernels and by a
 //! plain triple loop.
 //!
@@ -11,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use cryptmed_ring::kernels::{Conv2dGeom, Scalar, matvec};
+use cryptmed_ring::kernels::{Conv2dGeom, Isa, Scalar, matvec, matvec_batch_on};
 
 /// A convolution with square kernel, stride and symmetric padding.
 fn conv(
@@ -146,6 +147,30 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("f64 (MAC)");
     g.sample_size(10);
     bench_layers(&mut g, reals);
+    g.finish();
+
+    // What vectorization buys: one layer on every instruction set this CPU
+    // has (the baseline is x86-64's SSE2, whose 64-bit products are scalar).
+    let mut g = c.benchmark_group("by instruction set (MAC)");
+    g.sample_size(10);
+    let geom = conv(64, 56, 64, 3, 1, 1);
+    let (w, x) = (values(1, geom.weight_len()), values(2, geom.in_len()));
+    let (wf, xf) = (reals(1, geom.weight_len()), reals(2, geom.in_len()));
+    let (rows, cols) = (1000, 2048);
+    let (dw, dx) = (values(3, rows * cols), values(4, cols));
+    for isa in Isa::available() {
+        g.throughput(Throughput::Elements(macs(&geom) as u64));
+        g.bench_function(format!("{isa:?} u64 3x3 64->64 @56"), |b| {
+            b.iter(|| geom.apply_batch_on(isa, black_box(&w), black_box(&x)))
+        });
+        g.bench_function(format!("{isa:?} f64 3x3 64->64 @56"), |b| {
+            b.iter(|| geom.apply_batch_on(isa, black_box(&wf), black_box(&xf)))
+        });
+        g.throughput(Throughput::Elements((rows * cols) as u64));
+        g.bench_function(format!("{isa:?} u64 dense 2048->1000"), |b| {
+            b.iter(|| matvec_batch_on(isa, black_box(&dw), rows, cols, black_box(&dx)))
+        });
+    }
     g.finish();
 
     // The machine's reference: an f64 product of each ResNet layer's size

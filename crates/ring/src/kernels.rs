@@ -20,8 +20,9 @@ mod testing;
 mod tile;
 
 pub use conv::Conv2dGeom;
-pub use dense::{matvec, matvec_batch};
+pub use dense::{matvec, matvec_batch, matvec_batch_on};
 pub use par::PARALLEL_MACS;
+pub use simd::Isa;
 
 /// Numbers the kernels run on: the ring (wrapping) and `f64`.
 pub trait Scalar: Copy + Default + PartialEq + Send + Sync + 'static {

@@ -116,18 +116,19 @@ impl Conv2dGeom {
     /// [`Conv2dGeom::apply`] to each of the consecutive records in `xs`,
     /// outputs consecutive; one call shares the cores over all records.
     pub fn apply_batch<T: Scalar>(&self, w: &[T], xs: &[T]) -> Vec<T> {
+        self.apply_batch_on(Isa::best(), w, xs)
+    }
+
+    /// [`Conv2dGeom::apply_batch`] compiled for `isa` (the baseline when
+    /// this CPU lacks it); the result is the same on every one.
+    pub fn apply_batch_on<T: Scalar>(&self, isa: Isa, w: &[T], xs: &[T]) -> Vec<T> {
         let in_len = self.in_len();
         assert!(xs.len().is_multiple_of(in_len), "input size");
-        self.run(
-            Isa::best(),
-            w,
-            xs,
-            xs.len().checked_div(in_len).unwrap_or(0),
-        )
+        self.run(isa, w, xs, xs.len().checked_div(in_len).unwrap_or(0))
     }
 
     /// The convolution of `records` consecutive records, compiled for `isa`.
-    pub(crate) fn run<T: Scalar>(&self, isa: Isa, w: &[T], xs: &[T], records: usize) -> Vec<T> {
+    fn run<T: Scalar>(&self, isa: Isa, w: &[T], xs: &[T], records: usize) -> Vec<T> {
         assert_eq!(w.len(), self.weight_len(), "weight size");
         let plane = self.out_h() * self.out_w();
         let mut out = vec![T::default(); records * self.out_len()];
@@ -255,7 +256,7 @@ mod tests {
         let xs = values(seed ^ 0x5555, g.in_len() * records);
         let want = conv_by_definition(g, &w, &xs);
         for isa in Isa::available() {
-            assert_eq!(g.run(isa, &w, &xs, records), want, "{isa:?} {g:?}");
+            assert_eq!(g.apply_batch_on(isa, &w, &xs), want, "{isa:?} {g:?}");
         }
     }
 
@@ -369,7 +370,7 @@ mod tests {
             let x = small_f64(seed ^ 1, g.in_len(), 20);
             let want = conv_by_definition(&g, &w, &x);
             for isa in Isa::available() {
-                proptest::prop_assert_eq!(&g.run(isa, &w, &x, 1), &want);
+                proptest::prop_assert_eq!(&g.apply_batch_on(isa, &w, &x), &want);
             }
         }
     }
@@ -472,9 +473,9 @@ mod tests {
                 .iter()
                 .map(|v| *v as f64 / 3e18)
                 .collect();
-            let one = on_threads(1, || g.run(Isa::Baseline, &w, &x, 1));
+            let one = on_threads(1, || g.apply_batch_on(Isa::Baseline, &w, &x));
             for isa in Isa::available() {
-                let many = on_threads(3, || g.run(isa, &w, &x, 1));
+                let many = on_threads(3, || g.apply_batch_on(isa, &w, &x));
                 assert!(
                     one.iter()
                         .zip(&many)

@@ -30,11 +30,12 @@ pub fn matvec<T: Scalar>(w: &[T], rows: usize, cols: usize, x: &[T]) -> Vec<T> {
 /// [`matvec`] of each of the consecutive records in `xs` (`cols` each),
 /// outputs consecutive (`rows` each): the product `X W^T` of a batch.
 pub fn matvec_batch<T: Scalar>(w: &[T], rows: usize, cols: usize, xs: &[T]) -> Vec<T> {
-    run(Isa::best(), w, rows, cols, xs)
+    matvec_batch_on(Isa::best(), w, rows, cols, xs)
 }
 
-/// [`matvec_batch`] compiled for `isa`.
-pub(crate) fn run<T: Scalar>(isa: Isa, w: &[T], rows: usize, cols: usize, xs: &[T]) -> Vec<T> {
+/// [`matvec_batch`] compiled for `isa` (the baseline when this CPU lacks
+/// it); the result is the same on every one.
+pub fn matvec_batch_on<T: Scalar>(isa: Isa, w: &[T], rows: usize, cols: usize, xs: &[T]) -> Vec<T> {
     assert_eq!(w.len(), rows * cols, "weight size");
     assert!(xs.len().is_multiple_of(cols), "input size");
     let records = xs.len().checked_div(cols).unwrap_or(1);
@@ -145,12 +146,12 @@ mod tests {
             let xs = values(!seed, records * cols);
             let want = dense_by_definition(&w, cols, &xs);
             for isa in Isa::available() {
-                proptest::prop_assert_eq!(&run(isa, &w, rows, cols, &xs), &want);
+                proptest::prop_assert_eq!(&matvec_batch_on(isa, &w, rows, cols, &xs), &want);
             }
             let f = small_f64(seed, rows * cols, 20);
             let fx = small_f64(!seed, records * cols, 20);
             for isa in Isa::available() {
-                proptest::prop_assert_eq!(run(isa, &f, rows, cols, &fx), dense_by_definition(&f, cols, &fx));
+                proptest::prop_assert_eq!(matvec_batch_on(isa, &f, rows, cols, &fx), dense_by_definition(&f, cols, &fx));
             }
         }
     }
@@ -172,9 +173,9 @@ mod tests {
         }
         let f: Vec<f64> = w.iter().map(|v| *v as f64 / 1e19 - 0.9).collect();
         let fx: Vec<f64> = xs.iter().map(|v| *v as f64 / 3e18).collect();
-        let one = on_threads(1, || run(Isa::Baseline, &f, rows, cols, &fx));
+        let one = on_threads(1, || matvec_batch_on(Isa::Baseline, &f, rows, cols, &fx));
         for isa in Isa::available() {
-            let many = on_threads(3, || run(isa, &f, rows, cols, &fx));
+            let many = on_threads(3, || matvec_batch_on(isa, &f, rows, cols, &fx));
             assert!(
                 one.iter()
                     .zip(&many)

@@ -25,9 +25,11 @@ pub(crate) trait Kernel {
     fn run(self) -> Self::Output;
 }
 
-/// An instruction set a kernel can be compiled for.
+/// An instruction set the kernels are compiled for. The kernels pick
+/// [`Isa::best`] themselves; the `_on` entry points take one, so that
+/// benchmarks and tests can compare or check each variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
+pub enum Isa {
     /// The target's baseline (SSE2 on x86-64): scalar 64-bit products.
     Baseline,
     /// AVX2: wider vectors, 64-bit products emulated from 32-bit ones.
@@ -38,13 +40,13 @@ pub(crate) enum Isa {
 
 impl Isa {
     /// The widest instruction set this CPU has.
-    pub(crate) fn best() -> Isa {
+    pub fn best() -> Isa {
         Isa::available().pop().unwrap_or(Isa::Baseline)
     }
 
     /// Every instruction set this CPU has, narrowest first (tests run
     /// each, so every compiled variant is checked on the machine at hand).
-    pub(crate) fn available() -> Vec<Isa> {
+    pub fn available() -> Vec<Isa> {
         [Isa::Baseline, Isa::Avx2, Isa::Avx512]
             .into_iter()
             .filter(|isa| isa.detected())
