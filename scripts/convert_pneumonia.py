@@ -207,7 +207,7 @@ def main():
     torch.set_num_threads(2)
     model = keras.saving.load_model(KERAS_FILE, compile=False)
     net = KerasGraph(model).eval()
-    images = sorted(glob.glob(os.path.join(DATA, "val", "*.jpeg")))
+    images = sorted(glob.glob(os.path.join(DATA, "val", "*", "*.jpeg")))
     os.makedirs(os.path.join(DATA, "inputs"), exist_ok=True)
     xs = []
     for path in images:
@@ -234,7 +234,7 @@ def main():
     session = onnxruntime.InferenceSession(ONNX_FILE, providers=["CPUExecutionProvider"])
     ort_out = np.concatenate([session.run(None, {"input": x[None]})[0] for x in xs])
     print(f"ONNX Runtime vs Keras: max |logit difference| {float(np.abs(keras_out - ort_out).max()):.2e}")
-    truth = [0 if os.path.basename(p).startswith("NORMAL") else 1 for p in images]
+    truth = [CLASSES.index(os.path.basename(os.path.dirname(p))) for p in images]
     rows = [{"file": os.path.basename(p), "label": t, "class": CLASSES[t],
              "keras_logits": k.tolist(), "torch_logits": q.tolist(), "onnxruntime_logits": o.tolist(),
              "predicted": int(np.argmax(o))}

@@ -8,7 +8,11 @@ downloads it with pip, checks its SHA-256, and extracts into the git-ignored
 `data/pneumonia/`:
 
     pneumonia_xception_model_val-acc_0.861.keras   the trained model
-    val/NAME.jpeg                                   8 NORMAL2-IM-*, 8 person*_bacteria_* (PNEUMONIA)
+    val/NORMAL/NORMAL2-IM-*.jpeg                    8 normal chest X-rays
+    val/PNEUMONIA/person*_bacteria_*.jpeg           8 with bacterial pneumonia
+
+(the label is in the wheel's file names; here it is also the folder, the
+layout `cryptmed eval --data data/pneumonia/val` reads labels from).
 
 Every extracted file is checked against `scripts/pneumonia.sha256`.
 Idempotent: files already present and correct are left alone.
@@ -61,7 +65,8 @@ def wheel_path():
 
 
 def main():
-    os.makedirs(os.path.join(OUT, "val"), exist_ok=True)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        os.makedirs(os.path.join(OUT, "val", cls), exist_ok=True)
     want = manifest()
     with zipfile.ZipFile(wheel_path()) as z:
         for name in z.namelist():
@@ -69,7 +74,8 @@ def main():
             if inner == MODEL:
                 target = os.path.basename(MODEL)
             elif inner.startswith(IMAGES) and inner.endswith(".jpeg"):
-                target = "val/" + os.path.basename(inner)
+                base = os.path.basename(inner)
+                target = "val/" + ("NORMAL/" if base.startswith("NORMAL") else "PNEUMONIA/") + base
             else:
                 continue
             path = os.path.join(OUT, target)

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use cryptmed_engine::local::run_local;
 use cryptmed_engine::{EngineConfig, Model, Reveal};
-use cryptmed_model::{input, onnx, reference};
+use cryptmed_input as input;
+use cryptmed_model::{onnx, reference};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
