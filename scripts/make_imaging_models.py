@@ -13,7 +13,7 @@ that batch norm is not the identity. The exported bytes are deterministic;
 against it (and `--record` rewrites it after a deliberate change).
 
 Usage: python3 scripts/make_imaging_models.py [--record] [NAME ...]
-Needs torch 2.15.0 and torchvision (python/requirements-imaging.txt).
+Needs python/requirements-imaging.txt and `pip install --no-deps torchvision==0.29.2`.
 """
 
 import hashlib

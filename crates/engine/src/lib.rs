@@ -198,12 +198,16 @@ pub struct Model {
     digest: [u8; 32],
 }
 
-/// The digest of [`Model::architecture_digest`].
-fn digest(plan: &Plan, config: &EngineConfig) -> [u8; 32] {
+/// The digest of [`Model::architecture_digest`]: the plan, the
+/// configuration and the network's public description of its inputs and
+/// outputs (the preprocessing a record goes through, the class names).
+fn digest(plan: &Plan, config: &EngineConfig, network: &Network) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(b"cryptmed plan v1\0");
+    h.update(b"cryptmed plan v2\0");
     h.update(&serde_json::to_vec(plan).unwrap_or_default());
     h.update(&serde_json::to_vec(config).unwrap_or_default());
+    h.update(&serde_json::to_vec(&network.preprocessing).unwrap_or_default());
+    h.update(&serde_json::to_vec(&network.class_names).unwrap_or_default());
     *h.finalize().as_bytes()
 }
 
@@ -246,10 +250,11 @@ impl Model {
         if let Some(l) = &input_limits {
             limits::check_usable(config.fixed, l)?;
         }
+        let digest = digest(&plan, &config, &network);
         Ok(Self {
             network: std::sync::Arc::new(network),
             config,
-            digest: digest(&plan, &config),
+            digest,
             plan: std::sync::Arc::new(plan),
             input_limits,
         })
@@ -315,9 +320,10 @@ impl Model {
         &self.plan
     }
 
-    /// BLAKE3 digest of the plan's public steps and the engine configuration
-    /// (never the weights): equal digests mean equal plans. Computed once,
-    /// when the model is compiled.
+    /// BLAKE3 digest of the plan's public steps, the engine configuration
+    /// and the inputs' public preprocessing and class names (never the
+    /// weights): equal digests mean equal plans. Computed once, when the
+    /// model is compiled.
     pub fn architecture_digest(&self) -> [u8; 32] {
         self.digest
     }

@@ -49,6 +49,7 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         input_shape: vec![n],
         nodes,
         class_names: None,
+        preprocessing: None,
     }
 }
 
@@ -292,7 +293,7 @@ fn smooth_layers_fuse_their_input_truncation() {
             _ => None,
         })
         .collect();
-    assert_eq!(shifts, [24, 16], "first layer at 2f + 8, then 2f");
+    assert_eq!(shifts, [24, 20], "first layer at 2f + 8, then 2f + 4");
     // 3 linear + 2 smooth layers (7 rounds each, the linear messages merged) + the reveal.
     assert_eq!(model.predict(1).rounds(), 15);
 }

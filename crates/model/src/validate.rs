@@ -131,6 +131,9 @@ pub fn validate(net: &Network) -> Result<(), InvalidNetwork> {
     if net.nodes.is_empty() {
         problems.push(whole("the network has no nodes".into()));
     }
+    if let Some(p) = &net.preprocessing {
+        problems.extend(p.problems(&net.input_shape).into_iter().map(&whole));
+    }
     if net.nodes.len() > MAX_NODES {
         problems.push(whole(format!(
             "{} nodes, above the limit of {MAX_NODES}",

@@ -89,12 +89,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         // A labelled file (one column more than the model takes) is read without its labels.
         Some(p) => (
             p.display().to_string(),
-            super::load_records(p, &net.input_shape, false)
-                .or_else(|e| super::load_records(p, &net.input_shape, true).map_err(|_| e))?,
+            super::load_records(p, &net, false)
+                .or_else(|e| super::load_records(p, &net, true).map_err(|_| e))?,
         ),
         None => {
             let file = "bundled breast_cancer_demo.csv";
-            let set = cryptmed_model::input::csv(file, RECORDS, net.input_len(), false)?;
+            let set = cryptmed_input::csv(file, RECORDS, net.input_len(), false)?;
             (file.to_string(), set)
         }
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cryptmed_engine::Prediction;
-use cryptmed_model::input::Records;
+use cryptmed_input::Records;
 use cryptmed_service::ServiceError;
 use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose_with_progress};
 
@@ -98,7 +98,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         super::layer_progress(),
         |info: &SessionInfo| {
             *names.borrow_mut() = info.class_names.clone();
-            let set = super::load_records(&input, &info.network.input_shape, false)
+            let set = super::load_records(&input, &info.network, false)
                 .map_err(|e| ServiceError::Input(super::render(&e)))?;
             let records = set.records.clone();
             *loaded.borrow_mut() = set;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use cryptmed_engine::local::run_local;
-use cryptmed_model::input::{InputError, Records};
-use cryptmed_model::reference;
+use cryptmed_input::{InputError, Records};
+use cryptmed_model::{Network, reference};
 use serde::Serialize;
 
 use super::{RevealArg, UsageError};
@@ -74,10 +74,10 @@ fn subset(data: &str) -> (String, &'static str) {
 /// name) for a model of input shape `shape`; returns the file read (for
 /// messages) and the records. A named set falls back to its committed subset
 /// in `testdata/` when `data/` is not prepared, and says so on standard error.
-fn dataset(data: &str, shape: &[usize]) -> anyhow::Result<(String, Records)> {
+fn dataset(data: &str, net: &Network) -> anyhow::Result<(String, Records)> {
     let path = Path::new(data);
-    if path.is_file() {
-        return Ok((data.into(), super::load_records(path, shape, true)?));
+    if path.is_file() || path.is_dir() {
+        return Ok((data.into(), super::load_records(path, net, true)?));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bases = [PathBuf::from("."), root];
@@ -85,10 +85,7 @@ fn dataset(data: &str, shape: &[usize]) -> anyhow::Result<(String, Records)> {
         let dir = base.join("data").join(data);
         if dir.join("test.csv").is_file() {
             let p = dir.join("test.csv");
-            return Ok((
-                p.display().to_string(),
-                super::load_records(&p, shape, true)?,
-            ));
+            return Ok((p.display().to_string(), super::load_records(&p, net, true)?));
         }
         for (img, lab) in [
             ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
@@ -96,8 +93,8 @@ fn dataset(data: &str, shape: &[usize]) -> anyhow::Result<(String, Records)> {
         ] {
             if dir.join(img).is_file() {
                 let (img, lab) = (dir.join(img), dir.join(lab));
-                let mut r = super::load_records(&img, shape, false)?;
-                let labels = cryptmed_model::input::load_labels(&lab)?;
+                let mut r = super::load_records(&img, net, false)?;
+                let labels = cryptmed_input::load_labels(&lab)?;
                 if labels.len() != r.records.len() {
                     return Err(InputError::Format {
                         file: lab.display().to_string(),
@@ -125,7 +122,7 @@ fn dataset(data: &str, shape: &[usize]) -> anyhow::Result<(String, Records)> {
             );
             return Ok((
                 sub.display().to_string(),
-                super::load_records(&sub, shape, true)?,
+                super::load_records(&sub, net, true)?,
             ));
         }
     }
@@ -140,7 +137,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         return Err(UsageError("--limit 0 evaluates nothing: give at least 1".into()).into());
     }
     let net = super::load_network(&args.model)?;
-    let (file, mut set) = dataset(&args.data, &net.input_shape)?;
+    let (file, mut set) = dataset(&args.data, &net)?;
     let labels = set
         .labels
         .clone()

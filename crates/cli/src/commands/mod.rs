@@ -66,8 +66,7 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
             }
             if c.downcast_ref::<cryptmed_model::onnx::ImportError>()
                 .is_some()
-                || c.downcast_ref::<cryptmed_model::input::InputError>()
-                    .is_some()
+                || c.downcast_ref::<cryptmed_input::InputError>().is_some()
             {
                 return Some(3);
             }
@@ -337,13 +336,16 @@ pub(crate) fn compile(net: Network, reveal: Reveal, smooth: &SmoothArgs) -> anyh
 /// finite and below the fixed-point range, at most `1e9`).
 pub(crate) fn load_records(
     path: &Path,
-    shape: &[usize],
+    net: &Network,
     labelled: bool,
-) -> anyhow::Result<cryptmed_model::input::Records> {
+) -> anyhow::Result<cryptmed_input::Records> {
     let limit = cryptmed_ring::FixedPoint::default().limit().min(1e9);
-    Ok(cryptmed_model::input::load_shaped(
-        path, shape, labelled, limit,
-    )?)
+    let target = cryptmed_input::Target {
+        shape: &net.input_shape,
+        image: net.preprocessing.as_ref().and_then(|p| p.image.as_ref()),
+        classes: net.class_names.as_deref(),
+    };
+    Ok(cryptmed_input::load_for(path, &target, labelled, limit)?)
 }
 
 /// The loader's message for a record the engine refused
@@ -352,10 +354,10 @@ pub(crate) fn load_records(
 /// engine's record 0 (a resumed session starts later in the file).
 pub(crate) fn record_error(
     file: &str,
-    records: &cryptmed_model::input::Records,
+    records: &cryptmed_input::Records,
     first: usize,
     e: &EngineError,
-) -> Option<cryptmed_model::input::InputError> {
+) -> Option<cryptmed_input::InputError> {
     match e {
         EngineError::Record {
             record,
@@ -371,7 +373,7 @@ pub(crate) fn record_error(
 /// names the file, the line and the column.
 pub(crate) fn check_records(
     file: &str,
-    records: &cryptmed_model::input::Records,
+    records: &cryptmed_input::Records,
     model: &Model,
 ) -> anyhow::Result<()> {
     model.check_records(&records.records).map_err(|e| {

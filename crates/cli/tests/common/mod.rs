@@ -295,7 +295,7 @@ pub fn unlabelled_records(dir: &Path) -> PathBuf {
 /// The plaintext model's labels for `records`.
 pub fn plaintext_labels(model: &str, records: &Path, len: usize) -> Vec<usize> {
     let net = cryptmed_model::onnx::load(&root().join(model)).unwrap();
-    let recs = cryptmed_model::input::load(records, len, false, 1e9).unwrap();
+    let recs = cryptmed_input::load(records, len, false, 1e9).unwrap();
     recs.records
         .iter()
         .map(|x| {

@@ -5,7 +5,8 @@
 //! steps only, never weights) is checked before any material is used.
 //!
 //! Scales. Every value carries its number of fractional bits. Inputs are at
-//! `f`; a linear layer adds `f` (weights at `f`); ReLU, Clip and the smooth
+//! `f`; a linear layer adds `f + 4` (weights at `f + 4`, `f + 8` for the
+//! layer reading the record); ReLU, Clip and the smooth
 //! functions truncate back to `f` inside their own opening (a smooth output
 //! is at its table's output scale: `f`, or 36 bits for exp, truncated where
 //! a linear layer needs it); max pooling keeps the scale; an average over a

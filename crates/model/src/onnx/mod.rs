@@ -24,6 +24,7 @@ use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
 use prost::Message;
 
 use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
+use crate::meta::Preprocessing;
 use crate::validate::{self, Problem};
 
 /// The operators the importer understands (for error messages).
@@ -81,12 +82,19 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
         .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
         .and_then(|o| o.version)
         .unwrap_or(13);
-    let class_names = model
-        .metadata_props
-        .iter()
-        .find(|p| p.key.as_deref() == Some("class_names"))
-        .and_then(|p| p.value.as_ref())
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let metadata = |key: &str| {
+        model
+            .metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some(key))
+            .and_then(|p| p.value.clone())
+    };
+    let class_names =
+        metadata("class_names").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let preprocessing = metadata("preprocessing")
+        .map(|v| Preprocessing::from_json(&v))
+        .transpose()
+        .map_err(|e| fail(format!("metadata `preprocessing`: {e}")))?;
     let mut imp = Importer {
         dir: dir.map(Path::to_path_buf),
         opset,
@@ -97,6 +105,7 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
             input_shape: vec![],
             nodes: vec![],
             class_names,
+            preprocessing,
         },
         vals: HashMap::new(),
         problems: vec![],

@@ -125,8 +125,7 @@ pub fn network() -> Network {
 pub fn records(count: usize) -> Vec<Vec<f64>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let r =
-        cryptmed_model::input::load(&root.join("testdata/breast_cancer_test.csv"), 30, true, 1e9)
-            .unwrap();
+        cryptmed_input::load(&root.join("testdata/breast_cancer_test.csv"), 30, true, 1e9).unwrap();
     r.records.into_iter().take(count).collect()
 }
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cryptmed_model::input::Records;
+use cryptmed_input::Records;
 use cryptmed_model::zoo;
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,7 @@ pub(crate) fn case(name: &'static str) -> anyhow::Result<Case> {
     let network = cryptmed_model::onnx::load(&model)?;
     let (records, labels) = match name {
         "xception-pneumonia" => {
-            let x = xrays(&network.input_shape)?;
+            let x = xrays(&network)?;
             (x.records, x.labels)
         }
         _ => (zoo::random_inputs(&network, 4, 1), None),
@@ -101,7 +101,7 @@ pub(crate) fn case(name: &'static str) -> anyhow::Result<Case> {
 /// The pneumonia model's X-rays as `scripts/pneumonia_reference.py`
 /// preprocessed them (`data/pneumonia/inputs/*.npy`), labelled by file name
 /// (`NORMAL2-IM-*`: NORMAL, 0; `person*_bacteria_*`: PNEUMONIA, 1).
-fn xrays(shape: &[usize]) -> anyhow::Result<Records> {
+fn xrays(network: &cryptmed_model::Network) -> anyhow::Result<Records> {
     let dir = root().join("data/pneumonia/inputs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| {
@@ -119,7 +119,7 @@ fn xrays(shape: &[usize]) -> anyhow::Result<Records> {
     for f in &files {
         let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         labels.push(usize::from(!stem.starts_with("NORMAL")));
-        records.extend(super::super::load_records(f, shape, false)?.records);
+        records.extend(super::super::load_records(f, network, false)?.records);
     }
     if records.len() != labels.len() || records.is_empty() {
         bail!(
@@ -130,6 +130,6 @@ fn xrays(shape: &[usize]) -> anyhow::Result<Records> {
     Ok(Records {
         records,
         labels: Some(labels),
-        lines: Vec::new(),
+        ..Records::default()
     })
 }

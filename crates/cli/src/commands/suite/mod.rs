@@ -228,7 +228,7 @@ fn case(name: &'static str) -> anyhow::Result<Case> {
     }
     if let Some((model, data)) = trained(name) {
         let network = cryptmed_model::onnx::load(&model)?;
-        let r = super::load_records(&data, &network.input_shape, true)?;
+        let r = super::load_records(&data, &network, true)?;
         return Ok(Case {
             serve: vec!["--model".into(), model.display().to_string()],
             weights: "trained",

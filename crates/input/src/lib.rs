@@ -1,6 +1,12 @@
-//! Record loaders: CSV, NPY, IDX (MNIST, gzipped or not), PNG and the
-//! CIFAR-10 binary format, into flat records of `f64` checked against the
-//! model's input shape.
+//! The client's input pipeline: record files read, checked against the
+//! model's public description and prepared, all before anything is shared.
+//!
+//! Formats: CSV, NPY, IDX (MNIST, gzipped or not), the CIFAR-10 binary
+//! format, and images (PNG, JPEG, DICOM, one file or a folder of them),
+//! into flat records of `f64`. An image is prepared as the model declares
+//! ([`cryptmed_model::ImagePreprocessing`]: any size, colour, resize,
+//! normalisation); a model without a declaration takes an image of exactly
+//! its input shape, in `[0, 1]`.
 //!
 //! **Numbering**, the same in every message (and in the engine's): records
 //! are counted from 0, as `diagnose` numbers its results; file lines and
@@ -16,8 +22,10 @@
 //! with the shape found and the shape expected, never re-cut into records.
 
 mod csv;
+mod folder;
+pub use folder::MAX_IMAGES;
 mod idx;
-mod image;
+pub mod image;
 mod npy;
 #[cfg(test)]
 mod tests;
@@ -25,9 +33,11 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
+use cryptmed_model::ImagePreprocessing;
+
 pub use csv::csv;
 pub use idx::{idx, idx_labels};
-pub use image::{cifar, png};
+pub use image::{Format, Raster, cifar, png};
 pub use npy::npy;
 
 /// Where a record is in its file: the 1-based line for text formats, and
@@ -141,6 +151,8 @@ pub struct Records {
     pub labels: Option<Vec<usize>>,
     /// For text formats, the 1-based file line of each record; empty otherwise.
     pub lines: Vec<usize>,
+    /// For a folder of images, the file of each record; empty otherwise.
+    pub sources: Vec<String>,
 }
 
 impl Records {
@@ -170,42 +182,61 @@ impl Records {
     }
 }
 
+/// What records must fit: the model's input shape and, for images, the
+/// preprocessing it declares and its class names (a folder's labels).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    /// One record's shape, without a batch axis.
+    pub shape: &'a [usize],
+    /// How an image file becomes a record, when the model says.
+    pub image: Option<&'a ImagePreprocessing>,
+    /// Class names, in label order (for a folder of class subfolders).
+    pub classes: Option<&'a [String]>,
+}
+
+impl<'a> Target<'a> {
+    /// Records of `shape`, nothing else declared.
+    pub fn shape(shape: &'a [usize]) -> Self {
+        Target {
+            shape,
+            ..Target::default()
+        }
+    }
+}
+
 /// Loads records of `len` values each from `path`; see [`load_shaped`]
 /// (with the flat input shape `[len]`).
 pub fn load(path: &Path, len: usize, labelled: bool, limit: f64) -> Result<Records, InputError> {
     load_shaped(path, &[len], labelled, limit)
 }
 
-/// Loads records of the model input shape `shape` from `path`, choosing the
-/// format by name (`.csv` or `.txt`, `.npy`, `.png`, `.bin` for CIFAR-10,
-/// anything with `idx` or `ubyte` for IDX). `labelled` (CSV) means the last
-/// column is an integer label. Values must be finite with `|v| < limit`. A
-/// file without records is refused.
+/// [`load_for`] with the model input shape only.
 pub fn load_shaped(
     path: &Path,
     shape: &[usize],
     labelled: bool,
     limit: f64,
 ) -> Result<Records, InputError> {
+    load_for(path, &Target::shape(shape), labelled, limit)
+}
+
+/// Loads records for `target` from `path`, choosing the format by name
+/// (`.csv` or `.txt`, `.npy`, `.png`, `.jpg`/`.jpeg`, `.dcm`, `.bin` for
+/// CIFAR-10, anything with `idx` or `ubyte` for IDX), or from a folder of
+/// images (see [`folder`](crate::folder)). `labelled` means the last CSV
+/// column is an integer label, or a folder's subfolders name the classes.
+/// Values must be finite with `|v| < limit`. A file without records is refused.
+pub fn load_for(
+    path: &Path,
+    target: &Target<'_>,
+    labelled: bool,
+    limit: f64,
+) -> Result<Records, InputError> {
     let file = path.display().to_string();
-    let bytes = read(path)?;
-    let name = lower_name(path);
-    let len = shape.iter().product();
-    let r = if name.ends_with(".csv") || name.ends_with(".txt") {
-        csv(&file, &bytes, len, labelled)?
-    } else if name.ends_with(".npy") {
-        npy(&file, &bytes, shape)?
-    } else if name.ends_with(".png") {
-        png(&file, &bytes, shape)?
-    } else if name.contains("idx") || name.contains("ubyte") {
-        idx(&file, &bytes, shape)?
-    } else if name.ends_with(".bin") {
-        cifar(&file, &bytes, shape)?
+    let r = if path.is_dir() {
+        folder::load(path, target, labelled)?
     } else {
-        return Err(InputError::Format {
-            file,
-            reason: "unknown format: use .csv, .npy, .png, an IDX file or a CIFAR-10 .bin".into(),
-        });
+        load_file(path, target, labelled)?
     };
     if r.records.is_empty() {
         return Err(no_records(&file, "the file holds none"));
@@ -214,20 +245,62 @@ pub fn load_shaped(
     Ok(r)
 }
 
+/// One file's records.
+fn load_file(path: &Path, target: &Target<'_>, labelled: bool) -> Result<Records, InputError> {
+    let file = path.display().to_string();
+    let bytes = read(path)?;
+    let name = lower_name(path);
+    let shape = target.shape;
+    let len = shape.iter().product();
+    Ok(if let Some(format) = Format::of(&name) {
+        Records {
+            records: vec![image_record(&file, &bytes, format, target)?],
+            ..Records::default()
+        }
+    } else if name.ends_with(".csv") || name.ends_with(".txt") {
+        csv(&file, &bytes, len, labelled)?
+    } else if name.ends_with(".npy") {
+        npy(&file, &bytes, shape)?
+    } else if name.contains("idx") || name.contains("ubyte") {
+        idx(&file, &bytes, shape)?
+    } else if name.ends_with(".bin") {
+        cifar(&file, &bytes, shape)?
+    } else {
+        return Err(InputError::Format {
+            file,
+            reason: "unknown format: use .csv, .npy, .png, .jpg, .dcm, an IDX file, a CIFAR-10 .bin or a folder of images".into(),
+        });
+    })
+}
+
+/// One image file as a record: prepared as the model declares, or as it is.
+pub(crate) fn image_record(
+    file: &str,
+    bytes: &[u8],
+    format: Format,
+    target: &Target<'_>,
+) -> Result<Vec<f64>, InputError> {
+    let img = image::decode(file, bytes, format)?;
+    match target.image {
+        Some(prep) => Ok(image::prepare(img, prep)),
+        None => image::as_is(file, &img, target.shape),
+    }
+}
+
 /// Loads the labels of an IDX label file (magic `0x00000801`, gzipped or not).
 pub fn load_labels(path: &Path) -> Result<Vec<usize>, InputError> {
     let file = path.display().to_string();
     idx_labels(&file, &read(path)?)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, InputError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, InputError> {
     std::fs::read(path).map_err(|e| InputError::Io {
         file: path.display().to_string(),
         reason: e.to_string(),
     })
 }
 
-fn lower_name(path: &Path) -> String {
+pub(crate) fn lower_name(path: &Path) -> String {
     path.file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("")

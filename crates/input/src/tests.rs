@@ -449,7 +449,9 @@ fn load_picks_the_format_by_name_and_refuses_unknown_ones() {
     let (path, msg) = err("r.xlsx", b"1,2\n", &[2], false);
     assert_eq!(
         msg,
-        format!("{path}: unknown format: use .csv, .npy, .png, an IDX file or a CIFAR-10 .bin")
+        format!(
+            "{path}: unknown format: use .csv, .npy, .png, .jpg, .dcm, an IDX file, a CIFAR-10 .bin or a folder of images"
+        )
     );
     let missing = std::env::temp_dir().join("cryptmed-input-no-such-file.csv");
     let e = load(&missing, 2, false, LIMIT).unwrap_err();

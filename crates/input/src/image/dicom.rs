@@ -1,0 +1,97 @@
+//! DICOM through dicom-rs (`dicom-object`, `dicom-pixeldata`): the first
+//! frame, its modality rescale (slope, intercept) applied by dicom-rs, then
+//! its first VOI window as DICOM's linear function (PS3.3 C.11.2.1.2.1) to
+//! grey levels 0 to 255, or a min-max normalisation when it has no window;
+//! `MONOCHROME1` (white is low) is inverted so that bright is high as in any
+//! other image; RGB stays RGB. Transfer syntaxes dicom-rs cannot decode
+//! without native codecs (JPEG 2000, JPEG-LS, ...) are refused with the
+//! syntax's name.
+
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutOption};
+
+use super::{Raster, check_size};
+
+/// The first value of a numeric attribute, if present and readable.
+fn first(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<f64> {
+    obj.element(tag)
+        .ok()
+        .and_then(|e| e.to_multi_float64().ok())
+        .and_then(|v| v.first().copied())
+}
+
+/// DICOM's linear VOI function with window `(center, width)`, to 0..255.
+fn window(v: f64, center: f64, width: f64) -> f64 {
+    let (lo, hi) = (
+        center - 0.5 - (width - 1.0) / 2.0,
+        center - 0.5 + (width - 1.0) / 2.0,
+    );
+    if v <= lo {
+        0.0
+    } else if v > hi {
+        255.0
+    } else {
+        ((v - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
+    }
+}
+
+/// Rescaled values to grey levels: the first window, or min to max.
+fn grey_levels(values: &[f64], win: Option<(f64, f64)>) -> Vec<u8> {
+    let level = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+    match win {
+        Some((c, w)) if w >= 1.0 => values.iter().map(|v| level(window(*v, c, w))).collect(),
+        _ => {
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            values
+                .iter()
+                .map(|v| level((v - lo) / span * 255.0))
+                .collect()
+        }
+    }
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<Raster, String> {
+    let obj = dicom_object::OpenFileOptions::new()
+        .from_reader(std::io::Cursor::new(bytes))
+        .map_err(|e| e.to_string())?;
+    let pixels = obj.decode_pixel_data().map_err(|e| e.to_string())?;
+    let (w, h) = (pixels.columns() as usize, pixels.rows() as usize);
+    let channels = pixels.samples_per_pixel() as usize;
+    if channels != 1 && channels != 3 {
+        return Err(format!("{channels} samples per pixel (1 or 3)"));
+    }
+    check_size(w, h, channels)?;
+    let options = ConvertOptions::new()
+        .with_modality_lut(ModalityLutOption::Default)
+        .with_voi_lut(VoiLutOption::Identity);
+    let values: Vec<f64> = pixels
+        .to_vec_frame_with_options(0, &options)
+        .map_err(|e| e.to_string())?;
+    let win = first(&obj, tags::WINDOW_CENTER).zip(first(&obj, tags::WINDOW_WIDTH));
+    let mut data = if channels == 1 {
+        grey_levels(&values, win)
+    } else {
+        values
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect()
+    };
+    if data.len() != w * h * channels {
+        return Err(format!(
+            "the first frame holds {} samples for {w} x {h} x {channels}",
+            data.len()
+        ));
+    }
+    if pixels.photometric_interpretation().as_str() == "MONOCHROME1" {
+        data.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    Ok(Raster {
+        width: w,
+        height: h,
+        channels,
+        data,
+    })
+}
