@@ -4,7 +4,7 @@
 //! per-channel stencil ([`super::stencil`]); every other one as a matrix
 //! product over an implicit im2col matrix ([`super::im2col`]). Work is cut
 //! into blocks of (record, group, output channels, output pixels) that run
-//! on all cores when the layer is large ([`PARALLEL_MACS`](super::PARALLEL_MACS)).
+//! on all cores when the layer is large ([`super::PARALLEL_MACS`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -102,12 +102,13 @@ impl Conv2dGeom {
     /// Runs the convolution (no bias) of `x` with weights `w` laid out
     /// `[out_ch, in_ch/groups, kh, kw]`.
     ///
-    /// Large convolutions (at least [`PARALLEL_MACS`](super::PARALLEL_MACS) multiply-adds) use
-    /// every core. Each output is summed in an order set by the geometry
-    /// alone (taps in weight order, in blocks of 256 for products), so the
-    /// result does not depend on the machine, its cores or the split; in
-    /// the ring it equals the convolution's definition exactly, in `f64` up
-    /// to the rounding of that order.
+    /// Large convolutions (at least [`super::PARALLEL_MACS`] multiply-adds)
+    /// use every core. Each output is summed in an order set by the
+    /// geometry alone (taps in weight order; for products in blocks of
+    /// 256 taps, the blocks' sums added in order), so the result
+    /// does not depend on the machine, its cores or the split: in the ring
+    /// it is the convolution's definition exactly, in `f64` that sum up to
+    /// rounding (padding taps add exact zeros).
     pub fn apply<T: Scalar>(&self, w: &[T], x: &[T]) -> Vec<T> {
         assert_eq!(x.len(), self.in_len(), "input size");
         self.run(Isa::best(), w, x, 1)

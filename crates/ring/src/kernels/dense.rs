@@ -21,7 +21,7 @@ const ROWS_PER_TASK: usize = 32;
 /// Each output is summed in a fixed order: `LANES` interleaved partial sums
 /// over the first `cols - cols % 8` columns, added in lane order, then the
 /// rest in order (exact in the ring; in `f64` a reassociation of the plain
-/// sum). Layers of at least [`PARALLEL_MACS`](super::PARALLEL_MACS) use every core.
+/// sum). Layers of at least [`super::PARALLEL_MACS`] use every core.
 pub fn matvec<T: Scalar>(w: &[T], rows: usize, cols: usize, x: &[T]) -> Vec<T> {
     assert_eq!(x.len(), cols, "input size");
     matvec_batch(w, rows, cols, x)

@@ -41,7 +41,10 @@ pub enum Isa {
 impl Isa {
     /// The widest instruction set this CPU has.
     pub fn best() -> Isa {
-        Isa::available().pop().unwrap_or(Isa::Baseline)
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.detected())
+            .unwrap_or(Isa::Baseline)
     }
 
     /// Every instruction set this CPU has, narrowest first (tests run
