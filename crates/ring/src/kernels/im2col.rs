@@ -5,16 +5,16 @@
 //! names one tap `(input channel, ky, kx)` (the weight layout's order) and
 //! column `n` one output pixel. `X` is never built whole (for a ResNet stem
 //! it would be 147 x 12544): a [`Block`] packs `KC` rows by its own pixels
-//! at a time into `MR`-pixel panels, then for every `NR` output channels
-//! packs their `KC` weights and runs the micro-kernel over all the panels.
+//! at a time into `MR`-pixel panels and runs the micro-kernel over them
+//! for every `NR` output channels, reading the weights in place.
 
 use super::Scalar;
 use super::conv::Conv2dGeom;
 use super::simd::Kernel;
-use super::tile::{MR, NR, pack_rows, tile};
+use super::tile::{MR, NR, tile};
 
 /// Rows of `X` (taps) packed at once: a `KC x MR` panel (16 KiB of `u64`)
-/// and a `KC x NR` weight panel (12 KiB) stay in a 48 KiB L1 cache. (128,
+/// and `NR` weight rows of `KC` (12 KiB) stay in a 48 KiB L1 cache. (128,
 /// 256 and 384, with `NB` of 128, 256 and 512, measured within noise of
 /// each other on the benchmark's layers.)
 pub(crate) const KC: usize = 256;
@@ -53,7 +53,6 @@ impl<T: Scalar> Kernel for Block<'_, T> {
         let npix = self.rows.first().map_or(0, |r| r.len());
         let panels = npix.div_ceil(MR);
         let mut packed = vec![T::default(); KC.min(k_len) * panels * MR];
-        let mut wpanel = vec![T::default(); KC.min(k_len) * NR];
         let mut taps = Vec::with_capacity(KC.min(k_len));
         for k0 in (0..k_len).step_by(KC) {
             let kc = KC.min(k_len - k0);
@@ -62,11 +61,12 @@ impl<T: Scalar> Kernel for Block<'_, T> {
             pack(g, self.x, &taps, self.n0, npix, packed);
             for j0 in (0..self.rows.len()).step_by(NR) {
                 let nr = NR.min(self.rows.len() - j0);
-                let first = self.first + j0;
-                let wpanel = &mut wpanel[..kc * NR];
-                pack_rows(self.w, k_len, first..first + nr, k0, wpanel);
+                let wrows: [&[T]; NR] = std::array::from_fn(|j| {
+                    let oc = self.first + j0 + j.min(nr - 1);
+                    &self.w[oc * k_len + k0..][..kc]
+                });
                 for (p, panel) in packed.chunks_exact(kc * MR).enumerate() {
-                    let acc = tile(panel, wpanel);
+                    let acc = tile(panel, wrows);
                     let lanes = MR.min(npix - p * MR);
                     for (row, sums) in self.rows[j0..j0 + nr].iter_mut().zip(&acc) {
                         let out = &mut row[p * MR..p * MR + lanes];
