@@ -14,6 +14,7 @@
 
 pub mod and;
 pub mod argmax;
+pub mod bitmul;
 pub mod clip;
 pub mod compare;
 pub mod cost;

@@ -468,6 +468,46 @@ fn argmax_picks_first_maximum() {
     }
 }
 
+/// Many classes (the grouped scheme): ties inside a group, across groups and
+/// in the padded last group all go to the first maximum, as in plaintext.
+#[test]
+fn argmax_over_many_classes_picks_the_first_maximum() {
+    let m = LIMIT / 2 - 1;
+    for classes in [65usize, 100, 1000] {
+        let mut prg = Prg::new(&Seed::from_u64(classes as u64), 3);
+        let random: Vec<i64> = prg
+            .elems(classes)
+            .iter()
+            .map(|v| (*v as i64) >> 22)
+            .collect();
+        let mut tied_groups = random.clone();
+        let top = *tied_groups.iter().max().unwrap();
+        tied_groups[classes / 2] = top; // the same maximum in a later group
+        tied_groups[classes - 1] = top; // and in the (padded) last group
+        let mut last = vec![-m; classes];
+        last[classes - 1] = m;
+        let mut first = vec![0; classes];
+        first[0] = 1;
+        let rows = vec![
+            random,
+            tied_groups,
+            last,
+            first,
+            vec![-m; classes],
+            vec![m; classes],
+        ];
+        let got = run_argmax(&rows, 21);
+        for (row, g) in rows.iter().zip(got) {
+            let max = row.iter().max().unwrap();
+            assert_eq!(
+                g,
+                row.iter().position(|v| v == max).unwrap(),
+                "{classes} classes"
+            );
+        }
+    }
+}
+
 /// The reusable-mask protocol is exact in the ring, so weights, bias and
 /// inputs are drawn uniformly from all of Z_2^64 (every value is allowed).
 fn check_linear(op: Bilinear, batch: usize, seed: u64) {

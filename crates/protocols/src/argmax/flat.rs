@@ -1,25 +1,11 @@
-//! Label-only output: the index of the largest of `n` shared values, revealed
-//! to the client alone.
-//!
-//! All `n(n-1)/2` pairwise comparisons run at once from one opening (a
-//! tournament would need `log2 n` sequential comparisons). Value `i` wins
-//! when it beats every `j` (`x_i >= x_j` for `j > i`, `x_i > x_j` for `j < i`,
-//! so exactly one index wins, the first maximum). The `n - 1` win bits of each
-//! candidate are ANDed in a tree (`ceil(log2(n-1))` rounds), and the provider
-//! sends its shares of the one-hot vector to the client, who alone learns the
-//! label. Rounds for 10 classes: 1 + 4 + 4 + 1 (one-way).
-//!
-//! Bytes ([`cost`]) for `B` records of `K` classes, with `P = B K (K-1)/2`
-//! comparisons and `B K` lanes: the opening and comparison of `P` values
-//! (`16 P + 88 ceil(P/8)` with `Ppa`), `K - 2` ANDs over the lanes (4 bit
-//! vectors each, `4 (K-2) ceil(BK/8)`) and the one-way one-hot
-//! (`ceil(BK/8)`). For one record of 10 classes: 720 + 528 + 64 + 2 = 1314
-//! bytes, 10 rounds.
+//! The all-pairs argmax: every pairwise comparison from one opening, each
+//! candidate's win bits ANDed in a tree; the result is an XOR-shared one-hot
+//! vector (revealed, or refined, by the caller; see the module above).
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 use cryptmed_ring::bits::{BitVec, bytes_for};
-use cryptmed_share::open::{open_bits, recv_bits, send_bits};
+use cryptmed_share::open::open_bits;
 
 use crate::compare::Comparison;
 use crate::cost::{Cost, Trace, bit_bytes, ceil_log2};
@@ -49,15 +35,15 @@ fn pairs(classes: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// This party's material for `batch` argmaxes over `classes` values.
-pub struct ArgmaxMaterial<C: Comparison> {
+/// This party's material for `batch` one-hot argmaxes over `classes` values.
+pub(crate) struct FlatMaterial<C: Comparison> {
     mask: Mask,
     cmp: C::Material,
     ands: Vec<Vec<and::Triple>>,
 }
 
 /// Dealer: material for `batch` argmaxes over `classes` values.
-pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, batch: usize, classes: usize) {
+pub(super) fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, batch: usize, classes: usize) {
     let m = batch * pairs(classes).len();
     let r = mask::deal(d, m);
     cmp.deal(d, &r, 1);
@@ -69,12 +55,12 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, batch: usize, classes: usize
 }
 
 /// Party: mirror of [`deal`].
-pub fn take<C: Comparison>(
+pub(super) fn take<C: Comparison>(
     cmp: &C,
     p: &mut dyn PrepSource,
     batch: usize,
     classes: usize,
-) -> ArgmaxMaterial<C> {
+) -> FlatMaterial<C> {
     let m = batch * pairs(classes).len();
     let mask = mask::take(p, m);
     let cmp_mat = cmp.take(p, m, 1);
@@ -86,21 +72,22 @@ pub fn take<C: Comparison>(
                 .collect()
         })
         .collect();
-    ArgmaxMaterial {
+    FlatMaterial {
         mask,
         cmp: cmp_mat,
         ands,
     }
 }
 
-/// The labels (client) or `None` (provider), for `x` holding `batch` rows of `classes` values.
-pub fn eval<C: Comparison>(
+/// XOR shares of the one-hot vector of each row's first maximum, for `x`
+/// holding `batch` rows of `classes` values (lane `b * classes + i`).
+pub(super) fn onehot<C: Comparison>(
     cmp: &C,
     ctx: &mut Ctx<'_>,
     x: &[Elem],
     classes: usize,
-    mat: &ArgmaxMaterial<C>,
-) -> Result<Option<Vec<usize>>, ProtocolError> {
+    mat: &FlatMaterial<C>,
+) -> Result<BitVec, ProtocolError> {
     let lead = ctx.lead();
     let batch = x.len() / classes;
     let prs = pairs(classes);
@@ -156,29 +143,12 @@ pub fn eval<C: Comparison>(
         }
         wins = next;
     }
-    let onehot = &wins[0];
-    if lead {
-        send_bits(ctx.ch, &[onehot])?;
-        ctx.ch.flush().map_err(ProtocolError::from)?;
-        Ok(None)
-    } else {
-        let theirs = recv_bits(ctx.ch, &[lanes])?.remove(0);
-        let full = onehot.xor(&theirs);
-        Ok(Some(
-            (0..batch)
-                .map(|b| {
-                    (0..classes)
-                        .find(|i| full.get(b * classes + i) == 1)
-                        .unwrap_or(0)
-                })
-                .collect(),
-        ))
-    }
+    Ok(wins.swap_remove(0))
 }
 
 /// Closed-form dealer bytes of [`deal`]: the comparisons' material for
 /// `B K (K-1)/2` pairs and one bit per lane for each of the `K - 2` ANDs.
-pub fn offline_bytes<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> u64 {
+pub(super) fn offline_bytes<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> u64 {
     let ands: usize = and_levels(classes).iter().sum();
     cmp.offline_bytes(batch * pairs_count(classes), 1) + ands as u64 * bit_bytes(batch * classes)
 }
@@ -188,8 +158,8 @@ fn pairs_count(classes: usize) -> usize {
     classes * classes.saturating_sub(1) / 2
 }
 
-/// The communication of [`eval`].
-pub fn trace<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Trace {
+/// The communication of [`onehot`].
+pub(super) fn trace<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Trace {
     let lanes = batch * classes;
     let mut t = Trace::default();
     if classes > 1 {
@@ -199,11 +169,11 @@ pub fn trace<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Trace {
     for count in and_levels(classes) {
         t.append(Trace::exchange((2 * count * bytes_for(lanes)) as u64));
     }
-    t.then(Trace::provider_to_client(bytes_for(lanes) as u64))
+    t
 }
 
-/// Closed-form cost of [`eval`] (see the module docs).
-pub fn cost<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Cost {
+/// Closed-form cost of [`onehot`] (see the module docs).
+pub(super) fn cost<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Cost {
     let lanes = batch * classes;
     let mut c = Cost::default();
     if classes > 1 {
@@ -217,7 +187,7 @@ pub fn cost<C: Comparison>(cmp: &C, batch: usize, classes: usize) -> Cost {
         );
         c = c.then(ands);
     }
-    c.then(Cost::new(bit_bytes(lanes), 1))
+    c
 }
 
 #[cfg(test)]
