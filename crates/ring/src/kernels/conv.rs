@@ -432,6 +432,25 @@ mod tests {
         assert!(stem.out_h() * stem.out_w() > NB);
     }
 
+    /// Small cases that once failed (the proptest regressions of the
+    /// direct kernel before this one): a padded column with stride 3 wider
+    /// than the input, and right padding reaching past a full panel.
+    #[test]
+    fn past_failures_equal_their_definition() {
+        let one = Conv2dGeom {
+            stride: [1, 3],
+            pads: [0, 1, 0, 0],
+            ..plain(1, [2, 1], 1, [1, 1])
+        };
+        let right = Conv2dGeom {
+            pads: [0, 2, 0, 3],
+            ..plain(2, [3, 8], 1, [1, 1])
+        };
+        for (i, g) in [one, right].iter().enumerate() {
+            assert_ring_exact(g, 1, i as u64);
+        }
+    }
+
     /// `apply` and `apply_batch` are the same kernel: a batch is its
     /// records' convolutions, concatenated.
     #[test]
