@@ -58,7 +58,7 @@ pub(crate) fn check_inputs(
     let tolerance = model
         .output_error_bound()
         .map_or(TYPICAL_ULPS * ulp, |b| b.min(TYPICAL_ULPS * ulp));
-    let run = run_local(&model, &model, &inputs, batch).unwrap();
+    let run = run_local(&model, &model, inputs, batch).unwrap();
     assert_eq!(run.predictions.len(), records);
     for (i, (x, p)) in inputs.iter().zip(&run.predictions).enumerate() {
         let want = model.reference_fixed(x).unwrap();
