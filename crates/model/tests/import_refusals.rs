@@ -1,6 +1,9 @@
-//! Malformed ONNX models, built here with the prost types: each is refused
-//! at load time (never a panic, never a failure at run time) with the one
-//! message that lists every offending node by name, operator and opset.
+//! Crafted ONNX models, built here with the prost types. Malformed ones:
+//! each is refused at load time (never a panic, never a failure at run time)
+//! with the one message that lists every offending node by name, operator
+//! and opset. And forms PyTorch does not export: `Clip` and `Pad` with
+//! attributes (before opset 11), infinite clip bounds, a zero `Pad` before
+//! the max pool of a ReLU.
 
 use cryptmed_model::onnx::{self, ImportError, pb};
 use prost::Message;
@@ -75,11 +78,21 @@ fn value(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 
 /// A model reading `x` of `input` (batch axis first) and producing `y`, at opset 17.
 fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, input: &[i64]) -> Vec<u8> {
+    model_at(17, nodes, inits, input)
+}
+
+/// [`model`] at `opset`.
+fn model_at(
+    opset: i64,
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    input: &[i64],
+) -> Vec<u8> {
     pb::ModelProto {
         ir_version: Some(8),
         opset_import: vec![pb::OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(17),
+            version: Some(opset),
         }],
         graph: Some(pb::GraphProto {
             node: nodes,
@@ -672,4 +685,107 @@ fn zero_pad_before_the_max_pool_of_a_relu_folds() {
         })
         .collect();
     assert_eq!(pads, [[1, 0, 1, 2]]);
+}
+
+fn float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: Some(name.into()),
+        f: Some(v),
+        r#type: Some(pb::attribute_proto::AttributeType::Float as i32),
+        ..Default::default()
+    }
+}
+
+/// The bounds of the one clip in `bytes`.
+fn clip_bounds(bytes: &[u8]) -> (Option<f64>, Option<f64>) {
+    let net = onnx::load_bytes(bytes, "crafted").unwrap_or_else(|e| panic!("{e}"));
+    let clips: Vec<_> = net
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            cryptmed_model::Op::Act(cryptmed_model::Activation::Clip { min, max }) => {
+                Some((min, max))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clips.len(), 1, "{:?}", net.nodes);
+    clips[0]
+}
+
+/// `Clip` bounds as attributes before opset 11 and as optional constant
+/// inputs since; an infinite bound on its own side is no bound, one on the
+/// other side (or NaN) is refused.
+#[test]
+fn clip_bounds_from_attributes_and_inputs() {
+    let x = [1, 4];
+    let old = |attrs| model_at(10, vec![node("Clip", &["x"], "y", "c", attrs)], vec![], &x);
+    assert_eq!(
+        clip_bounds(&old(vec![float("min", -1.5), float("max", 2.0)])),
+        (Some(-1.5), Some(2.0))
+    );
+    assert_eq!(clip_bounds(&old(vec![float("max", 6.0)])), (None, Some(6.0)));
+    assert_eq!(clip_bounds(&old(vec![])), (None, None));
+    let new = |ins: &[&str], lo: f32, hi: f32| {
+        model(
+            vec![node("Clip", ins, "y", "c", vec![])],
+            vec![tensor("lo", &[], &[lo]), tensor("hi", &[], &[hi])],
+            &x,
+        )
+    };
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo", "hi"], 0.0, 6.0)),
+        (Some(0.0), Some(6.0))
+    );
+    assert_eq!(clip_bounds(&new(&["x", "", "hi"], 0.0, 6.0)), (None, Some(6.0)));
+    assert_eq!(clip_bounds(&new(&["x", "lo"], -0.5, 0.0)), (Some(-0.5), None));
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo", "hi"], f32::NEG_INFINITY, f32::INFINITY)),
+        (None, None)
+    );
+    for (lo, hi, want) in [
+        (f32::INFINITY, 1.0, "clip min inf is not finite"),
+        (0.0, f32::NEG_INFINITY, "clip max -inf is not finite"),
+        (f32::NAN, 1.0, "clip min NaN is not finite"),
+        (2.0, 1.0, "clip bounds 2 > 1"),
+    ] {
+        refused_once(&new(&["x", "lo", "hi"], lo, hi), "c", "Clip", want);
+    }
+}
+
+/// Before opset 11 a `Pad`'s pads and value are attributes; they fold the same way.
+#[test]
+fn pad_attributes_before_opset_11_fold_too() {
+    let pad = |value: f32| {
+        model_at(
+            10,
+            vec![
+                node(
+                    "Pad",
+                    &["x"],
+                    "xp",
+                    "pad",
+                    vec![ints("pads", &[0, 0, 0, 0, 0, 0, 1, 1]), float("value", value)],
+                ),
+                node("Conv", &["xp", "w"], "y", "c0", vec![]),
+            ],
+            vec![conv_w()],
+            &[1, 1, 8, 8],
+        )
+    };
+    let net = onnx::load_bytes(&pad(0.0), "crafted").unwrap_or_else(|e| panic!("{e}"));
+    let pads: Vec<_> = net
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            cryptmed_model::Op::Conv2d { geom, .. } => Some(geom.pads),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pads, [[0, 0, 1, 1]]);
+    let e = refuse(&pad(0.5)).to_string();
+    assert!(
+        e.contains("node c0 (Conv, opset 10): a Pad with value 0.5 before Conv (zeros only)"),
+        "{e}"
+    );
 }
