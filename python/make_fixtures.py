@@ -212,7 +212,8 @@ class SamePadPools(nn.Module):
     """Keras `same` padding written in PyTorch: asymmetric F.pad (bottom/right) before a
     strided max pool (-inf) and a strided convolution (zeros); a zero F.pad before a max
     pool of a ReLU's output (zeros never win there); padded average pooling, counting and
-    not counting the padding; a 7x7 global average (49, not a power of two)."""
+    not counting the padding, and after an asymmetric zero F.pad (counted); a 7x7 global
+    average (49, not a power of two)."""
 
     def __init__(self):
         super().__init__()
@@ -225,7 +226,7 @@ class SamePadPools(nn.Module):
         y = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, stride=2)
         y = torch.relu(self.conv(F.pad(y, (0, 1, 0, 1))))
         y = F.max_pool2d(F.pad(y, (1, 1, 1, 1)), 3, stride=1)
-        y = self.avg_in(y) + self.avg_ex(y)
+        y = self.avg_in(y) + self.avg_ex(y) + F.avg_pool2d(F.pad(y, (0, 2, 0, 2)), 3, stride=1)
         return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
 
 

@@ -458,7 +458,8 @@ fn a_refused_node_does_not_make_its_consumers_offenders() {
 /// Keras `same` padding written with `F.pad`, from both exporters: each
 /// `Pad` disappears into the pads of the convolution or pool that reads it
 /// (bottom/right only; a zero pad before the max pool of a ReLU's output is
-/// taken as padding that never wins), and the global average is over 7x7.
+/// taken as padding that never wins; zeros before an average pool count in
+/// its divisor), and the global average is over 7x7.
 #[test]
 fn pads_fold_into_the_following_convolution_or_pool() {
     for f in [
@@ -485,6 +486,7 @@ fn pads_fold_into_the_following_convolution_or_pool() {
                 ("maxpool", [1, 1], [1, 1, 1, 1]),
                 ("avgpool", [1, 1], [1, 1, 1, 1]),
                 ("avgpool", [1, 1], [1, 1, 1, 1]),
+                ("avgpool", [1, 1], [0, 0, 2, 2]),
             ],
             "{f}"
         );
@@ -494,5 +496,16 @@ fn pads_fold_into_the_following_convolution_or_pool() {
             .position(|n| matches!(n.op, Op::GlobalAvgPool))
             .unwrap_or_else(|| panic!("{f}: no global average"));
         assert_eq!(net.shape_of(net.nodes[gap].inputs[0]), [4, 7, 7], "{f}");
+        let counted: Vec<bool> = net
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::AvgPool {
+                    count_include_pad, ..
+                } => Some(count_include_pad),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counted, [true, false, true], "{f}");
     }
 }

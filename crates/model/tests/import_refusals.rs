@@ -724,7 +724,10 @@ fn clip_bounds_from_attributes_and_inputs() {
         clip_bounds(&old(vec![float("min", -1.5), float("max", 2.0)])),
         (Some(-1.5), Some(2.0))
     );
-    assert_eq!(clip_bounds(&old(vec![float("max", 6.0)])), (None, Some(6.0)));
+    assert_eq!(
+        clip_bounds(&old(vec![float("max", 6.0)])),
+        (None, Some(6.0))
+    );
     assert_eq!(clip_bounds(&old(vec![])), (None, None));
     let new = |ins: &[&str], lo: f32, hi: f32| {
         model(
@@ -737,8 +740,14 @@ fn clip_bounds_from_attributes_and_inputs() {
         clip_bounds(&new(&["x", "lo", "hi"], 0.0, 6.0)),
         (Some(0.0), Some(6.0))
     );
-    assert_eq!(clip_bounds(&new(&["x", "", "hi"], 0.0, 6.0)), (None, Some(6.0)));
-    assert_eq!(clip_bounds(&new(&["x", "lo"], -0.5, 0.0)), (Some(-0.5), None));
+    assert_eq!(
+        clip_bounds(&new(&["x", "", "hi"], 0.0, 6.0)),
+        (None, Some(6.0))
+    );
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo"], -0.5, 0.0)),
+        (Some(-0.5), None)
+    );
     assert_eq!(
         clip_bounds(&new(&["x", "lo", "hi"], f32::NEG_INFINITY, f32::INFINITY)),
         (None, None)
@@ -765,7 +774,10 @@ fn pad_attributes_before_opset_11_fold_too() {
                     &["x"],
                     "xp",
                     "pad",
-                    vec![ints("pads", &[0, 0, 0, 0, 0, 0, 1, 1]), float("value", value)],
+                    vec![
+                        ints("pads", &[0, 0, 0, 0, 0, 0, 1, 1]),
+                        float("value", value),
+                    ],
                 ),
                 node("Conv", &["xp", "w"], "y", "c0", vec![]),
             ],
