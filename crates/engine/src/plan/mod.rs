@@ -13,12 +13,15 @@
 //! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
 //! additions and concatenations align scales by exact left shifts. A
 //! stand-alone truncation is inserted only where a linear layer would
-//! otherwise exceed `f + 8` bits. The largest scale must leave
+//! otherwise exceed `f + 8` bits, once per value (its readers share it); a
+//! concatenation is rebuilt from its parts, each truncated once, so that a
+//! DenseNet's feature map is not truncated again in every later
+//! concatenation. The largest scale must leave
 //! [`MIN_HEADROOM_BITS`] below `2^62` (checked when a model is compiled);
 //! per-channel affine maps (batch norm) right after a dense or convolution
 //! layer are folded into it.
 //!
-//! **Steps without a protocol** (0 online bytes, 0 rounds; [`local`]):
+//! **Steps without a protocol** (0 online bytes, 0 rounds; `local`):
 //! residual add and channel concatenation (after exact left shifts that align
 //! the scales), flatten and reshape (no step at all), and average pooling (a
 //! local sum, reinterpreted at `+log2(window)` bits for a power-of-two
@@ -292,7 +295,7 @@ pub(crate) fn check_headroom(plan: &Plan) -> Result<(), EngineError> {
 /// Builds the plan for `net` with `f` fractional bits.
 ///
 /// The one gate: every network is validated here before anything is built
-/// or allocated from it ([`cryptmed_model::validate`]: value ids, shapes,
+/// or allocated from it ([`cryptmed_model::validate()`]: value ids, shapes,
 /// geometry, parameter lengths, size limits). A plan is the only way to a
 /// [`crate::Model`], and every party's session takes a model, so no network
 /// from a file or a peer reaches the protocols unchecked.
