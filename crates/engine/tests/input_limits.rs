@@ -82,6 +82,7 @@ fn mlp(scales: &[f64], seed: u64, relu_first: bool) -> Network {
         nodes,
         class_names: None,
         preprocessing: None,
+        schema: None,
     }
 }
 
@@ -296,6 +297,7 @@ fn convolution_limits_are_per_channel_and_safe() {
         ],
         class_names: None,
         preprocessing: None,
+        schema: None,
     };
     let model = logits_model(&net);
     let limits = model.input_limits().unwrap();

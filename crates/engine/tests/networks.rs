@@ -179,6 +179,7 @@ fn binary_head_label_is_p_at_least_one_half() {
         ],
         class_names: None,
         preprocessing: None,
+        schema: None,
     };
     let inputs: Vec<Vec<f64>> = [0.0, -ulp, ulp, -1.0, 1.0, -300.0, 300.0]
         .iter()
@@ -624,6 +625,7 @@ fn batch_norm_after_conv_and_dense_is_folded() {
         nodes,
         class_names: None,
         preprocessing: None,
+        schema: None,
     };
     let config = EngineConfig {
         reveal: Reveal::Logits,

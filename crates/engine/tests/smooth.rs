@@ -50,6 +50,7 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         nodes,
         class_names: None,
         preprocessing: None,
+        schema: None,
     }
 }
 

@@ -318,6 +318,9 @@ pub struct Network {
     /// How records are prepared from image files (public, in the digest).
     #[serde(default)]
     pub preprocessing: Option<crate::meta::Preprocessing>,
+    /// What each column of a record is (public, in the digest).
+    #[serde(default)]
+    pub schema: Option<crate::meta::FeatureSchema>,
 }
 
 impl Network {

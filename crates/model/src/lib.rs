@@ -14,5 +14,5 @@ pub mod validate;
 pub mod zoo;
 
 pub use ir::{Activation, Network, Node, Op, Tensor, TensorSizeError, ValueId};
-pub use meta::{Color, ImagePreprocessing, Preprocessing, Resize};
+pub use meta::{Color, Feature, FeatureSchema, ImagePreprocessing, Preprocessing, Resize};
 pub use validate::{InvalidNetwork, Problem, validate};

@@ -1,9 +1,11 @@
-//! The public description of a model's inputs beyond their shape: how an
-//! image file becomes a record ([`Preprocessing`]). It travels with the
-//! architecture to the client and the dealer and is part of the digest both
-//! parties check, so a client cannot feed a model differently prepared images
-//! by mistake. Read from the ONNX metadata key `preprocessing` (a JSON
-//! string) or given beside the model.
+//! The public description of a model's inputs beyond their shape: what each
+//! column of a record is ([`FeatureSchema`]: name, unit, plausible range)
+//! and how an image file becomes a record ([`Preprocessing`]). Both travel
+//! with the architecture to the client and the dealer and are part of the
+//! digest both parties check, so a client cannot feed a model differently
+//! ordered columns or differently prepared images by mistake. Read from the
+//! ONNX metadata keys `feature_names`, `feature_units`, `feature_ranges` and
+//! `preprocessing`, or given beside the model.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,3 +115,143 @@ impl Preprocessing {
         p
     }
 }
+
+/// The model's input columns, in the order the model reads them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FeatureSchema {
+    /// One entry per value of a record.
+    pub features: Vec<Feature>,
+}
+
+/// One input column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    /// The column's name (as in a CSV header).
+    pub name: String,
+    /// Its unit, when documented (`mm`, `mg/dL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The values a real record plausibly takes, `[low, high]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+}
+
+impl FeatureSchema {
+    /// The schema of ONNX metadata: `feature_names` (comma-separated),
+    /// optional `feature_units` (comma-separated, empty for none) and
+    /// `feature_ranges` (JSON `[[low, high], ...]`); `None` without names.
+    pub fn from_metadata(
+        names: Option<&str>,
+        units: Option<&str>,
+        ranges: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        let Some(names) = names else {
+            if units.is_some() || ranges.is_some() {
+                return Err("feature_units or feature_ranges without feature_names".into());
+            }
+            return Ok(None);
+        };
+        let names: Vec<String> = names.split(',').map(|s| s.trim().to_string()).collect();
+        let n = names.len();
+        let units: Vec<Option<String>> = match units {
+            Some(u) => u
+                .split(',')
+                .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()))
+                .collect(),
+            None => vec![None; n],
+        };
+        let ranges: Vec<Option<[f64; 2]>> = match ranges {
+            Some(r) => serde_json::from_str::<Vec<Option<[f64; 2]>>>(r)
+                .map_err(|e| format!("feature_ranges: {e}"))?,
+            None => vec![None; n],
+        };
+        if units.len() != n || ranges.len() != n {
+            return Err(format!(
+                "{n} feature names, {} units and {} ranges (one each per column)",
+                units.len(),
+                ranges.len()
+            ));
+        }
+        let columns = names
+            .into_iter()
+            .zip(units)
+            .zip(ranges)
+            .map(|((name, unit), range)| Feature { name, unit, range })
+            .collect();
+        Ok(Some(FeatureSchema { features: columns }))
+    }
+
+    /// What is wrong with it for a model whose records hold `len` values.
+    pub fn problems(&self, len: usize) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.features.len() != len {
+            p.push(format!(
+                "a schema of {} columns for records of {len} values",
+                self.features.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (j, c) in self.features.iter().enumerate() {
+            if c.name.is_empty() || !seen.insert(c.name.as_str()) {
+                p.push(format!(
+                    "column {} has an empty or repeated name {:?}",
+                    j + 1,
+                    c.name
+                ));
+            }
+            if let Some([lo, hi]) = c.range
+                && !(lo.is_finite() && hi.is_finite() && lo <= hi)
+            {
+                p.push(format!(
+                    "column {} ({}) has the range [{lo}, {hi}]",
+                    j + 1,
+                    c.name
+                ));
+            }
+        }
+        p
+    }
+
+    /// The power of two `2^e_j` each column is multiplied by before it is
+    /// encoded, a public rule of the public ranges (the engine scales the
+    /// first dense layer's column `j` by `2^-e_j` to match, exactly).
+    ///
+    /// Two roundings meet in the first layer: the record's (`2^-(f+1)` on
+    /// `x_j 2^e_j`, so `|w_j| 2^-(f+1+e_j)` on the output) and its weights'
+    /// (`2^-(f+9)` on `w_j 2^-e_j`, so `|x_j| 2^-(f+9-e_j)`). They balance at
+    /// `2^(2e_j) = 2^8 |w_j| / |x_j|`. The weights are private, so the rule
+    /// assumes what standardisation gives, `|w_j| ~ 4 / (hi - lo)` (one over
+    /// a spread), and `|x_j| ~ M_j = max(|lo|, |hi|)`:
+    /// `e_j = round(5 + log2(1 / ((hi - lo) M_j)) / 2)`, within
+    /// [`MIN_INPUT_EXPONENT`]`..=`[`MAX_INPUT_EXPONENT`]. A fractal dimension
+    /// in `[0.045, 0.10]` gets 9 more fractional bits, a specific gravity in
+    /// `[1.003, 1.027]` 8, an area in `[143, 2500]` 6 fewer. Columns without
+    /// a range (or with an empty one) keep 0.
+    pub fn input_exponents(&self) -> Vec<i32> {
+        self.features
+            .iter()
+            .map(|c| match c.range {
+                Some([lo, hi]) if hi > lo && c.magnitude().is_some_and(|m| m > 0.0) => {
+                    let m = lo.abs().max(hi.abs());
+                    let e = 5.0 + 0.5 * (1.0 / ((hi - lo) * m)).log2();
+                    (e.round() as i32).clamp(MIN_INPUT_EXPONENT, MAX_INPUT_EXPONENT)
+                }
+                _ => 0,
+            })
+            .collect()
+    }
+}
+
+impl Feature {
+    /// The largest magnitude of the column's plausible range, if it has one.
+    pub fn magnitude(&self) -> Option<f64> {
+        self.range.map(|[lo, hi]| lo.abs().max(hi.abs()))
+    }
+}
+
+/// The most fractional bits [`FeatureSchema::input_exponents`] adds to a column.
+pub const MAX_INPUT_EXPONENT: i32 = 16;
+/// The most it takes away (a column of large values keeps `f - 8` bits).
+pub const MIN_INPUT_EXPONENT: i32 = -8;

@@ -134,6 +134,9 @@ pub fn validate(net: &Network) -> Result<(), InvalidNetwork> {
     if let Some(p) = &net.preprocessing {
         problems.extend(p.problems(&net.input_shape).into_iter().map(&whole));
     }
+    if let Some(s) = &net.schema {
+        problems.extend(s.problems(net.input_len()).into_iter().map(&whole));
+    }
     if net.nodes.len() > MAX_NODES {
         problems.push(whole(format!(
             "{} nodes, above the limit of {MAX_NODES}",

@@ -111,6 +111,7 @@ impl Builder {
             nodes: vec![],
             class_names: None,
             preprocessing: None,
+            schema: None,
         };
         Self {
             net,

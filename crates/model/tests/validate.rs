@@ -19,6 +19,7 @@ fn net(input: &[usize], nodes: Vec<Node>) -> Network {
         nodes,
         class_names: None,
         preprocessing: None,
+        schema: None,
     }
 }
 

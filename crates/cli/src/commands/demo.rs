@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use cryptmed_engine::{Prediction, Reveal};
+use cryptmed_engine::fidelity::softmax;
+use cryptmed_engine::{Fidelity, Prediction, Reveal};
 use cryptmed_model::reference;
 use cryptmed_service::client::{ClientSetup, diagnose_with_progress};
 use cryptmed_service::provider::ProviderSetup;
@@ -116,7 +117,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let pl = TcpListener::bind("127.0.0.1:0")?;
     let provider_addr = format!("localhost:{}", pl.local_addr()?.port());
     let setup = Arc::new(ProviderSetup {
-        model,
+        model: model.clone(),
         public: net.public(),
         dealer: dealer_addr.clone(),
         security: security(&certs, "provider")?,
@@ -159,6 +160,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     cost.offline_bytes = dealer_session + dealer_batches;
 
     let names = info.class_names.clone();
+    let mut fidelity = Fidelity::default();
+    for (x, p) in records.iter().zip(&preds) {
+        fidelity.add(&model, x, p)?;
+    }
     let rows: Vec<Row> = records
         .iter()
         .zip(&preds)
@@ -178,7 +183,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "predictions": rows, "cost": cost })
+                &serde_json::json!({ "predictions": rows, "cost": cost, "fidelity": fidelity })
             )?
         );
         return Ok(());
@@ -197,7 +202,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| i.to_string())
     };
     println!("record  secure diagnosis       plaintext diagnosis    match");
-    for (i, r) in rows.iter().enumerate() {
+    for (i, (r, x)) in rows.iter().zip(&records).enumerate() {
         println!(
             "{:<7} {:<22} {:<22} {}",
             i,
@@ -210,12 +215,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             }
         );
         if let Some(p) = &r.probabilities {
-            let plain = {
-                let m = r.plaintext_logits.iter().cloned().fold(f64::MIN, f64::max);
-                let e: Vec<f64> = r.plaintext_logits.iter().map(|v| (v - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                e.iter().map(|v| v / s).collect::<Vec<_>>()
-            };
+            let plain = softmax(&model.reference_logits(x));
             println!(
                 "        secure probabilities {:?}, plaintext {:?}",
                 p.iter()
@@ -249,6 +249,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         cost.offline_seconds * 1e3,
         cost.setup_bytes
     );
+    println!("{}", super::fidelity_line(&fidelity));
     println!(
         "the provider saw no record and no result; the client saw no weight; the dealer saw neither"
     );

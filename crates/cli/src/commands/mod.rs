@@ -384,6 +384,26 @@ pub(crate) fn check_records(
 /// A per-layer progress bar for long inferences (one bar per batch,
 /// refilled at every batch), on a terminal only; `None` elsewhere, so
 /// piped output and logs stay clean.
+/// One line on how far secure results are from the `f64` reference.
+pub(crate) fn fidelity_line(f: &cryptmed_engine::Fidelity) -> String {
+    let mut parts = Vec::new();
+    if let (Some(max), Some(mean)) = (f.max_abs_logit_error, f.mean_abs_logit_error) {
+        parts.push(format!(
+            "secure logits within {max:.2e} of f64 (mean {mean:.2e})"
+        ));
+    }
+    if let (Some(p), Some(s)) = (f.max_abs_probability_error, f.max_probability_sum_error) {
+        parts.push(format!(
+            "probabilities within {p:.2e} of the f64 softmax (sums within {s:.2e} of 1)"
+        ));
+    }
+    parts.push(format!(
+        "fixed-point twin within {:.2e}",
+        f.fixed_point_max_abs_logit_error
+    ));
+    format!("fidelity over {} records: {}", f.records, parts.join("; "))
+}
+
 pub(crate) fn layer_progress() -> Option<cryptmed_engine::ProgressFn> {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return None;

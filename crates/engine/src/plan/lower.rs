@@ -69,6 +69,7 @@ impl<'a> Builder<'a> {
                     binary: false,
                 },
                 frac_bits: f,
+                input_exponents: vec![],
                 tables: vec![],
                 half_tables: vec![],
                 linear: vec![],

@@ -242,6 +242,13 @@ pub struct Plan {
     pub output: OutputSpec,
     /// Fractional bits of the input.
     pub frac_bits: u32,
+    /// Per record column, the fractional bits it is encoded with beyond
+    /// `frac_bits` (its value times `2^e_j` at scale `frac_bits`; negative
+    /// for columns of large values); the first dense layer's
+    /// column `j` is multiplied by `2^-e_j` to match (exact). Empty when
+    /// every column is encoded at `frac_bits` (no schema ranges, or a step
+    /// other than a dense layer reads the record). See [`fold::input_precision`].
+    pub input_exponents: Vec<i32>,
     /// Tables of the smooth steps (public; in the digest).
     pub tables: Vec<cryptmed_approx::Piecewise>,
     /// Half tables of the symmetric smooth steps (public; in the digest).
@@ -310,5 +317,9 @@ pub(crate) fn build(
     let folded = fold::affine_into_linear(net);
     let mut b = lower::Builder::new(&folded, f, precision, method);
     b.lower_nodes();
-    b.finish(reveal)
+    let mut plan = b.finish(reveal)?;
+    if let Some(schema) = &net.schema {
+        fold::input_precision(&mut plan, &schema.input_exponents());
+    }
+    Ok(plan)
 }
