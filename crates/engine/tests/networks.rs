@@ -269,6 +269,7 @@ fn binary_head_label_is_p_at_least_one_half() {
             },
         ],
         class_names: None,
+        schema: None,
         preprocessing: None,
     };
     let inputs: Vec<Vec<f64>> = [0.0, -ulp, ulp, -1.0, 1.0, -300.0, 300.0]
@@ -714,6 +715,7 @@ fn batch_norm_after_conv_and_dense_is_folded() {
         input_shape: vec![2, 6, 6],
         nodes,
         class_names: None,
+        schema: None,
         preprocessing: None,
     };
     let config = EngineConfig {

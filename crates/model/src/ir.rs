@@ -304,6 +304,9 @@ pub struct Network {
     pub nodes: Vec<Node>,
     /// Class names from the model's metadata, when present.
     pub class_names: Option<Vec<String>>,
+    /// The input columns: names, units, plausible ranges (public, in the digest).
+    #[serde(default)]
+    pub schema: Option<crate::meta::FeatureSchema>,
     /// How records are prepared from image files (public, in the digest).
     #[serde(default)]
     pub preprocessing: Option<crate::meta::Preprocessing>,

@@ -24,7 +24,7 @@ use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
 use prost::Message;
 
 use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
-use crate::meta::Preprocessing;
+use crate::meta::{FeatureSchema, Preprocessing};
 use crate::validate::{self, Problem};
 
 /// The operators the importer understands (for error messages).
@@ -95,6 +95,12 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
         .map(|v| Preprocessing::from_json(&v))
         .transpose()
         .map_err(|e| fail(format!("metadata `preprocessing`: {e}")))?;
+    let schema = FeatureSchema::from_metadata(
+        metadata("feature_names").as_deref(),
+        metadata("feature_units").as_deref(),
+        metadata("feature_ranges").as_deref(),
+    )
+    .map_err(|e| fail(format!("metadata: {e}")))?;
     let mut imp = Importer {
         dir: dir.map(Path::to_path_buf),
         opset,
@@ -105,6 +111,7 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
             input_shape: vec![],
             nodes: vec![],
             class_names,
+            schema,
             preprocessing,
         },
         vals: HashMap::new(),
