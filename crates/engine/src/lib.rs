@@ -202,12 +202,14 @@ pub struct Model {
 
 /// The digest of [`Model::architecture_digest`]: the plan, the
 /// configuration and the network's public description of its inputs and
-/// outputs (the preprocessing a record goes through, the class names).
+/// outputs (the columns and the preprocessing a record goes through, the
+/// class names).
 fn digest(plan: &Plan, config: &EngineConfig, network: &Network) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(b"cryptmed plan v3\0");
     h.update(&serde_json::to_vec(plan).unwrap_or_default());
     h.update(&serde_json::to_vec(config).unwrap_or_default());
+    h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.preprocessing).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.class_names).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
@@ -332,7 +334,7 @@ impl Model {
     }
 
     /// BLAKE3 digest of the plan's public steps, the engine configuration
-    /// and the inputs' public preprocessing and class names (never the
+    /// and the inputs' public columns, preprocessing and class names (never the
     /// weights): equal digests mean equal plans. Computed once, when the
     /// model is compiled.
     pub fn architecture_digest(&self) -> [u8; 32] {

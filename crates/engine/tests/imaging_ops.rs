@@ -132,6 +132,7 @@ impl Net {
             input_shape: self.input,
             nodes: self.nodes,
             class_names: None,
+            schema: None,
             preprocessing: None,
         }
     }

@@ -81,8 +81,8 @@ fn mlp(scales: &[f64], seed: u64, relu_first: bool) -> Network {
         input_shape: vec![d],
         nodes,
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     }
 }
 
@@ -296,8 +296,8 @@ fn convolution_limits_are_per_channel_and_safe() {
             node("act", Op::Act(Activation::Relu), 1, vec![3, 6, 6]),
         ],
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     };
     let model = logits_model(&net);
     let limits = model.input_limits().unwrap();

@@ -178,8 +178,8 @@ fn binary_head_label_is_p_at_least_one_half() {
             },
         ],
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     };
     let inputs: Vec<Vec<f64>> = [0.0, -ulp, ulp, -1.0, 1.0, -300.0, 300.0]
         .iter()
@@ -624,8 +624,8 @@ fn batch_norm_after_conv_and_dense_is_folded() {
         input_shape: vec![2, 6, 6],
         nodes,
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     };
     let config = EngineConfig {
         reveal: Reveal::Logits,

@@ -49,8 +49,8 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         input_shape: vec![n],
         nodes,
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     }
 }
 

@@ -315,12 +315,12 @@ pub struct Network {
     pub nodes: Vec<Node>,
     /// Class names from the model's metadata, when present.
     pub class_names: Option<Vec<String>>,
+    /// The input columns: names, units, plausible ranges (public, in the digest).
+    #[serde(default)]
+    pub schema: Option<crate::meta::FeatureSchema>,
     /// How records are prepared from image files (public, in the digest).
     #[serde(default)]
     pub preprocessing: Option<crate::meta::Preprocessing>,
-    /// What each column of a record is (public, in the digest).
-    #[serde(default)]
-    pub schema: Option<crate::meta::FeatureSchema>,
 }
 
 impl Network {

@@ -110,8 +110,8 @@ impl Builder {
             input_shape: vec![],
             nodes: vec![],
             class_names: None,
-            preprocessing: None,
             schema: None,
+            preprocessing: None,
         };
         Self {
             net,

@@ -18,8 +18,8 @@ fn net(input: &[usize], nodes: Vec<Node>) -> Network {
         input_shape: input.to_vec(),
         nodes,
         class_names: None,
-        preprocessing: None,
         schema: None,
+        preprocessing: None,
     }
 }
 

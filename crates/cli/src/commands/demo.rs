@@ -20,6 +20,7 @@ use cryptmed_service::{Limits, Security};
 use serde::Serialize;
 
 use super::RevealArg;
+use super::records::{RecordArgs, SchemaArgs};
 
 /// The bundled model: `python/train.py medical`, breast-cancer, ReLU (see models/README.md).
 const MODEL: &[u8] = include_bytes!("../../../../models/breast-cancer-relu.onnx");
@@ -29,15 +30,19 @@ const RECORDS: &[u8] = include_bytes!("../../../../testdata/breast_cancer_demo.c
 /// Arguments of `cryptmed demo`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-relu.onnx --input testdata/diabetes_test.csv\n\nA labelled CSV (a last column more than the model takes, such as the test splits in testdata/) is read without its labels."
+    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-relu.onnx --input testdata/diabetes_test.csv\n\nCSV columns are matched to the model's by header name. A labelled CSV (a `label` column, or a last column\nmore than the model takes, such as the test splits in testdata/) is read without its labels."
 )]
 pub(crate) struct Args {
     /// A model to use instead of the bundled one.
     #[arg(long, value_name = "FILE.onnx")]
     model: Option<PathBuf>,
-    /// Records to use instead of the bundled ones (CSV, NPY, IDX or PNG).
+    /// Records to use instead of the bundled ones (CSV, NPY, IDX, PNG, JPEG, DICOM or a folder of images).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+    #[command(flatten)]
+    records: RecordArgs,
+    #[command(flatten)]
+    schema: SchemaArgs,
     /// What the client may learn.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
@@ -56,6 +61,9 @@ struct Row {
     logits: Option<Vec<f64>>,
     plaintext_label: usize,
     plaintext_logits: Vec<f64>,
+    /// Columns outside their plausible range (let through by --allow-implausible).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    implausible: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -79,26 +87,39 @@ fn security(certs: &CertSet, role: &str) -> anyhow::Result<Security> {
 
 /// Runs `cryptmed demo`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let (net, model_name) = match &args.model {
+    let (mut net, model_name) = match &args.model {
         Some(p) => (super::load_network(p)?, p.display().to_string()),
         None => (
             cryptmed_model::onnx::load_bytes(MODEL, "breast-cancer-relu")?,
             "bundled breast-cancer-relu.onnx".to_string(),
         ),
     };
-    let (file, set) = match &args.input {
-        // A labelled file (one column more than the model takes) is read without its labels.
-        Some(p) => (
-            p.display().to_string(),
-            super::load_records(p, &net, false)
-                .or_else(|e| super::load_records(p, &net, true).map_err(|_| e))?,
-        ),
+    args.schema.apply(&mut net)?;
+    let (file, fitted) = match &args.input {
+        // A labelled file is read without its labels.
+        Some(p) => {
+            let fit = |labelled| -> anyhow::Result<_> {
+                Ok(args.records.fit(&args.records.read(p, labelled)?, &net)?)
+            };
+            (
+                p.display().to_string(),
+                fit(false).or_else(|e| fit(true).map_err(|_| e))?,
+            )
+        }
         None => {
             let file = "bundled breast_cancer_demo.csv";
-            let set = cryptmed_input::csv(file, RECORDS, net.input_len(), false)?;
-            (file.to_string(), set)
+            let table = cryptmed_input::Table::parse(file, RECORDS, &Default::default(), 1e9)?;
+            let records = table.records(net.input_len(), net.schema.as_ref())?;
+            (
+                file.to_string(),
+                super::records::Fitted {
+                    records,
+                    implausible: vec![],
+                },
+            )
         }
     };
+    let set = fitted.records.clone();
     let reveal: Reveal = args.reveal.into();
     let model = super::compile(net.clone(), reveal, &args.smooth)?;
     super::check_records(&file, &set, &model)?;
@@ -167,7 +188,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let rows: Vec<Row> = records
         .iter()
         .zip(&preds)
-        .map(|(x, p)| {
+        .enumerate()
+        .map(|(k, (x, p))| {
             let plain = reference::evaluate(&net, x);
             Row {
                 label: p.label,
@@ -176,6 +198,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 logits: p.logits.clone(),
                 plaintext_label: reference::label(&net, &plain),
                 plaintext_logits: plain,
+                implausible: fitted.implausible_in(k),
             }
         })
         .collect();
@@ -214,6 +237,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 "NO"
             }
         );
+        if !r.implausible.is_empty() {
+            println!(
+                "        implausible (let through): {}",
+                r.implausible.join(", ")
+            );
+        }
         if let Some(p) = &r.probabilities {
             let plain = softmax(&model.reference_logits(x));
             println!(
