@@ -98,24 +98,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (file, fitted) = match &args.input {
         // A labelled file is read without its labels.
         Some(p) => {
-            let fit = |labelled| -> anyhow::Result<_> {
-                Ok(args.records.fit(&args.records.read(p, labelled)?, &net)?)
-            };
+            let load = |labelled| args.records.load(p, &net, labelled);
             (
                 p.display().to_string(),
-                fit(false).or_else(|e| fit(true).map_err(|_| e))?,
+                load(false).or_else(|e| load(true).map_err(|_| e))?,
             )
         }
         None => {
             let file = "bundled breast_cancer_demo.csv";
-            let table = cryptmed_input::Table::parse(file, RECORDS, &Default::default(), 1e9)?;
-            let records = table.records(net.input_len(), net.schema.as_ref())?;
             (
                 file.to_string(),
-                super::records::Fitted {
-                    records,
-                    implausible: vec![],
-                },
+                args.records.load_csv(file, RECORDS, &net)?,
             )
         }
     };

@@ -362,8 +362,9 @@ pub(crate) fn load_records(
     net: &Network,
     labelled: bool,
 ) -> anyhow::Result<cryptmed_input::Records> {
-    let args = records::RecordArgs::default();
-    Ok(args.fit(&args.read(path, labelled)?, net)?.records)
+    Ok(records::RecordArgs::default()
+        .load(path, net, labelled)?
+        .records)
 }
 
 /// The loader's message for a record the engine refused

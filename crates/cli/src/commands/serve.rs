@@ -28,6 +28,8 @@ pub(crate) struct Args {
     /// The dealer this provider trusts (`host:port`).
     #[arg(long, value_name = "ADDR")]
     dealer: String,
+    #[command(flatten)]
+    schema: super::records::SchemaArgs,
     /// What clients may learn.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
@@ -41,7 +43,7 @@ pub(crate) struct Args {
 
 /// Runs `cryptmed serve` until killed.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let (net, what) = match (&args.model, &args.zoo) {
+    let (mut net, what) = match (&args.model, &args.zoo) {
         (Some(p), _) => (super::load_network(p)?, p.display().to_string()),
         (None, Some(z)) => (
             cryptmed_model::zoo::build(z, 1)
@@ -50,6 +52,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ),
         (None, None) => anyhow::bail!("give --model"),
     };
+    args.schema.apply(&mut net)?;
     let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
     let limits = args.net.server_limits(&args.server)?;
     let security = args.net.server_security(&args.server)?;
