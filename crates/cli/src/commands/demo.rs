@@ -69,7 +69,13 @@ struct Row {
 #[derive(Debug, Serialize, Default)]
 struct Cost {
     online_bytes: u64,
+    /// The session's rounds: the larger of the two parties' counts, as
+    /// `inspect` predicts them (one batch).
     online_rounds: u64,
+    /// The rounds the client counted: one fewer when the provider's last
+    /// message (the client's result) is one-way, as a label or
+    /// probabilities are.
+    client_rounds: u64,
     offline_bytes: u64,
     setup_bytes: u64,
     online_seconds: f64,
@@ -159,7 +165,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             preds.extend_from_slice(p);
             let e = &r.engine;
             cost.online_bytes += e.online_bytes_sent + e.online_bytes_recv;
-            cost.online_rounds += e.online_rounds;
+            cost.client_rounds += e.online_rounds;
             // Every byte on both dealer links, as the dealer counted them.
             dealer_session = r.dealer_session_bytes;
             dealer_batches += r.dealer_batch_bytes;
@@ -172,6 +178,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     stop.store(true, Ordering::SeqCst);
     let info = info?;
     cost.offline_bytes = dealer_session + dealer_batches;
+    // One batch: the session's rounds are the plan's.
+    cost.online_rounds = model.predict(records.len()).rounds();
 
     let names = info.class_names.clone();
     let mut fidelity = Fidelity::default();
@@ -262,8 +270,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    let counted = if cost.client_rounds == cost.online_rounds {
+        String::new()
+    } else {
+        format!(
+            " (the client counts {}: the provider's last message, the result, needs no reply)",
+            cost.client_rounds
+        )
+    };
     println!(
-        "\ncost: online {} bytes in {} rounds ({:.1} ms); dealer {} bytes ({:.1} ms); one-time setup {} bytes (masked weights)",
+        "\ncost: online {} bytes in {} rounds{counted}, {:.1} ms; dealer {} bytes ({:.1} ms); one-time setup {} bytes (masked weights)",
         cost.online_bytes,
         cost.online_rounds,
         cost.online_seconds * 1e3,

@@ -165,6 +165,16 @@ pub(crate) struct NetArgs {
     pub(crate) max_frame: usize,
 }
 
+/// The help heading of the options a command cannot run without.
+pub(crate) const REQUIRED: &str = "Required";
+
+/// A server's `--ca`, `--cert` and `--key`: required unless
+/// `--insecure-plaintext` (a client may go without a certificate).
+pub(crate) fn server_required(a: clap::Arg) -> clap::Arg {
+    a.required_unless_present("insecure_plaintext")
+        .help_heading(REQUIRED)
+}
+
 /// Limits of the two servers (dealer and provider).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {

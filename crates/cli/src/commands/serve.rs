@@ -13,20 +13,25 @@ use super::{NetArgs, RevealArg, ServerArgs};
 /// Arguments of `cryptmed serve`.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --ca <FILE> --cert <FILE> --key <FILE> [OPTIONS]\n       \
+                      cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --insecure-plaintext [OPTIONS]",
+    mut_arg("ca", super::server_required),
+    mut_arg("cert", super::server_required),
+    mut_arg("key", super::server_required),
     after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --require-client-cert --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
 )]
 pub(crate) struct Args {
     /// The model (ONNX, as PyTorch exports it).
-    #[arg(long, value_name = "FILE.onnx", required_unless_present = "zoo")]
+    #[arg(long, value_name = "FILE.onnx", required_unless_present = "zoo", help_heading = super::REQUIRED)]
     model: Option<PathBuf>,
     /// Serve a benchmark network with seeded random weights instead (for `cryptmed bench`).
     #[arg(long, hide = true, conflicts_with = "model")]
     zoo: Option<String>,
     /// Address to listen on for clients.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = super::REQUIRED)]
     listen: String,
     /// The dealer this provider trusts (`host:port`).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = super::host_port, help_heading = super::REQUIRED)]
     dealer: String,
     #[command(flatten)]
     schema: super::records::SchemaArgs,
