@@ -168,11 +168,15 @@ pub(crate) struct NetArgs {
 /// The help heading of the options a command cannot run without.
 pub(crate) const REQUIRED: &str = "Required";
 
-/// A server's `--ca`, `--cert` and `--key`: required unless
+/// A server's arguments, with `--ca`, `--cert` and `--key` required unless
 /// `--insecure-plaintext` (a client may go without a certificate).
 pub(crate) fn server_required(a: clap::Arg) -> clap::Arg {
-    a.required_unless_present("insecure_plaintext")
-        .help_heading(REQUIRED)
+    match a.get_id().as_str() {
+        "ca" | "cert" | "key" => a
+            .required_unless_present("insecure_plaintext")
+            .help_heading(REQUIRED),
+        _ => a,
+    }
 }
 
 /// Limits of the two servers (dealer and provider).

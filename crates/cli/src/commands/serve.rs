@@ -15,9 +15,7 @@ use super::{NetArgs, RevealArg, ServerArgs};
 #[command(
     override_usage = "cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --ca <FILE> --cert <FILE> --key <FILE> [OPTIONS]\n       \
                       cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --insecure-plaintext [OPTIONS]",
-    mut_arg("ca", super::server_required),
-    mut_arg("cert", super::server_required),
-    mut_arg("key", super::server_required),
+    mut_args(super::server_required),
     after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --require-client-cert --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
 )]
 pub(crate) struct Args {
