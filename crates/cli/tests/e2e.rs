@@ -64,7 +64,7 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     // provider only that the records do not fit.
     let bad = d.dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
-    let out = d.diagnose(&["--input", &path(&bad)]);
+    let out = d.diagnose(&["--input", &path(&bad), "--no-header"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!(

@@ -91,6 +91,20 @@ fn security(certs: &CertSet, role: &str) -> anyhow::Result<Security> {
     )?)
 }
 
+/// Whether a CSV carries labels (read apart, not diagnosed): a `label`
+/// column the model does not take, or, without one, a value per record more
+/// than the model takes (the last column, as in the test splits).
+fn has_labels(source: &cryptmed_input::Source, net: &cryptmed_model::Network) -> bool {
+    let Some(table) = source.table() else {
+        return false;
+    };
+    let named = |n: &str| net.schema.as_ref().is_some_and(|s| s.names().contains(&n));
+    match table.names() {
+        Some(names) if names.iter().any(|n| n == "label") => !named("label"),
+        _ => table.width() == net.input_len() + 1,
+    }
+}
+
 /// Runs `cryptmed demo`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (mut net, model_name) = match &args.model {
@@ -104,10 +118,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (file, fitted) = match &args.input {
         // A labelled file is read without its labels.
         Some(p) => {
-            let load = |labelled| args.records.load(p, &net, labelled);
+            let labelled = has_labels(&args.records.read(p, false)?, &net);
             (
                 p.display().to_string(),
-                load(false).or_else(|e| load(true).map_err(|_| e))?,
+                args.records.load(p, &net, labelled)?,
             )
         }
         None => {
