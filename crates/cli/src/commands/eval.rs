@@ -18,7 +18,7 @@ use super::{RevealArg, UsageError};
 /// Arguments of `cryptmed eval`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed eval --model models/breast-cancer-relu.onnx --data breast-cancer\n  cryptmed eval --model models/securenn-lenet.onnx --data mnist --limit 1000 --json\n  cryptmed eval --model m.onnx --data records.csv   (last column: the integer label)\n\nNamed data sets come from scripts/prepare_data.py (data/<name>/test.csv, data/mnist), or the committed subsets in testdata/."
+    after_help = "Examples:\n  cryptmed eval --model models/breast-cancer-relu.onnx --data breast-cancer\n  cryptmed eval --model models/securenn-lenet.onnx --data mnist --limit 1000 --json\n  cryptmed eval --model m.onnx --data records.csv   (a `label` column, or else the last: the integer label)\n  cryptmed eval --model m.onnx --schema m.schema.json --data records.csv --ignore-column patient_id\n\nNamed data sets come from scripts/prepare_data.py (data/<name>/test.csv, data/mnist), or the committed subsets in testdata/.\nCSV columns are matched to the model's by header name when the model names them (as diagnose reads them)."
 )]
 pub(crate) struct Args {
     /// The model (ONNX).
@@ -145,7 +145,7 @@ fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String
         }
     }
     bail!(
-        "no data set `{data}`: run `python3 scripts/prepare_data.py {data}`, or give a CSV file whose last column is the label"
+        "no data set `{data}`: run `python3 scripts/prepare_data.py {data}`, or give a CSV file with a `label` column (or the label last)"
     )
 }
 
