@@ -341,12 +341,17 @@ fn results_are_never_overwritten_resume_only_their_run_and_name_their_classes() 
 
     // Another model (here: the same weights with another schema, so another
     // digest) and another output policy: refused, saying which.
+    let mut wider: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema).unwrap()).unwrap();
+    wider["features"][0]["range"] = serde_json::json!([0.0, 50.0]);
+    let wider_path = d.dir.join("wider.json");
+    std::fs::write(&wider_path, wider.to_string()).unwrap();
     let dealer = d.dealer.clone();
     let p2 = d.start_provider(
-        "provider-noschema",
+        "provider-wider",
         MODEL,
         &dealer,
-        &["--reveal", "probabilities"],
+        &["--schema", &path(&wider_path), "--reveal", "probabilities"],
         &[],
     );
     let o = d.diagnose_at(
