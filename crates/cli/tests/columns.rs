@@ -148,6 +148,7 @@ fn diagnose_matches_columns_by_name_and_checks_records_before_anything_is_sent()
     let dir = scratch("columns-diagnose");
     let schema = schema_file(&dir, "breast_cancer_test.csv");
     let d = deploy_with("columns-diagnose-d", MODEL, &["--schema", &schema]);
+    d.provider_proc().wait_for("30 named columns");
     let test = || Csv::testdata("breast_cancer_test.csv");
     let out = |name: &str| d.dir.join(name);
     let diagnose = |input: &str, output: &Path, extra: &[&str]| {

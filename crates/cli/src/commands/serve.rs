@@ -62,9 +62,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(
-        "provider serving {} ({} parameters, reveal {:?}) on {}",
+        "provider serving {} ({} parameters, {}, reveal {:?}) on {}",
         what,
         net.param_count(),
+        match &net.schema {
+            Some(s) => format!("{} named columns", s.features.len()),
+            None => "columns not named".to_string(),
+        },
         args.reveal,
         listener.local_addr()?
     );
