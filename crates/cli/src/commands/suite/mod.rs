@@ -373,8 +373,10 @@ fn diagnose(
         .into_iter()
         .map(|l| serde_json::from_value(l).context("a report line"))
         .collect::<anyhow::Result<Vec<Report>>>()?;
+    // Results: the run's comment line, the header, then one line per record.
     let labels = std::fs::read_to_string(&out)?
         .lines()
+        .filter(|l| !l.starts_with('#'))
         .skip(1)
         .map(|l| {
             l.split(',')
