@@ -351,8 +351,9 @@ fn diagnose(
         .args(["diagnose", "--server", server, "--dealer", dealer])
         .args(["--insecure-plaintext", "--timeout", "600"])
         .args(["--batch", &batch.to_string()])
-        .args(["--input", &path(&input), "--output", &path(&out)])
-        .args(["--report", &path(&report)])
+        // The records are written in the model's column order, without a header.
+        .args(["--input", &path(&input), "--no-header"])
+        .args(["--output", &path(&out), "--report", &path(&report)])
         .stderr(Stdio::null())
         .status()
         .context("starting the client")?;
