@@ -210,8 +210,10 @@ class ClipVariants(nn.Module):
 
 class SamePadPools(nn.Module):
     """Keras `same` padding written in PyTorch: asymmetric F.pad (bottom/right) before a
-    strided max pool (-inf) and a strided convolution (zeros); padded average pooling,
-    counting and not counting the padding; a 7x7 global average (not a power of two)."""
+    strided max pool (-inf) and a strided convolution (zeros); a zero F.pad before a max
+    pool of a ReLU's output (zeros never win there); padded average pooling, counting and
+    not counting the padding, and after an asymmetric zero F.pad (counted); a 7x7 global
+    average (49, not a power of two)."""
 
     def __init__(self):
         super().__init__()
@@ -223,7 +225,8 @@ class SamePadPools(nn.Module):
     def forward(self, x):
         y = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, stride=2)
         y = torch.relu(self.conv(F.pad(y, (0, 1, 0, 1))))
-        y = self.avg_in(y) + self.avg_ex(y)
+        y = F.max_pool2d(F.pad(y, (1, 1, 1, 1)), 3, stride=1)
+        y = self.avg_in(y) + self.avg_ex(y) + F.avg_pool2d(F.pad(y, (0, 2, 0, 2)), 3, stride=1)
         return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
 
 
@@ -268,7 +271,7 @@ IMAGING = {
     "grouped_depthwise": (GroupedDepthwise, [4, 6, 6]),
     "dense_concat": (DenseConcat, [3, 5, 5]),
     "clip_variants": (ClipVariants, [6]),
-    "same_pad_pools": (SamePadPools, [2, 15, 15]),
+    "same_pad_pools": (SamePadPools, [2, 29, 29]),
     "sigmoid_head": (sigmoid_head, [6]),
     "logit_head": (logit_head, [6]),
 }

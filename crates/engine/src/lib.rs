@@ -22,6 +22,7 @@
 //! corrections (client only). Then the online protocol.
 
 mod bounds;
+pub mod fidelity;
 mod limits;
 pub mod local;
 pub mod opbench;
@@ -35,6 +36,7 @@ use cryptmed_model::Network;
 use cryptmed_ring::FixedPoint;
 use serde::{Deserialize, Serialize};
 
+pub use fidelity::Fidelity;
 pub use plan::{Plan, Step, StepKind};
 pub use report::{LayerReport, Report};
 pub use session::{ClientSession, DealerSession, ProgressFn, ProviderSession};
@@ -200,14 +202,17 @@ pub struct Model {
 
 /// The digest of [`Model::architecture_digest`]: the plan, the
 /// configuration and the network's public description of its inputs and
-/// outputs (the preprocessing a record goes through, the class names).
+/// outputs (the columns and the preprocessing a record goes through, the
+/// class names).
 fn digest(plan: &Plan, config: &EngineConfig, network: &Network) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(b"cryptmed plan v2\0");
+    h.update(b"cryptmed plan v3\0");
     h.update(&serde_json::to_vec(plan).unwrap_or_default());
     h.update(&serde_json::to_vec(config).unwrap_or_default());
+    h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.preprocessing).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.class_names).unwrap_or_default());
+    h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
     *h.finalize().as_bytes()
 }
 
@@ -248,7 +253,15 @@ impl Model {
         plan::check_headroom(&plan)?;
         let input_limits = limits::input_limits(&plan);
         if let Some(l) = &input_limits {
-            limits::check_usable(config.fixed, l)?;
+            let needed: Vec<f64> = match &network.schema {
+                Some(schema) => schema
+                    .features
+                    .iter()
+                    .map(|c| c.magnitude().unwrap_or(1.0))
+                    .collect(),
+                None => vec![],
+            };
+            limits::check_usable(config.fixed, l, &needed)?;
         }
         let digest = digest(&plan, &config, &network);
         Ok(Self {
@@ -321,7 +334,7 @@ impl Model {
     }
 
     /// BLAKE3 digest of the plan's public steps, the engine configuration
-    /// and the inputs' public preprocessing and class names (never the
+    /// and the inputs' public columns, preprocessing and class names (never the
     /// weights): equal digests mean equal plans. Computed once, when the
     /// model is compiled.
     pub fn architecture_digest(&self) -> [u8; 32] {

@@ -114,10 +114,14 @@ pub(crate) fn input_limits(plan: &Plan) -> Option<Vec<f64>> {
         .fold(f64::INFINITY, f64::min);
     // The record's own encoding must stay below the ceiling too.
     let cap = (CEILING - 0.5) / pow2(plan.frac_bits);
+    // Bounds so far are on the scaled columns `x_j 2^e_j`; in real units
+    // each limit is `2^-e_j` times that (still a power of two).
+    let exponent = |j: usize| plan.input_exponents.get(j).copied().unwrap_or(0);
     Some(
         units
             .iter()
-            .map(|u| pow2_floor((lambda * u).min(cap)))
+            .enumerate()
+            .map(|(j, u)| pow2_floor((lambda * u).min(cap)) * (2f64).powi(-exponent(j)))
             .collect(),
     )
 }
@@ -141,14 +145,20 @@ fn why(fp: FixedPoint) -> String {
     )
 }
 
-/// Refuses, at compile time, limits too small for real records (below 1):
-/// the message names every such column (1-based) and its limit.
-pub(crate) fn check_usable(fp: FixedPoint, limits: &[f64]) -> Result<(), EngineError> {
+/// Refuses, at compile time, limits too small for real records: below
+/// `needed[j]` (the schema's plausible magnitude of the column, or 1 without
+/// one). The message names every such column (1-based), its limit and need.
+pub(crate) fn check_usable(
+    fp: FixedPoint,
+    limits: &[f64],
+    needed: &[f64],
+) -> Result<(), EngineError> {
     let small: Vec<String> = limits
         .iter()
         .enumerate()
-        .filter(|(_, l)| **l < 1.0)
-        .map(|(j, l)| format!("column {} (+-{l})", j + 1))
+        .map(|(j, l)| (j, l, needed.get(j).copied().unwrap_or(1.0)))
+        .filter(|(_, l, need)| **l < *need)
+        .map(|(j, l, need)| format!("column {} (+-{l}, needs +-{need})", j + 1))
         .collect();
     if small.is_empty() {
         return Ok(());
@@ -232,8 +242,20 @@ mod tests {
     #[test]
     fn unusable_limits_are_refused_by_column() {
         let fp = FixedPoint::default();
-        assert!(check_usable(fp, &[1.0, 2.0]).is_ok());
-        let m = check_usable(fp, &[1.0, 0.5, 0.25]).unwrap_err().to_string();
-        assert!(m.contains("column 2 (+-0.5), column 3 (+-0.25)"), "{m}");
+        assert!(check_usable(fp, &[1.0, 2.0], &[]).is_ok());
+        let m = check_usable(fp, &[1.0, 0.5, 0.25], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("column 2 (+-0.5, needs +-1), column 3 (+-0.25, needs +-1)"),
+            "{m}"
+        );
+        // A schema's range sets the need: a small column may have a small limit.
+        assert!(check_usable(fp, &[0.03125, 4096.0], &[0.02, 3000.0]).is_ok());
+        let m = check_usable(fp, &[0.03125, 2048.0], &[0.02, 3000.0]).unwrap_err();
+        assert!(
+            m.to_string().contains("column 2 (+-2048, needs +-3000)"),
+            "{m}"
+        );
     }
 }

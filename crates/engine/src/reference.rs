@@ -14,13 +14,7 @@ pub(crate) fn evaluate(model: &Model, input: &[f64]) -> Result<Vec<f64>, EngineE
     let fp = model.config.fixed;
     let plan = &model.plan;
     let mut values: Vec<Vec<Elem>> = vec![Vec::new(); plan.value_len.len()];
-    values[0] = encode_records(
-        fp,
-        model.input_limits(),
-        0,
-        &[input.to_vec()],
-        plan.value_len[0],
-    )?;
+    values[0] = encode_records(model, model.input_limits(), 0, &[input.to_vec()])?;
     for s in &plan.steps {
         let x = &values[s.inputs[0]];
         let y: Vec<Elem> = match &s.kind {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use cryptmed_engine::local::run_local;
-use cryptmed_engine::{EngineConfig, Model, Reveal};
+use cryptmed_engine::{EngineConfig, Model, Reveal, StepKind};
 use cryptmed_model::{onnx, reference};
 
 fn data(name: &str) -> Option<(PathBuf, serde_json::Value)> {
@@ -112,4 +112,40 @@ fn densenet121_at_224() {
 #[test]
 fn mobilenetv2_at_224() {
     check("mobilenetv2");
+}
+
+/// The ResNet stem (Conv, ReLU, max pool 3x3/2 with padding 1) as exported
+/// by torch: the pool runs first, rows then columns, and the ReLU on its
+/// 64x56x56 outputs, a quarter of the convolution's.
+#[test]
+fn resnet_stems_pool_before_their_relu() {
+    for name in ["resnet18", "resnet50"] {
+        let Some((path, _)) = data(name) else {
+            continue;
+        };
+        let net = onnx::load(&path).unwrap();
+        let model = Model::compile(net.public(), EngineConfig::default()).unwrap();
+        let stem: Vec<(String, usize)> = model.plan().steps[..4]
+            .iter()
+            .map(|s| {
+                let kind = match s.kind {
+                    StepKind::Linear { .. } => "linear",
+                    StepKind::MaxPool { .. } => "maxpool",
+                    StepKind::Relu { .. } => "relu",
+                    _ => "other",
+                };
+                (format!("{kind} {}", s.name), s.len)
+            })
+            .collect();
+        assert_eq!(
+            stem,
+            [
+                ("linear /conv1/Conv".to_string(), 64 * 112 * 112),
+                ("maxpool /maxpool/MaxPool.rows".to_string(), 64 * 112 * 56),
+                ("maxpool /maxpool/MaxPool".to_string(), 64 * 56 * 56),
+                ("relu /relu/Relu".to_string(), 64 * 56 * 56),
+            ],
+            "{name}"
+        );
+    }
 }

@@ -81,6 +81,7 @@ fn mlp(scales: &[f64], seed: u64, relu_first: bool) -> Network {
         input_shape: vec![d],
         nodes,
         class_names: None,
+        schema: None,
         preprocessing: None,
     }
 }
@@ -295,6 +296,7 @@ fn convolution_limits_are_per_channel_and_safe() {
             node("act", Op::Act(Activation::Relu), 1, vec![3, 6, 6]),
         ],
         class_names: None,
+        schema: None,
         preprocessing: None,
     };
     let model = logits_model(&net);

@@ -49,6 +49,7 @@ fn elementwise(act: Activation, n: usize, then_dense: bool) -> Network {
         input_shape: vec![n],
         nodes,
         class_names: None,
+        schema: None,
         preprocessing: None,
     }
 }

@@ -72,6 +72,13 @@ fn parse(file: &str, bytes: &[u8]) -> Result<Idx, InputError> {
 /// [module documentation](super)); bytes are scaled to `[0, 1]`. A label
 /// file (rank 1, magic `0x00000801`) is refused: it holds no records.
 pub fn idx(file: &str, bytes: &[u8], shape: &[usize]) -> Result<Records, InputError> {
+    let (found, values) = idx_array(file, bytes)?;
+    split(file, "an IDX array", &found, shape, values)
+}
+
+/// An IDX image file's dimensions and values in `[0, 1]`, whatever the
+/// model; a label file is refused.
+pub(crate) fn idx_array(file: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), InputError> {
     let x = parse(file, bytes)?;
     if x.dims.len() == 1 {
         return Err(InputError::Format {
@@ -84,7 +91,7 @@ pub fn idx(file: &str, bytes: &[u8], shape: &[usize]) -> Result<Records, InputEr
         });
     }
     let values = x.body.iter().map(|b| *b as f64 / 255.0).collect();
-    split(file, "an IDX array", &x.dims, shape, values)
+    Ok((x.dims, values))
 }
 
 /// An IDX label file (rank 1, magic `0x00000801`): one class index per byte.

@@ -27,18 +27,21 @@ pub use folder::MAX_IMAGES;
 mod idx;
 pub mod image;
 mod npy;
+mod plausible;
+pub mod results;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::path::Path;
 
-use cryptmed_model::ImagePreprocessing;
+use cryptmed_model::{FeatureSchema, ImagePreprocessing, Network};
 
-pub use csv::csv;
+pub use csv::{CsvOptions, Table, csv};
 pub use idx::{idx, idx_labels};
 pub use image::{Format, Raster, cifar, png};
 pub use npy::npy;
+pub use plausible::{Implausible, check_plausible};
 
 /// Where a record is in its file: the 1-based line for text formats, and
 /// the record's index counted from 0.
@@ -98,20 +101,6 @@ pub enum InputError {
         /// What is wrong, with the allowed range where there is one.
         reason: String,
     },
-    /// A CSV row has the wrong number of cells.
-    #[error("{file}: {place}: {found} values, the model expects {expected}{}", if *labelled { " and a label" } else { "" })]
-    Shape {
-        /// File.
-        file: String,
-        /// The record.
-        place: Place,
-        /// Values found.
-        found: usize,
-        /// Values the model takes.
-        expected: usize,
-        /// Whether a label column was expected after them.
-        labelled: bool,
-    },
     /// An array (NPY, IDX, PNG, CIFAR) whose shape does not hold records of
     /// the model's input shape.
     #[error("{file}: {what} of shape {} does not hold records of the model's input shape {}: {}", dims(found), dims(expected), hint(expected, *batch))]
@@ -153,6 +142,9 @@ pub struct Records {
     pub lines: Vec<usize>,
     /// For a folder of images, the file of each record; empty otherwise.
     pub sources: Vec<String>,
+    /// For a CSV, the 1-based file column of each model column (they
+    /// differ when columns are matched by name); empty when they are equal.
+    pub columns: Vec<usize>,
 }
 
 impl Records {
@@ -164,8 +156,33 @@ impl Records {
         }
     }
 
+    /// A digest of the records as the model reads them (values, in order,
+    /// bit for bit): a results file remembers it, so that `--resume` only
+    /// continues the same records.
+    pub fn fingerprint(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"cryptmed records v1\0");
+        h.update(&(self.records.len() as u64).to_le_bytes());
+        for r in &self.records {
+            h.update(&(r.len() as u64).to_le_bytes());
+            for v in r {
+                h.update(&v.to_bits().to_le_bytes());
+            }
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    /// The file column of model column `column` (both 1-based).
+    pub fn file_column(&self, column: usize) -> usize {
+        self.columns
+            .get(column.wrapping_sub(1))
+            .copied()
+            .unwrap_or(column)
+    }
+
     /// The loader's error for a value refused later (by the engine, against
-    /// the model's own limits), so that every refusal reads the same.
+    /// the model's own limits), so that every refusal reads the same;
+    /// `column` is the model's (1-based), the message names the file's.
     pub fn value_error(
         &self,
         file: &str,
@@ -176,7 +193,7 @@ impl Records {
         InputError::Value {
             file: file.into(),
             place: self.place(record),
-            column,
+            column: self.file_column(column),
             reason,
         }
     }
@@ -192,9 +209,21 @@ pub struct Target<'a> {
     pub image: Option<&'a ImagePreprocessing>,
     /// Class names, in label order (for a folder of class subfolders).
     pub classes: Option<&'a [String]>,
+    /// The model's columns, when it names them (a CSV is matched by name).
+    pub schema: Option<&'a FeatureSchema>,
 }
 
 impl<'a> Target<'a> {
+    /// What a network's public description asks of records.
+    pub fn of(net: &'a Network) -> Self {
+        Target {
+            shape: &net.input_shape,
+            image: net.preprocessing.as_ref().and_then(|p| p.image.as_ref()),
+            classes: net.class_names.as_deref(),
+            schema: net.schema.as_ref(),
+        }
+    }
+
     /// Records of `shape`, nothing else declared.
     pub fn shape(shape: &'a [usize]) -> Self {
         Target {
@@ -220,57 +249,175 @@ pub fn load_shaped(
     load_for(path, &Target::shape(shape), labelled, limit)
 }
 
-/// Loads records for `target` from `path`, choosing the format by name
-/// (`.csv` or `.txt`, `.npy`, `.png`, `.jpg`/`.jpeg`, `.dcm`, `.bin` for
-/// CIFAR-10, anything with `idx` or `ubyte` for IDX), or from a folder of
-/// images (see [`folder`](crate::folder)). `labelled` means the last CSV
-/// column is an integer label, or a folder's subfolders name the classes.
-/// Values must be finite with `|v| < limit`. A file without records is refused.
+/// Loads records for `target` from `path` in one go: [`Source::read`] then
+/// [`Source::records`], columns by name where the model names them.
 pub fn load_for(
     path: &Path,
     target: &Target<'_>,
     labelled: bool,
     limit: f64,
 ) -> Result<Records, InputError> {
-    let file = path.display().to_string();
-    let r = if path.is_dir() {
-        folder::load(path, target, labelled)?
-    } else {
-        load_file(path, target, labelled)?
+    let opts = ReadOptions {
+        csv: CsvOptions {
+            labelled,
+            ..CsvOptions::default()
+        },
+        limit,
     };
-    if r.records.is_empty() {
-        return Err(no_records(&file, "the file holds none"));
-    }
-    check(&file, &r, limit)?;
-    Ok(r)
+    Source::read(path, &opts)?.records(target)
 }
 
-/// One file's records.
-fn load_file(path: &Path, target: &Target<'_>, labelled: bool) -> Result<Records, InputError> {
-    let file = path.display().to_string();
-    let bytes = read(path)?;
-    let name = lower_name(path);
-    let shape = target.shape;
-    let len = shape.iter().product();
-    Ok(if let Some(format) = Format::of(&name) {
-        Records {
-            records: vec![image_record(&file, &bytes, format, target)?],
-            ..Records::default()
-        }
-    } else if name.ends_with(".csv") || name.ends_with(".txt") {
-        csv(&file, &bytes, len, labelled)?
-    } else if name.ends_with(".npy") {
-        npy(&file, &bytes, shape)?
-    } else if name.contains("idx") || name.contains("ubyte") {
-        idx(&file, &bytes, shape)?
-    } else if name.ends_with(".bin") {
-        cifar(&file, &bytes, shape)?
-    } else {
-        return Err(InputError::Format {
+/// How a record file is read before the model is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOptions {
+    /// CSV columns: header, skipped columns, label.
+    pub csv: CsvOptions,
+    /// Values must be finite with `|v| < limit`.
+    pub limit: f64,
+}
+
+/// A record file read and checked as far as it can be without the model:
+/// a CSV parsed whole (header, skipped columns, every number), an array's
+/// header and values, every image decoded. [`Source::records`] then fits it
+/// to the model's public description (shape, columns, preprocessing), so
+/// that a client finds every fault of its own files before it connects.
+#[derive(Debug, Clone)]
+pub struct Source {
+    file: String,
+    limit: f64,
+    labelled: bool,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Table(Table),
+    Array {
+        what: &'static str,
+        shape: Vec<usize>,
+        values: Vec<f64>,
+    },
+    Cifar(Vec<u8>),
+    Images(Vec<folder::ImageFile>),
+}
+
+impl Source {
+    /// Reads `path`, choosing the format by name (`.csv` or `.txt`, `.npy`,
+    /// `.png`, `.jpg`/`.jpeg`, `.dcm`, `.bin` for CIFAR-10, anything with
+    /// `idx` or `ubyte` for IDX), or a folder of images (see
+    /// [`folder`](crate::folder)). With `labelled`, a CSV has a label column
+    /// and a folder's subfolders name the classes.
+    pub fn read(path: &Path, opts: &ReadOptions) -> Result<Source, InputError> {
+        let file = path.display().to_string();
+        let labelled = opts.csv.labelled;
+        let kind = if path.is_dir() {
+            Kind::Images(folder::read_dir(path, labelled)?)
+        } else {
+            let name = lower_name(path);
+            if Format::of(&name).is_some() {
+                Kind::Images(vec![folder::ImageFile::read(path, None)?])
+            } else {
+                let bytes = read(path)?;
+                if name.ends_with(".csv") || name.ends_with(".txt") {
+                    Kind::Table(Table::parse(&file, &bytes, &opts.csv, opts.limit)?)
+                } else if name.ends_with(".npy") {
+                    let (shape, values) = npy::npy_array(&file, &bytes)?;
+                    Kind::Array {
+                        what: "an array",
+                        shape,
+                        values,
+                    }
+                } else if name.contains("idx") || name.contains("ubyte") {
+                    let (shape, values) = idx::idx_array(&file, &bytes)?;
+                    Kind::Array {
+                        what: "an IDX array",
+                        shape,
+                        values,
+                    }
+                } else if name.ends_with(".bin") {
+                    cifar(&file, &bytes, &[3, 32, 32])?;
+                    Kind::Cifar(bytes)
+                } else {
+                    return Err(InputError::Format {
+                        file,
+                        reason: "unknown format: use .csv, .npy, .png, .jpg, .dcm, an IDX file, a CIFAR-10 .bin or a folder of images".into(),
+                    });
+                }
+            }
+        };
+        let source = Source {
             file,
-            reason: "unknown format: use .csv, .npy, .png, .jpg, .dcm, an IDX file, a CIFAR-10 .bin or a folder of images".into(),
-        });
-    })
+            limit: opts.limit,
+            labelled,
+            kind,
+        };
+        if let Kind::Array { shape, values, .. } = &source.kind {
+            source.check_values(shape, values)?;
+        }
+        Ok(source)
+    }
+
+    /// The file (or folder) read.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The CSV table, for a CSV file.
+    pub fn table(&self) -> Option<&Table> {
+        match &self.kind {
+            Kind::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The records for `target`: shape checked, CSV columns matched, images
+    /// prepared, every value finite and below the limit. A file without
+    /// records is refused.
+    pub fn records(&self, target: &Target<'_>) -> Result<Records, InputError> {
+        let file = &self.file;
+        let shape = target.shape;
+        let r = match &self.kind {
+            Kind::Table(t) => t.records(shape.iter().product(), target.schema)?,
+            Kind::Array {
+                what,
+                shape: found,
+                values,
+            } => split(file, what, found, shape, values.clone())?,
+            Kind::Cifar(bytes) => cifar(file, bytes, shape)?,
+            Kind::Images(images)
+                if images.len() == 1 && !self.labelled && images[0].name == *file =>
+            {
+                Records {
+                    records: vec![images[0].record(target)?],
+                    ..Records::default()
+                }
+            }
+            Kind::Images(images) => folder::records(images, target, self.labelled)?,
+        };
+        if r.records.is_empty() {
+            return Err(no_records(file, "the file holds none"));
+        }
+        check(file, &r, self.limit)?;
+        Ok(r)
+    }
+
+    /// Refuses an array value that is not finite or not below the limit,
+    /// naming its index as a record of the array's own trailing shape.
+    fn check_values(&self, shape: &[usize], values: &[f64]) -> Result<(), InputError> {
+        let per = shape
+            .get(1..)
+            .map_or(1, |s| s.iter().product::<usize>().max(1));
+        let per = if shape.len() <= 1 {
+            values.len().max(1)
+        } else {
+            per
+        };
+        let r = Records {
+            records: values.chunks(per).map(<[f64]>::to_vec).collect(),
+            ..Records::default()
+        };
+        check(&self.file, &r, self.limit)
+    }
 }
 
 /// One image file as a record: prepared as the model declares, or as it is.

@@ -52,6 +52,12 @@ fn parse_header(header: &str) -> Result<Header, String> {
 /// [module documentation](super)). A file shorter or longer than its header
 /// promises is refused as such.
 pub fn npy(file: &str, bytes: &[u8], shape: &[usize]) -> Result<super::Records, InputError> {
+    let (found, values) = npy_array(file, bytes)?;
+    split(file, "an array", &found, shape, values)
+}
+
+/// An NPY file's shape and values (C order), whatever the model.
+pub(crate) fn npy_array(file: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), InputError> {
     let bad = |r: String| InputError::Format {
         file: file.into(),
         reason: r,
@@ -118,5 +124,5 @@ pub fn npy(file: &str, bytes: &[u8], shape: &[usize]) -> Result<super::Records, 
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
             .collect()
     };
-    split(file, "an array", &h.shape, shape, values)
+    Ok((h.shape, values))
 }

@@ -98,15 +98,36 @@ fn csv_every_kind_of_bad_cell_names_the_same_line_record_and_column() {
 
 #[test]
 fn csv_wrong_width_bad_labels_and_no_records() {
+    // A ragged file is refused as read, before the model is known.
     let (path, msg) = err("w.csv", b"1,2,3\n4,5\n", &[3], false);
     assert_eq!(
         msg,
-        format!("{path}: line 2 (record 1): 2 values, the model expects 3")
+        format!("{path}: line 2 (record 1): 2 values, the first record has 3")
     );
     let (path, msg) = err("wl.csv", b"h1,h2,h3\n1,2,0\n1,2\n", &[2], true);
     assert_eq!(
         msg,
-        format!("{path}: line 3 (record 1): 2 values, the model expects 2 and a label")
+        format!("{path}: line 3 (record 1): 2 values, the header has 3")
+    );
+    // A whole file of another width, against the model.
+    let (path, msg) = err("m.csv", b"1,2,3\n4,5,6\n", &[2], false);
+    assert_eq!(
+        msg,
+        format!(
+            "{path}: 3 values per record, the model expects 2; a column too many? a label in the last column needs a header to skip it"
+        )
+    );
+    let (path, msg) = err("ml.csv", b"a,b,c,label\n1,2,3,0\n", &[2], true);
+    assert_eq!(
+        msg,
+        format!("{path}: 3 values per record, the model expects 2 and a label")
+    );
+    let (path, msg) = err("mh.csv", b"a,b,label\n1,2,0\n", &[2], false);
+    assert_eq!(
+        msg,
+        format!(
+            "{path}: 3 values per record, the model expects 2; a column too many (a label, an id)? skip it with --ignore-column NAME"
+        )
     );
     let (path, msg) = err("l.csv", b"1,2,x\n", &[2], true);
     assert_eq!(

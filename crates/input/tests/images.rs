@@ -135,6 +135,7 @@ fn a_declared_preprocessing_prepares_any_size_from_any_format() {
             shape: &shape,
             image: Some(&prep),
             classes: None,
+            schema: None,
         };
         let r = load_for(&fixtures().join(name), &target, false, 1e6).unwrap();
         assert_eq!(r.records.len(), 1);
@@ -181,6 +182,7 @@ fn a_folder_of_images_is_read_in_name_order_with_labels_from_class_subfolders() 
         shape: &[3, 8, 8],
         image: Some(&prep),
         classes: Some(&classes),
+        schema: None,
     };
     let r = load_for(&dir, &target, true, 1e6).unwrap();
     let names: Vec<String> = r

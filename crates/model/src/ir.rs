@@ -139,6 +139,17 @@ impl Activation {
             Activation::Clip { .. } => "clip",
         }
     }
+
+    /// True when every output is `>= 0` exactly, in the secure engine too
+    /// (ReLU, and a clip with a lower bound of at least 0): a max pool may
+    /// then pad such a value with zeros as with negative infinity.
+    pub fn is_non_negative(&self) -> bool {
+        match self {
+            Activation::Relu => true,
+            Activation::Clip { min, .. } => min.is_some_and(|m| m >= 0.0),
+            _ => false,
+        }
+    }
 }
 
 /// What a node computes. Its `Debug` shows the public structure only
@@ -304,6 +315,9 @@ pub struct Network {
     pub nodes: Vec<Node>,
     /// Class names from the model's metadata, when present.
     pub class_names: Option<Vec<String>>,
+    /// The input columns: names, units, plausible ranges (public, in the digest).
+    #[serde(default)]
+    pub schema: Option<crate::meta::FeatureSchema>,
     /// How records are prepared from image files (public, in the digest).
     #[serde(default)]
     pub preprocessing: Option<crate::meta::Preprocessing>,

@@ -1,5 +1,5 @@
 //! The clear network: its description ([`ir`], with its inputs' public
-//! preprocessing, [`meta`]) and the one check every network passes before
+//! columns and preprocessing, [`meta`]) and the one check every network passes before
 //! use ([`mod@validate`]), the benchmark networks built in code ([`zoo`]),
 //! ONNX import and the plaintext reference. Records are read by
 //! `cryptmed-input`, the client's input pipeline.
@@ -14,5 +14,7 @@ pub mod validate;
 pub mod zoo;
 
 pub use ir::{Activation, Network, Node, Op, Tensor, TensorSizeError, ValueId};
-pub use meta::{Color, ImagePreprocessing, Preprocessing, Resize};
+pub use meta::{
+    Color, Feature, FeatureSchema, ImagePreprocessing, Preprocessing, Resize, SchemaFile,
+};
 pub use validate::{InvalidNetwork, Problem, validate};

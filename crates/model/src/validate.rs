@@ -131,6 +131,9 @@ pub fn validate(net: &Network) -> Result<(), InvalidNetwork> {
     if net.nodes.is_empty() {
         problems.push(whole("the network has no nodes".into()));
     }
+    if let Some(s) = &net.schema {
+        problems.extend(s.problems(net.input_len()).into_iter().map(&whole));
+    }
     if let Some(p) = &net.preprocessing {
         problems.extend(p.problems(&net.input_shape).into_iter().map(&whole));
     }

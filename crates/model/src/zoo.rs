@@ -110,6 +110,7 @@ impl Builder {
             input_shape: vec![],
             nodes: vec![],
             class_names: None,
+            schema: None,
             preprocessing: None,
         };
         Self {

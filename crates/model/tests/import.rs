@@ -233,6 +233,12 @@ fn fixtures_cover_every_opset_and_operator() {
         "Where",
         "Softmax",
         "Constant",
+        "Clip",
+        "Concat",
+        "Pad",
+        "ConstantOfShape",
+        "Slice",
+        "Transpose",
     ] {
         if !seen_ops.contains(op) {
             missing.push(format!("operator {op}"));
@@ -447,4 +453,59 @@ fn a_refused_node_does_not_make_its_consumers_offenders() {
     // A refused Where feeds a Gemm whose width no longer matches: one problem only.
     let e = onnx::load(&fixtures().join("refuse_where_identity_below.onnx")).unwrap_err();
     assert!(e.problems.iter().all(|p| !p.contains("(Gemm,")), "{e}");
+}
+
+/// Keras `same` padding written with `F.pad`, from both exporters: each
+/// `Pad` disappears into the pads of the convolution or pool that reads it
+/// (bottom/right only; a zero pad before the max pool of a ReLU's output is
+/// taken as padding that never wins; zeros before an average pool count in
+/// its divisor), and the global average is over 7x7.
+#[test]
+fn pads_fold_into_the_following_convolution_or_pool() {
+    for f in [
+        "same_pad_pools_torchscript17.onnx",
+        "same_pad_pools_dynamo18.onnx",
+    ] {
+        let net = onnx::load(&fixtures().join(f)).unwrap();
+        let geoms: Vec<_> = net
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::MaxPool { geom } | Op::AvgPool { geom, .. } => {
+                    Some((n.op.name(), geom.stride, geom.pads))
+                }
+                Op::Conv2d { geom, .. } => Some((n.op.name(), geom.stride, geom.pads)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            geoms,
+            [
+                ("maxpool", [2, 2], [0, 0, 1, 1]),
+                ("conv2d", [2, 2], [0, 0, 1, 1]),
+                ("maxpool", [1, 1], [1, 1, 1, 1]),
+                ("avgpool", [1, 1], [1, 1, 1, 1]),
+                ("avgpool", [1, 1], [1, 1, 1, 1]),
+                ("avgpool", [1, 1], [0, 0, 2, 2]),
+            ],
+            "{f}"
+        );
+        let gap = net
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, Op::GlobalAvgPool))
+            .unwrap_or_else(|| panic!("{f}: no global average"));
+        assert_eq!(net.shape_of(net.nodes[gap].inputs[0]), [4, 7, 7], "{f}");
+        let counted: Vec<bool> = net
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::AvgPool {
+                    count_include_pad, ..
+                } => Some(count_include_pad),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counted, [true, false, true], "{f}");
+    }
 }

@@ -1,6 +1,9 @@
-//! Malformed ONNX models, built here with the prost types: each is refused
-//! at load time (never a panic, never a failure at run time) with the one
-//! message that lists every offending node by name, operator and opset.
+//! Crafted ONNX models, built here with the prost types. Malformed ones:
+//! each is refused at load time (never a panic, never a failure at run time)
+//! with the one message that lists every offending node by name, operator
+//! and opset. And forms PyTorch does not export: `Clip` and `Pad` with
+//! attributes (before opset 11), infinite clip bounds, a zero `Pad` before
+//! the max pool of a ReLU.
 
 use cryptmed_model::onnx::{self, ImportError, pb};
 use prost::Message;
@@ -75,11 +78,21 @@ fn value(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 
 /// A model reading `x` of `input` (batch axis first) and producing `y`, at opset 17.
 fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, input: &[i64]) -> Vec<u8> {
+    model_at(17, nodes, inits, input)
+}
+
+/// [`model`] at `opset`.
+fn model_at(
+    opset: i64,
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    input: &[i64],
+) -> Vec<u8> {
     pb::ModelProto {
         ir_version: Some(8),
         opset_import: vec![pb::OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(17),
+            version: Some(opset),
         }],
         graph: Some(pb::GraphProto {
             node: nodes,
@@ -478,4 +491,313 @@ fn arbitrary_bytes_never_panic_the_importer() {
         }
     }
     assert!(refused > 0 && ok + refused == 2000, "{ok} {refused}");
+}
+
+fn int64s(name: &str, vals: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        dims: vec![vals.len() as i64],
+        data_type: Some(pb::tensor_proto::DataType::Int64 as i32),
+        name: Some(name.into()),
+        int64_data: vals.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: Some(name.into()),
+        s: Some(v.as_bytes().to_vec()),
+        r#type: Some(pb::attribute_proto::AttributeType::String as i32),
+        ..Default::default()
+    }
+}
+
+/// `Pad` (NCHW pads `pads`, constant `value`, extra attributes) of the input,
+/// read by `reader` (with its own attributes and initializers).
+fn padded(
+    pads: &[i64],
+    value: f32,
+    attrs: Vec<pb::AttributeProto>,
+    reader: pb::NodeProto,
+    mut inits: Vec<pb::TensorProto>,
+    input: &[i64],
+) -> Vec<u8> {
+    inits.extend([int64s("pads", pads), tensor("v", &[], &[value])]);
+    model(
+        vec![node("Pad", &["x", "pads", "v"], "xp", "pad", attrs), reader],
+        inits,
+        input,
+    )
+}
+
+/// Only a constant spatial `Pad` right before a convolution or a pool folds
+/// into it; zeros before a max pool only when the value is a ReLU's output.
+#[test]
+fn pads_that_cannot_fold_are_refused_by_name() {
+    let x = [1, 1, 8, 8];
+    let hw = [0, 0, 0, 1, 0, 0, 0, 1];
+    let pool = |op: &str, attrs| node(op, &["xp"], "y", "p", attrs);
+    let k3 = || vec![ints("kernel_shape", &[3, 3])];
+    let conv = || node("Conv", &["xp", "w"], "y", "c0", vec![]);
+    let relu = || node("Relu", &["xp"], "y", "r0", vec![]);
+    let cases: Vec<(Vec<u8>, &str, &str, &str)> = vec![
+        (
+            padded(
+                &hw,
+                0.0,
+                vec![string("mode", "reflect")],
+                conv(),
+                vec![conv_w()],
+                &x,
+            ),
+            "pad",
+            "Pad",
+            "Pad mode \"reflect\" (only constant)",
+        ),
+        (
+            padded(
+                &[0, 1, 0, 0, 0, 0, 0, 0],
+                0.0,
+                vec![],
+                conv(),
+                vec![conv_w()],
+                &x,
+            ),
+            "pad",
+            "Pad",
+            "only non-negative padding of height and width",
+        ),
+        (
+            padded(
+                &[0, 0, -1, 0, 0, 0, 0, 0],
+                0.0,
+                vec![],
+                conv(),
+                vec![conv_w()],
+                &x,
+            ),
+            "pad",
+            "Pad",
+            "only non-negative padding of height and width",
+        ),
+        (
+            padded(&hw, 1.0, vec![], conv(), vec![conv_w()], &x),
+            "c0",
+            "Conv",
+            "a Pad with value 1 before Conv (zeros only)",
+        ),
+        (
+            padded(&hw, 0.0, vec![], relu(), vec![], &x),
+            "r0",
+            "Relu",
+            "constant padding is supported only right before Conv, MaxPool or AveragePool",
+        ),
+        (
+            padded(&hw, 0.0, vec![], pool("MaxPool", k3()), vec![], &x),
+            "p",
+            "MaxPool",
+            "a Pad with zeros before MaxPool of a value that may be negative",
+        ),
+        (
+            padded(&hw, -5.0, vec![], pool("MaxPool", k3()), vec![], &x),
+            "p",
+            "MaxPool",
+            "pad with -inf",
+        ),
+        (
+            padded(&hw, 2.0, vec![], pool("AveragePool", k3()), vec![], &x),
+            "p",
+            "AveragePool",
+            "a Pad with value 2 before AveragePool (zeros only)",
+        ),
+        (
+            padded(
+                &hw,
+                0.0,
+                vec![],
+                pool(
+                    "AveragePool",
+                    vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1; 4])],
+                ),
+                vec![],
+                &x,
+            ),
+            "p",
+            "AveragePool",
+            "pads itself without counting its padding",
+        ),
+        (
+            // Folded, the padding would fill a whole window.
+            padded(
+                &[0, 0, 0, 0, 0, 0, 3, 3],
+                f32::NEG_INFINITY,
+                vec![],
+                pool("MaxPool", k3()),
+                vec![],
+                &x,
+            ),
+            "p",
+            "MaxPool",
+            "must be smaller than the 3x3 window",
+        ),
+    ];
+    for (bytes, name, op, want) in cases {
+        refused_once(&bytes, name, op, want);
+    }
+    // Pads computed from the record are not constant.
+    let dynamic = model(
+        vec![node("Pad", &["x", "x"], "xp", "pad", vec![]), conv()],
+        vec![conv_w()],
+        &x,
+    );
+    refused_once(&dynamic, "pad", "Pad", "the pads must be constant");
+}
+
+/// A zero `Pad` before the max pool of a ReLU's output folds (a padded zero
+/// never beats a ReLU's output), and the pool's window sees only the input.
+#[test]
+fn zero_pad_before_the_max_pool_of_a_relu_folds() {
+    let bytes = model(
+        vec![
+            node("Relu", &["x"], "r", "r0", vec![]),
+            node("Pad", &["r", "pads", "v"], "xp", "pad", vec![]),
+            node(
+                "MaxPool",
+                &["xp"],
+                "y",
+                "p",
+                vec![ints("kernel_shape", &[3, 3])],
+            ),
+        ],
+        vec![
+            int64s("pads", &[0, 0, 1, 0, 0, 0, 1, 2]),
+            tensor("v", &[], &[0.0]),
+        ],
+        &[1, 1, 8, 8],
+    );
+    let net = onnx::load_bytes(&bytes, "crafted").unwrap();
+    let pads: Vec<_> = net
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            cryptmed_model::Op::MaxPool { geom } => Some(geom.pads),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pads, [[1, 0, 1, 2]]);
+}
+
+fn float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: Some(name.into()),
+        f: Some(v),
+        r#type: Some(pb::attribute_proto::AttributeType::Float as i32),
+        ..Default::default()
+    }
+}
+
+/// The bounds of the one clip in `bytes`.
+fn clip_bounds(bytes: &[u8]) -> (Option<f64>, Option<f64>) {
+    let net = onnx::load_bytes(bytes, "crafted").unwrap_or_else(|e| panic!("{e}"));
+    let clips: Vec<_> = net
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            cryptmed_model::Op::Act(cryptmed_model::Activation::Clip { min, max }) => {
+                Some((min, max))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clips.len(), 1, "{:?}", net.nodes);
+    clips[0]
+}
+
+/// `Clip` bounds as attributes before opset 11 and as optional constant
+/// inputs since; an infinite bound on its own side is no bound, one on the
+/// other side (or NaN) is refused.
+#[test]
+fn clip_bounds_from_attributes_and_inputs() {
+    let x = [1, 4];
+    let old = |attrs| model_at(10, vec![node("Clip", &["x"], "y", "c", attrs)], vec![], &x);
+    assert_eq!(
+        clip_bounds(&old(vec![float("min", -1.5), float("max", 2.0)])),
+        (Some(-1.5), Some(2.0))
+    );
+    assert_eq!(
+        clip_bounds(&old(vec![float("max", 6.0)])),
+        (None, Some(6.0))
+    );
+    assert_eq!(clip_bounds(&old(vec![])), (None, None));
+    let new = |ins: &[&str], lo: f32, hi: f32| {
+        model(
+            vec![node("Clip", ins, "y", "c", vec![])],
+            vec![tensor("lo", &[], &[lo]), tensor("hi", &[], &[hi])],
+            &x,
+        )
+    };
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo", "hi"], 0.0, 6.0)),
+        (Some(0.0), Some(6.0))
+    );
+    assert_eq!(
+        clip_bounds(&new(&["x", "", "hi"], 0.0, 6.0)),
+        (None, Some(6.0))
+    );
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo"], -0.5, 0.0)),
+        (Some(-0.5), None)
+    );
+    assert_eq!(
+        clip_bounds(&new(&["x", "lo", "hi"], f32::NEG_INFINITY, f32::INFINITY)),
+        (None, None)
+    );
+    for (lo, hi, want) in [
+        (f32::INFINITY, 1.0, "clip min inf is not finite"),
+        (0.0, f32::NEG_INFINITY, "clip max -inf is not finite"),
+        (f32::NAN, 1.0, "clip min NaN is not finite"),
+        (2.0, 1.0, "clip bounds 2 > 1"),
+    ] {
+        refused_once(&new(&["x", "lo", "hi"], lo, hi), "c", "Clip", want);
+    }
+}
+
+/// Before opset 11 a `Pad`'s pads and value are attributes; they fold the same way.
+#[test]
+fn pad_attributes_before_opset_11_fold_too() {
+    let pad = |value: f32| {
+        model_at(
+            10,
+            vec![
+                node(
+                    "Pad",
+                    &["x"],
+                    "xp",
+                    "pad",
+                    vec![
+                        ints("pads", &[0, 0, 0, 0, 0, 0, 1, 1]),
+                        float("value", value),
+                    ],
+                ),
+                node("Conv", &["xp", "w"], "y", "c0", vec![]),
+            ],
+            vec![conv_w()],
+            &[1, 1, 8, 8],
+        )
+    };
+    let net = onnx::load_bytes(&pad(0.0), "crafted").unwrap_or_else(|e| panic!("{e}"));
+    let pads: Vec<_> = net
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            cryptmed_model::Op::Conv2d { geom, .. } => Some(geom.pads),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pads, [[0, 0, 1, 1]]);
+    let e = refuse(&pad(0.5)).to_string();
+    assert!(
+        e.contains("node c0 (Conv, opset 10): a Pad with value 0.5 before Conv (zeros only)"),
+        "{e}"
+    );
 }

@@ -18,6 +18,7 @@ fn net(input: &[usize], nodes: Vec<Node>) -> Network {
         input_shape: input.to_vec(),
         nodes,
         class_names: None,
+        schema: None,
         preprocessing: None,
     }
 }

@@ -16,7 +16,7 @@
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
-use cryptmed_ring::kernels::{Conv2dGeom, Scalar, matvec};
+use cryptmed_ring::kernels::{Conv2dGeom, Scalar, matvec, matvec_batch};
 use cryptmed_share::Role;
 use cryptmed_share::open::{recv_elems, send_elems};
 
@@ -79,11 +79,18 @@ impl Bilinear {
         }
     }
 
-    /// `op(w, x)` for consecutive records.
+    /// `op(w, x)` for consecutive records, in one kernel call per layer
+    /// (a dense layer over a batch is one matrix product; the cores are
+    /// shared over all records).
     pub fn apply_batch<T: Scalar>(&self, w: &[T], xs: &[T]) -> Vec<T> {
-        xs.chunks_exact(self.in_len())
-            .flat_map(|x| self.apply(w, x))
-            .collect()
+        match self {
+            Bilinear::Dense { rows, cols } => matvec_batch(w, *rows, *cols, xs),
+            Bilinear::Conv(g) => g.apply_batch(w, xs),
+            Bilinear::Diagonal { .. } => xs
+                .chunks_exact(self.in_len())
+                .flat_map(|x| self.apply(w, x))
+                .collect(),
+        }
     }
 }
 

@@ -442,12 +442,17 @@ fn closed_form_costs_for_every_table() {
     }
 }
 
+/// Softmax's bound, `|p - p_true| <= SOFTMAX_REL_BOUND p_true + SOFTMAX_ABS_BOUND`
+/// (as `cryptmed_engine::opbench` states it): twice exp's relative bound.
+const SOFTMAX_REL_BOUND: f64 = 5e-4;
+const SOFTMAX_ABS_BOUND: f64 = 2e-7;
+
 /// Softmax over 2 to 16 classes: logits over the whole input range at scale
 /// `2f`, ties, all-equal rows, huge and tiny spreads; error against f64.
 #[test]
 fn softmax_over_the_whole_range_within_its_bound() {
-    check_softmax(&Ppa::default(), 21);
-    check_softmax(&Fss, 6);
+    check_softmax(&Ppa::default(), 23);
+    check_softmax(&Fss, 8);
 }
 
 /// Softmax with `cmp`, whose two-class softmax takes `two_class_rounds`.
@@ -460,7 +465,7 @@ fn check_softmax<C: Comparison>(cmp: &C, two_class_rounds: u64) {
         exp: &exp,
         reciprocal: &recip,
     };
-    assert_eq!(softmax::output_scale(&t), 52);
+    assert_eq!(softmax::output_scale(&t), 60);
     let scale = (2f64).powi(32);
     for classes in [2usize, 3, 10, 16] {
         let mut prg = Prg::new(&Seed::from_u64(classes as u64), 4);
@@ -527,14 +532,22 @@ fn check_softmax<C: Comparison>(cmp: &C, two_class_rounds: u64) {
                 let want = (v - m).exp() / s;
                 let g = got[b * classes + c];
                 assert!(
-                    (g - want).abs() <= 2.5e-3 * want + 2e-7,
+                    (g - want).abs() <= SOFTMAX_REL_BOUND * want + SOFTMAX_ABS_BOUND,
                     "{}: classes {classes}, row {b}: p = {g}, want {want} (logits {row:?})",
                     cmp.name()
                 );
             }
+            // The Newton step leaves the reciprocal's squared error only.
+            let sum: f64 = got[b * classes..(b + 1) * classes].iter().sum();
+            assert!(
+                (sum - 1.0).abs() <= 1e-5,
+                "{}: classes {classes}, row {b}: probabilities sum to {sum}",
+                cmp.name()
+            );
         }
     }
-    // Two classes: tournament, exp, reciprocal, product (Ppa: 6 + 7 + 7 + 1; Fss: 1 + 2 + 2 + 1).
+    // Two classes: tournament, exp, reciprocal, products, truncation, product
+    // (Ppa: 6 + 7 + 7 + 1 + 1 + 1; Fss: 1 + 2 + 2 + 1 + 1 + 1).
     assert_eq!(softmax::cost(cmp, 1, 2, 16, &t).rounds, two_class_rounds);
 }
 

@@ -45,6 +45,8 @@ pub struct SessionInfo {
     pub class_names: Option<Vec<String>>,
     /// The public architecture.
     pub network: Network,
+    /// The architecture digest (hex) both parties checked.
+    pub digest: String,
 }
 
 /// The costs of one batch as the client learns them: its engine report and
@@ -311,6 +313,7 @@ fn run(
             reveal: config.reveal,
             class_names: class_names.clone(),
             network,
+            digest: ours.clone(),
         };
         let records = records(&info)?;
         Ok((model, info, records, ours))

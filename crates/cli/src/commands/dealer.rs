@@ -32,7 +32,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         pair_timeout: seconds("pair-timeout", args.pair_timeout)?,
         ..args.net.server_limits(&args.server)?
     };
-    let security = args.net.security()?;
+    let security = args.net.server_security(&args.server)?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dealer listening on {}", listener.local_addr()?);

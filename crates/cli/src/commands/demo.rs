@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use cryptmed_engine::{Prediction, Reveal};
+use cryptmed_engine::fidelity::softmax;
+use cryptmed_engine::{Fidelity, Prediction, Reveal};
 use cryptmed_model::reference;
 use cryptmed_service::client::{ClientSetup, diagnose_with_progress};
 use cryptmed_service::provider::ProviderSetup;
@@ -19,6 +20,7 @@ use cryptmed_service::{Limits, Security};
 use serde::Serialize;
 
 use super::RevealArg;
+use super::records::{RecordArgs, SchemaArgs};
 
 /// The bundled model: `python/train.py medical`, breast-cancer, ReLU (see models/README.md).
 const MODEL: &[u8] = include_bytes!("../../../../models/breast-cancer-relu.onnx");
@@ -28,15 +30,19 @@ const RECORDS: &[u8] = include_bytes!("../../../../testdata/breast_cancer_demo.c
 /// Arguments of `cryptmed demo`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-relu.onnx --input testdata/diabetes_test.csv\n\nA labelled CSV (a last column more than the model takes, such as the test splits in testdata/) is read without its labels."
+    after_help = "Examples:\n  cryptmed demo\n  cryptmed demo --reveal logits --json\n  cryptmed demo --model models/diabetes-relu.onnx --input testdata/diabetes_test.csv\n\nCSV columns are matched to the model's by header name. A labelled CSV (a `label` column, or a last column\nmore than the model takes, such as the test splits in testdata/) is read without its labels."
 )]
 pub(crate) struct Args {
     /// A model to use instead of the bundled one.
     #[arg(long, value_name = "FILE.onnx")]
     model: Option<PathBuf>,
-    /// Records to use instead of the bundled ones (CSV, NPY, IDX or PNG).
+    /// Records to use instead of the bundled ones (CSV, NPY, IDX, PNG, JPEG, DICOM or a folder of images).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+    #[command(flatten)]
+    records: RecordArgs,
+    #[command(flatten)]
+    schema: SchemaArgs,
     /// What the client may learn.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
@@ -55,6 +61,9 @@ struct Row {
     logits: Option<Vec<f64>>,
     plaintext_label: usize,
     plaintext_logits: Vec<f64>,
+    /// Columns outside their plausible range (let through by --allow-implausible).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    implausible: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -78,26 +87,39 @@ fn security(certs: &CertSet, role: &str) -> anyhow::Result<Security> {
 
 /// Runs `cryptmed demo`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let (net, model_name) = match &args.model {
+    let (mut net, model_name) = match &args.model {
         Some(p) => (super::load_network(p)?, p.display().to_string()),
         None => (
             cryptmed_model::onnx::load_bytes(MODEL, "breast-cancer-relu")?,
             "bundled breast-cancer-relu.onnx".to_string(),
         ),
     };
-    let (file, set) = match &args.input {
-        // A labelled file (one column more than the model takes) is read without its labels.
-        Some(p) => (
-            p.display().to_string(),
-            super::load_records(p, &net, false)
-                .or_else(|e| super::load_records(p, &net, true).map_err(|_| e))?,
-        ),
+    args.schema.apply(&mut net)?;
+    let (file, fitted) = match &args.input {
+        // A labelled file is read without its labels.
+        Some(p) => {
+            let fit = |labelled| -> anyhow::Result<_> {
+                Ok(args.records.fit(&args.records.read(p, labelled)?, &net)?)
+            };
+            (
+                p.display().to_string(),
+                fit(false).or_else(|e| fit(true).map_err(|_| e))?,
+            )
+        }
         None => {
             let file = "bundled breast_cancer_demo.csv";
-            let set = cryptmed_input::csv(file, RECORDS, net.input_len(), false)?;
-            (file.to_string(), set)
+            let table = cryptmed_input::Table::parse(file, RECORDS, &Default::default(), 1e9)?;
+            let records = table.records(net.input_len(), net.schema.as_ref())?;
+            (
+                file.to_string(),
+                super::records::Fitted {
+                    records,
+                    implausible: vec![],
+                },
+            )
         }
     };
+    let set = fitted.records.clone();
     let reveal: Reveal = args.reveal.into();
     let model = super::compile(net.clone(), reveal, &args.smooth)?;
     super::check_records(&file, &set, &model)?;
@@ -116,7 +138,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let pl = TcpListener::bind("127.0.0.1:0")?;
     let provider_addr = format!("localhost:{}", pl.local_addr()?.port());
     let setup = Arc::new(ProviderSetup {
-        model,
+        model: model.clone(),
         public: net.public(),
         dealer: dealer_addr.clone(),
         security: security(&certs, "provider")?,
@@ -159,10 +181,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     cost.offline_bytes = dealer_session + dealer_batches;
 
     let names = info.class_names.clone();
+    let mut fidelity = Fidelity::default();
+    for (x, p) in records.iter().zip(&preds) {
+        fidelity.add(&model, x, p)?;
+    }
     let rows: Vec<Row> = records
         .iter()
         .zip(&preds)
-        .map(|(x, p)| {
+        .enumerate()
+        .map(|(k, (x, p))| {
             let plain = reference::evaluate(&net, x);
             Row {
                 label: p.label,
@@ -171,6 +198,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 logits: p.logits.clone(),
                 plaintext_label: reference::label(&net, &plain),
                 plaintext_logits: plain,
+                implausible: fitted.implausible_in(k),
             }
         })
         .collect();
@@ -178,7 +206,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "predictions": rows, "cost": cost })
+                &serde_json::json!({ "predictions": rows, "cost": cost, "fidelity": fidelity })
             )?
         );
         return Ok(());
@@ -197,7 +225,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| i.to_string())
     };
     println!("record  secure diagnosis       plaintext diagnosis    match");
-    for (i, r) in rows.iter().enumerate() {
+    for (i, (r, x)) in rows.iter().zip(&records).enumerate() {
         println!(
             "{:<7} {:<22} {:<22} {}",
             i,
@@ -209,13 +237,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 "NO"
             }
         );
+        if !r.implausible.is_empty() {
+            println!(
+                "        implausible (let through): {}",
+                r.implausible.join(", ")
+            );
+        }
         if let Some(p) = &r.probabilities {
-            let plain = {
-                let m = r.plaintext_logits.iter().cloned().fold(f64::MIN, f64::max);
-                let e: Vec<f64> = r.plaintext_logits.iter().map(|v| (v - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                e.iter().map(|v| v / s).collect::<Vec<_>>()
-            };
+            let plain = softmax(&model.reference_logits(x));
             println!(
                 "        secure probabilities {:?}, plaintext {:?}",
                 p.iter()
@@ -249,6 +278,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         cost.offline_seconds * 1e3,
         cost.setup_bytes
     );
+    println!("{}", super::fidelity_line(&fidelity));
     println!(
         "the provider saw no record and no result; the client saw no weight; the dealer saw neither"
     );

@@ -1,40 +1,55 @@
 //! `cryptmed diagnose`: the client, diagnosing records with a remote provider.
+//!
+//! Order of work: the records are read and checked as far as they can be
+//! without the model (format, every number, the header against
+//! `--ignore-column`) and the output file's rules are applied **before**
+//! connecting; once the provider's public description arrives, the columns
+//! are matched by name, plausibility is checked, images are prepared and a
+//! resumed file is checked to belong to this run, all **before** the client
+//! accepts the session. The output is opened only when results arrive.
 
+use std::cell::{Cell, RefCell};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
-use cryptmed_engine::Prediction;
-use cryptmed_input::Records;
+use cryptmed_engine::{Prediction, Reveal};
+use cryptmed_input::Source;
+use cryptmed_input::results::{Columns, Existing, Mode, Outcome, ResultsError, Run, Writer};
 use cryptmed_service::ServiceError;
-use cryptmed_service::client::{ClientSetup, SessionInfo, diagnose_with_progress};
+use cryptmed_service::client::{BatchReport, ClientSetup, SessionInfo, diagnose_with_progress};
 
+use super::records::{Fitted, RecordArgs};
 use super::{NetArgs, RevealArg, UsageError};
 
 /// Arguments of `cryptmed diagnose`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed diagnose --server provider.example:7200 --dealer dealer.example:7100 --ca certs/ca.pem \\\n      --cert certs/client.pem --key certs/client.key --input records.csv --output results.csv\n  cryptmed diagnose ... --input records.csv --output results.jsonl --json --resume\n\nResults are written as they come: CSV (record,label,class_name,...) or, with --json, one JSON object per line.\n--resume continues after the last complete result in --output (same format)."
+    after_help = "Examples:\n  cryptmed diagnose --server provider.example:7200 --dealer dealer.example:7100 --ca certs/ca.pem \\\n      --cert certs/client.pem --key certs/client.key --input records.csv --output results.csv\n  cryptmed diagnose ... --input records.csv --ignore-column patient_id --output results.jsonl --json --resume\n\nCSV columns are matched to the model's by header name (any order); skip others with --ignore-column.\nResults are written as they come: CSV (record,label,class_name, then p_<class> or logit_<class>) or, with --json,\none JSON object per line, after a first line naming the run (records, model, output policy).\nAn existing --output is never overwritten: --resume continues it (same run only), --force replaces it."
 )]
 pub(crate) struct Args {
     /// The provider (`host:port`).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = super::host_port)]
     server: String,
     /// The dealer this client trusts (`host:port`).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = super::host_port)]
     dealer: String,
-    /// Records: CSV (one per row, optional header), NPY, IDX or PNG.
+    /// Records: CSV (header naming the model's columns), NPY, IDX, PNG, JPEG, DICOM, or a folder of images.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
+    #[command(flatten)]
+    records: RecordArgs,
     /// Where to write results (default: standard output).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// One JSON object per record per line instead of CSV.
     #[arg(long)]
     json: bool,
-    /// Continue after the last complete result in --output (a partly written last line is dropped).
-    #[arg(long, requires = "output")]
+    /// Continue the results in --output (same records, model and policy; a partly written last line is dropped).
+    #[arg(long, requires = "output", conflicts_with = "force")]
     resume: bool,
+    /// Replace the results in --output (once the first new results arrive).
+    #[arg(long, requires = "output")]
+    force: bool,
     /// Records per batch (a batch shares its rounds).
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -48,15 +63,203 @@ pub(crate) struct Args {
     net: NetArgs,
 }
 
+/// How the output is to be opened, by the rules: an existing non-empty
+/// file needs `--resume` or `--force`.
+fn output_mode(args: &Args) -> anyhow::Result<Mode> {
+    let Some(path) = &args.output else {
+        return Ok(Mode::New);
+    };
+    if args.force {
+        return Ok(Mode::Replace);
+    }
+    let usage = |e: ResultsError| match e {
+        ResultsError::Usage(m) => {
+            anyhow::Error::new(UsageError(format!("cannot write results: {m}")))
+        }
+        e => anyhow::Error::new(e),
+    };
+    match (Existing::read(path, args.json).map_err(usage)?, args.resume) {
+        (None, _) => Ok(Mode::New),
+        (Some(e), true) => Ok(Mode::Continue(e)),
+        (Some(_), false) => Err(UsageError(format!(
+            "{} already holds results: --resume continues them (the same records, model and policy), \
+             --force replaces them",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
+/// The run a results file belongs to, what it may reveal, and its class names.
+type Accepted = (Run, Reveal, Option<Vec<String>>);
+
+/// The client's state across the session's two callbacks.
+struct Client<'a> {
+    args: &'a Args,
+    source: Source,
+    /// Records already in a resumed output.
+    done: usize,
+    mode: RefCell<Option<Mode>>,
+    fitted: RefCell<Option<Fitted>>,
+    run: RefCell<Option<Accepted>>,
+    writer: RefCell<Option<Writer>>,
+    bar: RefCell<Option<indicatif::ProgressBar>>,
+    finished: Cell<usize>,
+}
+
+impl Client<'_> {
+    /// Once the provider's public description is known: fits the records
+    /// (columns, plausibility, preprocessing), checks a resumed output
+    /// belongs to this run, and returns the records to diagnose.
+    fn accept(&self, info: &SessionInfo) -> Result<Vec<Vec<f64>>, ServiceError> {
+        let input = |e: String| ServiceError::Input(e);
+        let fitted = self
+            .args
+            .records
+            .fit(&self.source, &info.network)
+            .map_err(|e| input(e.to_string()))?;
+        let run = Run {
+            input: fitted.records.fingerprint(),
+            model: info.digest.clone(),
+            reveal: info.reveal.name().into(),
+            allow_implausible: self.args.records.allow_implausible,
+        };
+        let n = fitted.records.records.len();
+        if let (Some(Mode::Continue(e)), Some(path)) =
+            (self.mode.borrow().as_ref(), &self.args.output)
+        {
+            e.check(path, &run, n).map_err(|e| input(e.to_string()))?;
+        }
+        if !fitted.implausible.is_empty() {
+            eprintln!(
+                "note: {} values outside their plausible range are diagnosed (--allow-implausible); \
+                 the `implausible` field of their results names the columns",
+                fitted.implausible.len()
+            );
+        }
+        let todo = fitted.records.records[self.done..].to_vec();
+        if std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(todo.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} records {elapsed} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            *self.bar.borrow_mut() = Some(b);
+        }
+        *self.run.borrow_mut() = Some((run, info.reveal, info.network.class_names.clone()));
+        *self.fitted.borrow_mut() = Some(fitted);
+        Ok(todo)
+    }
+
+    /// Writes a batch's results (opening the output at the first).
+    fn batch(
+        &self,
+        first: usize,
+        preds: &[Prediction],
+        report: &BatchReport,
+    ) -> Result<(), ServiceError> {
+        if let Some(path) = &self.args.report {
+            write_report(path, report)?;
+        }
+        let values = |p: &Prediction| {
+            p.probabilities
+                .clone()
+                .or_else(|| p.logits.clone())
+                .unwrap_or_default()
+        };
+        let mut writer = self.writer.borrow_mut();
+        let run = self.run.borrow();
+        let Some((run, reveal, classes)) = run.as_ref() else {
+            return Ok(());
+        };
+        let w = writer.get_or_insert_with(|| {
+            let kind = match reveal {
+                Reveal::Label => None,
+                r => Some(r.name()),
+            };
+            let outputs = preds.first().map_or(0, |p| values(p).len());
+            let columns = Columns::new(
+                kind,
+                outputs,
+                classes.as_deref(),
+                self.args.records.allow_implausible,
+            );
+            let mode = self.mode.borrow_mut().take().unwrap_or(Mode::New);
+            Writer::new(
+                self.args.output.clone(),
+                mode,
+                self.args.json,
+                run.clone(),
+                columns,
+            )
+        });
+        let fitted = self.fitted.borrow();
+        let vals: Vec<Vec<f64>> = preds.iter().map(values).collect();
+        let marks: Vec<Vec<String>> = (0..preds.len())
+            .map(|k| {
+                fitted
+                    .as_ref()
+                    .map_or(Vec::new(), |f| f.implausible_in(self.done + first + k))
+            })
+            .collect();
+        let outcomes: Vec<Outcome<'_>> = preds
+            .iter()
+            .enumerate()
+            .map(|(k, p)| Outcome {
+                record: self.done + first + k,
+                label: p.label,
+                class_name: classes
+                    .as_ref()
+                    .and_then(|c| c.get(p.label))
+                    .map(String::as_str),
+                values: &vals[k],
+                implausible: &marks[k],
+            })
+            .collect();
+        w.write(&outcomes).map_err(|e| match e {
+            ResultsError::Io { what, file, cause } => ServiceError::Io {
+                what: format!("{what} {file}"),
+                cause,
+            },
+            e => ServiceError::Input(e.to_string()),
+        })?;
+        self.finished.set(self.finished.get() + preds.len());
+        if let Some(b) = self.bar.borrow().as_ref() {
+            b.inc(preds.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+/// Appends a batch's report, with this process's peak memory so far.
+fn write_report(path: &std::path::Path, report: &BatchReport) -> Result<(), ServiceError> {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    value["peak_rss_bytes"] = super::peak_rss(None).into();
+    let line = value.to_string() + "\n";
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| ServiceError::Io {
+            what: format!("writing the report to {}", path.display()),
+            cause: e,
+        })
+}
+
 /// Runs `cryptmed diagnose`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let limits = args.net.limits()?;
     let security = args.net.security()?;
-    let resume = match (&args.output, args.resume) {
-        (Some(p), true) => Resume::read(p, args.json)?,
-        _ => Resume::default(),
+    // Everything that needs no provider, before any connection.
+    let source = args.records.read(&args.input, false)?;
+    let mode = output_mode(&args)?;
+    let done = match &mode {
+        Mode::Continue(e) => e.done,
+        _ => 0,
     };
-    let done = resume.done;
     let setup = ClientSetup {
         server: args.server.clone(),
         dealer: args.dealer.clone(),
@@ -65,126 +268,64 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch,
         reveal: args.reveal.map(Into::into),
     };
-    let out_name = args
-        .output
-        .as_ref()
-        .map_or("standard output".to_string(), |p| p.display().to_string());
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(args.resume)
-                .write(true)
-                .truncate(!args.resume)
-                .open(p)
-                .with_context(|| format!("opening {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout()),
+    let client = Client {
+        args: &args,
+        source,
+        done,
+        mode: RefCell::new(Some(mode)),
+        fitted: RefCell::default(),
+        run: RefCell::default(),
+        writer: RefCell::default(),
+        bar: RefCell::default(),
+        finished: Cell::new(0),
     };
-    let write_err = |e: std::io::Error| ServiceError::Io {
-        what: format!("writing results to {out_name}"),
-        cause: e,
-    };
-    let mut total = None;
-    let mut finished = done;
-    let mut header_written = resume.header;
-    let names: std::cell::RefCell<Option<Vec<String>>> = std::cell::RefCell::new(None);
-    let bar: std::cell::RefCell<Option<indicatif::ProgressBar>> = std::cell::RefCell::new(None);
-    let input = args.input.clone();
-    // The loaded records, kept to name the line of a record the session refuses.
-    let loaded: std::cell::RefCell<Records> = std::cell::RefCell::default();
     let result = diagnose_with_progress(
         &setup,
         super::layer_progress(),
-        |info: &SessionInfo| {
-            *names.borrow_mut() = info.class_names.clone();
-            let set = super::load_records(&input, &info.network, false)
-                .map_err(|e| ServiceError::Input(super::render(&e)))?;
-            let records = set.records.clone();
-            *loaded.borrow_mut() = set;
-            total = Some(records.len());
-            if done > records.len() {
-                return Err(ServiceError::Input(format!(
-                    "the output already holds results up to record {} but the input has only {} records",
-                    done - 1,
-                    records.len()
-                )));
-            }
-            let todo = records[done..].to_vec();
-            if std::io::stderr().is_terminal() {
-                let b = indicatif::ProgressBar::new(todo.len() as u64);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} records {elapsed} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                *bar.borrow_mut() = Some(b);
-            }
-            Ok(todo)
-        },
-        |first, preds, report| {
-            if let Some(path) = &args.report {
-                // The batch's report, and this process's peak memory so far.
-                let mut value = serde_json::to_value(report).unwrap_or_default();
-                value["peak_rss_bytes"] = super::peak_rss(None).into();
-                let line = value.to_string() + "\n";
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(line.as_bytes()))
-                    .map_err(|e| ServiceError::Io {
-                        what: format!("writing the report to {}", path.display()),
-                        cause: e,
-                    })?;
-            }
-            for (k, p) in preds.iter().enumerate() {
-                let line = format_result(
-                    done + first + k,
-                    p,
-                    names.borrow().as_deref(),
-                    args.json,
-                    &mut header_written,
-                );
-                out.write_all(line.as_bytes()).map_err(write_err)?;
-            }
-            out.flush().map_err(write_err)?;
-            finished += preds.len();
-            if let Some(b) = bar.borrow().as_ref() {
-                b.inc(preds.len() as u64);
-            }
-            Ok(())
-        },
+        |info| client.accept(info),
+        |first, preds, report| client.batch(first, preds, report),
     );
-    if let Some(b) = bar.borrow().as_ref() {
+    if let Some(b) = client.bar.borrow().as_ref() {
         b.finish_and_clear();
     }
-    // A record the engine refused (against the provider's per-column limits,
-    // which arrive with the session): name its file, line and column.
-    let result = result.map_err(|e| match &e {
-        ServiceError::Engine(engine) => super::record_error(
+    finish(&args, &client, result)
+}
+
+/// The outcome in words: a refused record named by file, line and column;
+/// after a failure, how many records are done and how to continue.
+fn finish(
+    args: &Args,
+    client: &Client<'_>,
+    result: Result<SessionInfo, ServiceError>,
+) -> anyhow::Result<()> {
+    let fitted = client.fitted.borrow();
+    let result = result.map_err(|e| match (&e, fitted.as_ref()) {
+        // A record the engine refused (against the provider's per-column
+        // limits, which arrive with the session): its file, line and column.
+        (ServiceError::Engine(engine), Some(f)) => super::record_error(
             &args.input.display().to_string(),
-            &loaded.borrow(),
-            done,
+            &f.records,
+            client.done,
             engine,
         )
         .map_or_else(|| anyhow::Error::new(e), anyhow::Error::new),
         _ => anyhow::Error::new(e),
     });
+    let (done, finished) = (client.done, client.finished.get());
     match result {
         Ok(_) => {
             eprintln!(
-                "diagnosed {} records ({} in this run)",
-                finished,
-                finished - done
+                "diagnosed {} records ({finished} in this run)",
+                done + finished
             );
             Ok(())
         }
         // Nothing finished: the error itself says what failed.
         Err(e) if finished == 0 => Err(e),
         Err(e) => {
-            let of = total.map_or(String::new(), |t| format!(" of {t}"));
+            let of = fitted.as_ref().map_or(String::new(), |f| {
+                format!(" of {}", f.records.records.len())
+            });
             let hint = match &args.output {
                 Some(p) => format!(
                     "; the finished results are kept in {}: re-run with --resume to continue",
@@ -192,144 +333,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 ),
                 None => String::new(),
             };
-            Err(e.context(format!("stopped after {finished}{of} records{hint}")))
+            Err(e.context(format!(
+                "stopped after {}{of} records{hint}",
+                done + finished
+            )))
         }
     }
-}
-
-/// Where a resumed run starts, read from the results already written.
-#[derive(Debug, Default)]
-struct Resume {
-    /// Records already done (the last result's index plus one).
-    done: usize,
-    /// A CSV header is already there.
-    header: bool,
-}
-
-impl Resume {
-    /// Reads `path`: drops a partly written last line, refuses a file of the
-    /// other format, and takes the `record` index of the last complete line.
-    fn read(path: &Path, json: bool) -> anyhow::Result<Resume> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Resume::default()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let partial = text.len() - keep;
-        let text = String::from_utf8_lossy(&text[..keep]);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let Some(first) = lines.first() else {
-            // Nothing complete: start afresh (a partial line is dropped below by truncation).
-            if partial > 0 {
-                std::fs::write(path, b"")
-                    .with_context(|| format!("truncating {}", path.display()))?;
-            }
-            return Ok(Resume::default());
-        };
-        let is_json = first.starts_with('{');
-        if !is_json && !first.starts_with("record,") {
-            return Err(UsageError(format!(
-                "cannot resume: {} does not hold results of cryptmed diagnose",
-                path.display()
-            ))
-            .into());
-        }
-        if is_json != json {
-            let (has, flag) = if is_json {
-                ("JSON", "with --json")
-            } else {
-                ("CSV", "without --json")
-            };
-            return Err(UsageError(format!(
-                "cannot resume: {} holds {has} results; resume {flag}, or write to another --output",
-                path.display()
-            ))
-            .into());
-        }
-        // Checked, so the partly written last line can go.
-        if partial > 0 {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .and_then(|f| f.set_len(keep as u64))
-                .with_context(|| format!("truncating {}", path.display()))?;
-            eprintln!(
-                "note: dropped a partly written last line of {} ({partial} bytes)",
-                path.display()
-            );
-        }
-        let results = if is_json { &lines[..] } else { &lines[1..] };
-        let Some(last) = results.last() else {
-            return Ok(Resume {
-                done: 0,
-                header: !is_json,
-            });
-        };
-        let index = if is_json {
-            serde_json::from_str::<serde_json::Value>(last)
-                .ok()
-                .and_then(|v| v["record"].as_u64())
-        } else {
-            last.split(',').next().and_then(|f| f.parse::<u64>().ok())
-        };
-        let index = index.ok_or_else(|| {
-            UsageError(format!(
-                "cannot resume: the last line of {} is not a result: {last:?}",
-                path.display()
-            ))
-        })?;
-        Ok(Resume {
-            done: index as usize + 1,
-            header: !is_json,
-        })
-    }
-}
-
-fn format_result(
-    record: usize,
-    p: &Prediction,
-    names: Option<&[String]>,
-    json: bool,
-    header_written: &mut bool,
-) -> String {
-    let class = names.and_then(|n| n.get(p.label)).cloned();
-    if json {
-        let mut o = serde_json::json!({ "record": record, "label": p.label, "class_name": class });
-        if let Some(pr) = &p.probabilities {
-            o["probabilities"] = serde_json::json!(pr);
-        }
-        if let Some(l) = &p.logits {
-            o["logits"] = serde_json::json!(l);
-        }
-        return format!("{o}\n");
-    }
-    let extra = p
-        .probabilities
-        .as_ref()
-        .map(|v| ("p", v))
-        .or(p.logits.as_ref().map(|v| ("logit", v)));
-    let mut s = String::new();
-    if !*header_written {
-        s.push_str("record,label,class_name");
-        if let Some((k, v)) = extra {
-            for i in 0..v.len() {
-                s.push_str(&format!(",{k}{i}"));
-            }
-        }
-        s.push('\n');
-        *header_written = true;
-    }
-    s.push_str(&format!(
-        "{record},{},{}",
-        p.label,
-        class.unwrap_or_default()
-    ));
-    if let Some((_, v)) = extra {
-        for x in v {
-            s.push_str(&format!(",{x:.6}"));
-        }
-    }
-    s.push('\n');
-    s
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use cryptmed_engine::Fidelity;
 use cryptmed_engine::local::run_local;
 use cryptmed_input::{InputError, Records};
 use cryptmed_model::{Network, reference};
@@ -54,6 +55,9 @@ struct EvalResult {
     online_seconds_per_record: f64,
     offline_bytes_per_record: f64,
     batch: usize,
+    /// Secure logits and probabilities against the f64 reference.
+    #[serde(flatten)]
+    fidelity: Fidelity,
 }
 
 /// The committed subset of a named data set in `testdata/`, and what it is.
@@ -62,6 +66,10 @@ fn subset(data: &str) -> (String, &'static str) {
         "mnist" => (
             "mnist_test_200.csv".into(),
             "the first 200 MNIST test digits",
+        ),
+        "fashion-mnist" => (
+            "fashion_mnist_test_200.csv".into(),
+            "the first 200 Fashion-MNIST test images",
         ),
         _ => (
             format!("{}_test.csv", data.replace('-', "_")),
@@ -153,6 +161,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .is_terminal()
         .then(|| indicatif::ProgressBar::new(n as u64));
     let (mut secure_ok, mut plain_ok, mut agree) = (0usize, 0usize, 0usize);
+    let mut fidelity = Fidelity::default();
     let (mut bytes, mut rounds, mut online, mut offline) = (0u64, 0u64, 0f64, 0u64);
     let t = Instant::now();
     // Sessions of up to 256 records, so progress shows and memory stays bounded.
@@ -164,6 +173,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             secure_ok += usize::from(p.label == label);
             plain_ok += usize::from(want == label);
             agree += usize::from(p.label == want);
+            fidelity.add(&model, x, p)?;
         }
         for (pr, cr) in run.provider.iter().zip(&run.client) {
             bytes += pr.online_bytes_sent + pr.online_bytes_recv;
@@ -192,6 +202,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         online_seconds_per_record: online / f,
         offline_bytes_per_record: offline as f64 / f,
         batch: args.batch,
+        fidelity,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -211,6 +222,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             r.online_seconds_per_record * 1e3,
             r.online_rounds
         );
+        println!("{}", super::fidelity_line(&r.fidelity));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub(crate) mod demo;
 pub(crate) mod diagnose;
 pub(crate) mod eval;
 pub(crate) mod inspect;
+pub(crate) mod records;
 pub(crate) mod serve;
 pub(crate) mod suite;
 
@@ -150,9 +151,6 @@ pub(crate) struct NetArgs {
     /// This role's private key (PEM).
     #[arg(long, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,
-    /// Servers: refuse peers without a certificate signed by the CA.
-    #[arg(long)]
-    pub(crate) require_client_cert: bool,
     /// Use plain TCP instead of TLS. For local testing only: everything on the wire is readable.
     #[arg(long)]
     pub(crate) insecure_plaintext: bool,
@@ -170,6 +168,9 @@ pub(crate) struct NetArgs {
 /// Limits of the two servers (dealer and provider).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {
+    /// Refuse peers without a certificate signed by the CA.
+    #[arg(long)]
+    pub(crate) require_client_cert: bool,
     /// Concurrent sessions (more clients are refused as busy).
     #[arg(long, default_value_t = 64)]
     pub(crate) max_sessions: usize,
@@ -199,8 +200,29 @@ pub(crate) fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     }
 }
 
+/// A `host:port` address flag, refused (exit 2) without its port.
+pub(crate) fn host_port(v: &str) -> Result<String, String> {
+    match v.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(v.to_string()),
+        Some((_, port)) if !port.is_empty() && !v.ends_with(']') => {
+            Err(format!("`{port}` is not a port number: give host:port"))
+        }
+        _ => Err("the port is missing: give host:port (for example provider.example:7200)".into()),
+    }
+}
+
 impl NetArgs {
+    /// A client's TLS setup (the CA, and its certificate if given).
     pub(crate) fn security(&self) -> anyhow::Result<Security> {
+        self.security_with(false)
+    }
+
+    /// A server's TLS setup, requiring client certificates if asked.
+    pub(crate) fn server_security(&self, s: &ServerArgs) -> anyhow::Result<Security> {
+        self.security_with(s.require_client_cert)
+    }
+
+    fn security_with(&self, require_client_cert: bool) -> anyhow::Result<Security> {
         if self.insecure_plaintext {
             tracing::warn!(
                 "INSECURE: --insecure-plaintext: this link is plain TCP, anyone on the network can read it"
@@ -218,7 +240,7 @@ impl NetArgs {
             ca,
             self.cert.as_deref(),
             self.key.as_deref(),
-            self.require_client_cert,
+            require_client_cert,
         )?)
     }
 
@@ -332,20 +354,16 @@ pub(crate) fn compile(net: Network, reveal: Reveal, smooth: &SmoothArgs) -> anyh
     Ok(Model::compile(net, smooth.config(reveal))?)
 }
 
-/// Loads the records of `path` for a model of input shape `shape` (values
-/// finite and below the fixed-point range, at most `1e9`).
+/// Loads the records of `path` for `net` in one go (columns by name, the
+/// declared image preprocessing, plausibility refused), for the benchmark
+/// suite's data.
 pub(crate) fn load_records(
     path: &Path,
     net: &Network,
     labelled: bool,
 ) -> anyhow::Result<cryptmed_input::Records> {
-    let limit = cryptmed_ring::FixedPoint::default().limit().min(1e9);
-    let target = cryptmed_input::Target {
-        shape: &net.input_shape,
-        image: net.preprocessing.as_ref().and_then(|p| p.image.as_ref()),
-        classes: net.class_names.as_deref(),
-    };
-    Ok(cryptmed_input::load_for(path, &target, labelled, limit)?)
+    let args = records::RecordArgs::default();
+    Ok(args.fit(&args.read(path, labelled)?, net)?.records)
 }
 
 /// The loader's message for a record the engine refused
@@ -384,6 +402,26 @@ pub(crate) fn check_records(
 /// A per-layer progress bar for long inferences (one bar per batch,
 /// refilled at every batch), on a terminal only; `None` elsewhere, so
 /// piped output and logs stay clean.
+/// One line on how far secure results are from the `f64` reference.
+pub(crate) fn fidelity_line(f: &cryptmed_engine::Fidelity) -> String {
+    let mut parts = Vec::new();
+    if let (Some(max), Some(mean)) = (f.max_abs_logit_error, f.mean_abs_logit_error) {
+        parts.push(format!(
+            "secure logits within {max:.2e} of f64 (mean {mean:.2e})"
+        ));
+    }
+    if let (Some(p), Some(s)) = (f.max_abs_probability_error, f.max_probability_sum_error) {
+        parts.push(format!(
+            "probabilities within {p:.2e} of the f64 softmax (sums within {s:.2e} of 1)"
+        ));
+    }
+    parts.push(format!(
+        "fixed-point twin within {:.2e}",
+        f.fixed_point_max_abs_logit_error
+    ));
+    format!("fidelity over {} records: {}", f.records, parts.join("; "))
+}
+
 pub(crate) fn layer_progress() -> Option<cryptmed_engine::ProgressFn> {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return None;

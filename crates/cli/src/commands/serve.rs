@@ -52,7 +52,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     };
     let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
     let limits = args.net.server_limits(&args.server)?;
-    let security = args.net.security()?;
+    let security = args.net.server_security(&args.server)?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(

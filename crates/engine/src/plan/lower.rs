@@ -4,8 +4,8 @@
 use cryptmed_approx::{Function, Precision};
 use cryptmed_model::{Activation, Network, Node, Op, Tensor};
 use cryptmed_protocols::linear::Bilinear;
-use cryptmed_ring::Elem;
 use cryptmed_ring::kernels::Pool2dGeom;
+use cryptmed_ring::{Elem, FixedPoint};
 
 use super::fold::{affine_into_dense, consumers, param_at};
 use super::{LinearParams, OutputSpec, Plan, Step, StepKind};
@@ -43,6 +43,8 @@ pub(super) struct Builder<'a> {
     pending_affine: Option<(Vec<f64>, Vec<f64>)>,
     /// The next node was already lowered (a max pool run before its ReLU).
     skip_next: bool,
+    /// Plan values already truncated for a linear layer, and their truncations.
+    truncated: std::collections::HashMap<usize, usize>,
     problems: Vec<String>,
 }
 
@@ -67,6 +69,7 @@ impl<'a> Builder<'a> {
                     binary: false,
                 },
                 frac_bits: f,
+                input_exponents: vec![],
                 tables: vec![],
                 half_tables: vec![],
                 linear: vec![],
@@ -78,6 +81,7 @@ impl<'a> Builder<'a> {
             consumers: consumers(net),
             pending_affine: None,
             skip_next: false,
+            truncated: Default::default(),
             problems: vec![],
         }
     }
@@ -106,14 +110,7 @@ impl<'a> Builder<'a> {
                 self.pending_affine = Some((scale.clone(), shift.clone()));
                 self.map[v] = x;
             }
-            Op::Affine { scale, shift } => {
-                // Element-wise scaling with private parameters: the diagonal bilinear protocol.
-                let weights = (0..len).map(|k| param_at(scale, k, len)).collect();
-                let biases = (0..len).map(|k| param_at(shift, k, len)).collect();
-                let x = self.ready_for_linear(&node.name, x);
-                let op = Bilinear::Diagonal { len };
-                self.linear(v, &node.name, x, op, weights, Some(biases));
-            }
+            Op::Affine { scale, shift } => self.affine(v, &node.name, x, scale, shift, len),
             Op::Dense { weight, bias } => self.dense(v, &node.name, x, weight, bias.clone()),
             Op::Conv2d { geom, weight, bias } => {
                 let x = self.ready_for_linear(&node.name, x);
@@ -122,13 +119,7 @@ impl<'a> Builder<'a> {
             }
             Op::Act(Activation::Relu) => self.relu(i, x),
             Op::Act(Activation::Clip { min, max }) => {
-                let shift = self.plan.value_scale[x] - self.f;
-                let kind = StepKind::Clip {
-                    shift,
-                    min: *min,
-                    max: *max,
-                };
-                self.map[v] = self.step(&node.name, kind, vec![x], len, self.f);
+                self.map[v] = self.clip(&node.name, x, *min, *max, len);
             }
             // A binary head: the output step decides `p >= 0.5` from the logit.
             Op::Act(Activation::Sigmoid) if last && len == 1 => self.map[v] = x,
@@ -142,42 +133,10 @@ impl<'a> Builder<'a> {
             Op::AvgPool {
                 geom,
                 count_include_pad,
-            } => {
-                let full = geom.kernel[0] * geom.kernel[1];
-                let divisors: Vec<usize> = geom
-                    .windows()
-                    .iter()
-                    .take(geom.out_h() * geom.out_w())
-                    .map(|w| if *count_include_pad { full } else { w.len() })
-                    .collect();
-                self.sum_pool(v, &node.name, x, *geom, &divisors);
-            }
-            Op::GlobalAvgPool => {
-                let s = net.shape_of(node.inputs[0]);
-                let geom = Pool2dGeom {
-                    ch: s[0],
-                    in_h: s[1],
-                    in_w: s[2],
-                    kernel: [s[1], s[2]],
-                    stride: [1, 1],
-                    pads: [0; 4],
-                };
-                self.sum_pool(v, &node.name, x, geom, &[s[1] * s[2]]);
-            }
+            } => self.avg_pool(v, &node.name, x, geom, *count_include_pad),
+            Op::GlobalAvgPool => self.global_avg_pool(v, &node.name, x, node.inputs[0]),
             Op::Reshape => self.map[v] = x,
-            Op::Add => {
-                let y = self.map[node.inputs[1]];
-                let (s, align) = self.aligned(&[x, y]);
-                let kind = StepKind::Add {
-                    align: [align[0], align[1]],
-                };
-                self.map[v] = self.step(&node.name, kind, vec![x, y], len, s);
-            }
-            Op::Concat => {
-                let xs: Vec<usize> = node.inputs.iter().map(|u| self.map[*u]).collect();
-                let (s, align) = self.aligned(&xs);
-                self.map[v] = self.step(&node.name, StepKind::Concat { align }, xs, len, s);
-            }
+            Op::Add | Op::Concat => self.map[v] = self.join(node, len),
             Op::Mul => {
                 let x = self.ready_for_linear(&node.name, x);
                 let y = self.ready_for_linear(&node.name, self.map[node.inputs[1]]);
@@ -188,6 +147,92 @@ impl<'a> Builder<'a> {
             Op::Softmax if last => self.map[v] = x,
             Op::Softmax => self.unsupported(node),
         }
+    }
+
+    /// A per-channel affine map with private parameters that no dense or
+    /// convolution layer absorbs: the diagonal bilinear protocol.
+    fn affine(&mut self, v: usize, name: &str, x: usize, scale: &[f64], shift: &[f64], len: usize) {
+        let weights = (0..len).map(|k| param_at(scale, k, len)).collect();
+        let biases = (0..len).map(|k| param_at(shift, k, len)).collect();
+        let x = self.ready_for_linear(name, x);
+        let op = Bilinear::Diagonal { len };
+        self.linear(v, name, x, op, weights, Some(biases));
+    }
+
+    /// `min(max(x, min), max)`, truncating `x` to `f` inside its own opening.
+    /// A bound beyond every value the input's scale represents (`2^62`
+    /// encoded) is dropped when it can never bind (a lower bound below the
+    /// range, an upper one above it) and refused when it always would.
+    fn clip(
+        &mut self,
+        name: &str,
+        x: usize,
+        min: Option<f64>,
+        max: Option<f64>,
+        len: usize,
+    ) -> usize {
+        let scale = self.plan.value_scale[x];
+        let mut in_range = |bound: Option<f64>, never_binds: fn(f64) -> bool| {
+            let b = bound?;
+            if FixedPoint::default().encode_at(b, scale).is_ok() {
+                Some(b)
+            } else if never_binds(b) {
+                None
+            } else {
+                self.problems.push(format!(
+                    "node {name}: clip bound {b} is beyond every value representable at \
+                     {scale} fractional bits (|bound| < 2^{})",
+                    62 - scale as i32
+                ));
+                None
+            }
+        };
+        let min = in_range(min, |b| b < 0.0);
+        let max = in_range(max, |b| b > 0.0);
+        let shift = scale - self.f;
+        let kind = StepKind::Clip { shift, min, max };
+        self.step(name, kind, vec![x], len, self.f)
+    }
+
+    /// Average pooling: each output position's divisor is the full window,
+    /// or only its cells inside the input when the padding does not count.
+    fn avg_pool(&mut self, v: usize, name: &str, x: usize, geom: &Pool2dGeom, count_pad: bool) {
+        let full = geom.kernel[0] * geom.kernel[1];
+        let divisors: Vec<usize> = geom
+            .windows()
+            .iter()
+            .take(geom.out_h() * geom.out_w())
+            .map(|w| if count_pad { full } else { w.len() })
+            .collect();
+        self.sum_pool(v, name, x, *geom, &divisors);
+    }
+
+    /// The mean of every channel: a pool whose window is the whole image.
+    fn global_avg_pool(&mut self, v: usize, name: &str, x: usize, input: usize) {
+        let s = self.net.shape_of(input);
+        let geom = Pool2dGeom {
+            ch: s[0],
+            in_h: s[1],
+            in_w: s[2],
+            kernel: [s[1], s[2]],
+            stride: [1, 1],
+            pads: [0; 4],
+        };
+        self.sum_pool(v, name, x, geom, &[s[1] * s[2]]);
+    }
+
+    /// A residual `Add` or a channel `Concat`: free, after the exact left
+    /// shifts that bring every input to the largest scale.
+    fn join(&mut self, node: &Node, len: usize) -> usize {
+        let xs: Vec<usize> = node.inputs.iter().map(|u| self.map[*u]).collect();
+        let (s, align) = self.aligned(&xs);
+        let kind = match node.op {
+            Op::Add => StepKind::Add {
+                align: [align[0], align[1]],
+            },
+            _ => StepKind::Concat { align },
+        };
+        self.step(&node.name, kind, xs, len, s)
     }
 
     fn unsupported(&mut self, node: &Node) {
@@ -378,15 +423,49 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Truncates `x` to `f` if its scale would overflow a linear layer.
+    /// `x` at a scale a linear layer accepts (at most `f + SLACK`): `x`
+    /// itself, or its truncation to `f`, made once per value and shared by
+    /// every later reader. A concatenation is rebuilt from its parts, each
+    /// truncated (once) only where needed, so that a feature map that enters
+    /// many concatenations (DenseNet concatenates every earlier feature map
+    /// before each layer) is truncated once, not in every concatenation
+    /// (exact: truncation is element-wise, and `(a << s) >> k = a >> (k -
+    /// s)` for the aligning shift `s <= k`). The concatenation it replaces is
+    /// left unread and pruned ([`Builder::finish`]).
     fn ready_for_linear(&mut self, name: &str, x: usize) -> usize {
         let s = self.plan.value_scale[x];
         if s <= self.f + SLACK {
             return x;
         }
+        if let Some(t) = self.truncated.get(&x) {
+            return *t;
+        }
         let len = self.plan.value_len[x];
-        let kind = StepKind::Trunc { shift: s - self.f };
-        self.step(&format!("{name}.trunc"), kind, vec![x], len, self.f)
+        let concat = self
+            .plan
+            .steps
+            .iter()
+            .rev()
+            .find(|st| st.output == x)
+            .filter(|st| matches!(st.kind, StepKind::Concat { .. }))
+            .map(|st| (st.name.clone(), st.inputs.clone()));
+        let t = match concat {
+            Some((concat_name, parts)) => {
+                let parts: Vec<usize> = parts
+                    .iter()
+                    .map(|p| self.ready_for_linear(name, *p))
+                    .collect();
+                let (scale, align) = self.aligned(&parts);
+                let kind = StepKind::Concat { align };
+                self.step(&concat_name, kind, parts, len, scale)
+            }
+            None => {
+                let kind = StepKind::Trunc { shift: s - self.f };
+                self.step(&format!("{name}.trunc"), kind, vec![x], len, self.f)
+            }
+        };
+        self.truncated.insert(x, t);
+        t
     }
 
     /// A bilinear layer with the provider's private weights, writing network value `v`.
@@ -459,6 +538,7 @@ impl<'a> Builder<'a> {
             return Err(EngineError::Unsupported(self.problems.join("; ")));
         }
         let value = self.map[self.net.nodes.len()];
+        prune_unread_local_steps(&mut self.plan.steps, value);
         let len = self.plan.value_len[value];
         let binary = len == 1;
         let classes = if binary { 2 } else { len };
@@ -487,6 +567,32 @@ impl<'a> Builder<'a> {
         };
         Ok(self.plan)
     }
+}
+
+/// Drops the free steps whose output nothing reads (a concatenation that
+/// [`Builder::ready_for_linear`] rebuilt from truncated parts), last first
+/// so that a chain of them goes too: a session keeps every value until its
+/// last reader, so an unread one would stay in memory to the end.
+fn prune_unread_local_steps(steps: &mut Vec<Step>, output: usize) {
+    let mut read = vec![
+        false;
+        steps
+            .iter()
+            .map(|s| s.output + 1)
+            .max()
+            .unwrap_or(0)
+            .max(output + 1)
+    ];
+    read[output] = true;
+    let mut keep = vec![true; steps.len()];
+    for (i, s) in steps.iter().enumerate().rev() {
+        keep[i] = read[s.output] || !super::local::is_local(&s.kind);
+        if keep[i] {
+            s.inputs.iter().for_each(|v| read[*v] = true);
+        }
+    }
+    let mut k = keep.into_iter();
+    steps.retain(|_| k.next().unwrap_or(true));
 }
 
 /// `ceil(log2(x))` (0 for `x <= 1`): a tournament's levels over `x` candidates.

@@ -13,12 +13,15 @@
 //! power-of-two window is free (the sum is reinterpreted at `+log2` bits);
 //! additions and concatenations align scales by exact left shifts. A
 //! stand-alone truncation is inserted only where a linear layer would
-//! otherwise exceed `f + 8` bits. The largest scale must leave
+//! otherwise exceed `f + 8` bits, once per value (its readers share it); a
+//! concatenation is rebuilt from its parts, each truncated once, so that a
+//! DenseNet's feature map is not truncated again in every later
+//! concatenation. The largest scale must leave
 //! [`MIN_HEADROOM_BITS`] below `2^62` (checked when a model is compiled);
 //! per-channel affine maps (batch norm) right after a dense or convolution
 //! layer are folded into it.
 //!
-//! **Steps without a protocol** (0 online bytes, 0 rounds; [`local`]):
+//! **Steps without a protocol** (0 online bytes, 0 rounds; `local`):
 //! residual add and channel concatenation (after exact left shifts that align
 //! the scales), flatten and reshape (no step at all), and average pooling (a
 //! local sum, reinterpreted at `+log2(window)` bits for a power-of-two
@@ -239,6 +242,13 @@ pub struct Plan {
     pub output: OutputSpec,
     /// Fractional bits of the input.
     pub frac_bits: u32,
+    /// Per record column, the fractional bits it is encoded with beyond
+    /// `frac_bits` (its value times `2^e_j` at scale `frac_bits`; negative
+    /// for columns of large values); the first dense layer's
+    /// column `j` is multiplied by `2^-e_j` to match (exact). Empty when
+    /// every column is encoded at `frac_bits` (no schema ranges, or a step
+    /// other than a dense layer reads the record). See [`fold::input_precision`].
+    pub input_exponents: Vec<i32>,
     /// Tables of the smooth steps (public; in the digest).
     pub tables: Vec<cryptmed_approx::Piecewise>,
     /// Half tables of the symmetric smooth steps (public; in the digest).
@@ -292,7 +302,7 @@ pub(crate) fn check_headroom(plan: &Plan) -> Result<(), EngineError> {
 /// Builds the plan for `net` with `f` fractional bits.
 ///
 /// The one gate: every network is validated here before anything is built
-/// or allocated from it ([`cryptmed_model::validate`]: value ids, shapes,
+/// or allocated from it ([`cryptmed_model::validate()`]: value ids, shapes,
 /// geometry, parameter lengths, size limits). A plan is the only way to a
 /// [`crate::Model`], and every party's session takes a model, so no network
 /// from a file or a peer reaches the protocols unchecked.
@@ -307,5 +317,9 @@ pub(crate) fn build(
     let folded = fold::affine_into_linear(net);
     let mut b = lower::Builder::new(&folded, f, precision, method);
     b.lower_nodes();
-    b.finish(reveal)
+    let mut plan = b.finish(reveal)?;
+    if let Some(schema) = &net.schema {
+        fold::input_precision(&mut plan, &schema.input_exponents());
+    }
+    Ok(plan)
 }

@@ -11,7 +11,7 @@ use cryptmed_channel::{Channel, ChannelError, Counted};
 use cryptmed_prep::{Dealer, PartyPrep};
 use cryptmed_protocols::linear;
 use cryptmed_protocols::{Ctx, Ppa, Trace};
-use cryptmed_ring::{Elem, FixedPoint};
+use cryptmed_ring::Elem;
 use cryptmed_share::{Role, Seed};
 
 use crate::plan::encode_weights;
@@ -430,13 +430,7 @@ impl ClientSession {
             records_done,
             progress,
         } = self;
-        let input = encode_records(
-            model.config.fixed,
-            Some(input_limits),
-            *records_done,
-            records,
-            model.plan.value_len[0],
-        )?;
+        let input = encode_records(model, Some(input_limits), *records_done, records)?;
         *records_done += batch;
         let party = Party {
             model,
@@ -462,16 +456,22 @@ impl ClientSession {
     }
 }
 
-/// Encodes records at the input scale, naming the record (counted from
-/// `first`) and column of any bad value; with `limits`, also refuses values
-/// beyond the model's range for their column.
+/// Encodes records at the input scale (column `j` with its extra
+/// [`Plan::input_exponents`](crate::plan::Plan) bits), naming the record
+/// (counted from `first`) and column of any bad value; with `limits`, also
+/// refuses values beyond the model's range for their column.
 pub(crate) fn encode_records(
-    fp: FixedPoint,
+    model: &Model,
     limits: Option<&[f64]>,
     first: usize,
     records: &[Vec<f64>],
-    len: usize,
 ) -> Result<Vec<Elem>, EngineError> {
+    let (fp, plan) = (model.config.fixed, &model.plan);
+    let len = plan.value_len[0];
+    let scale = |j: usize| {
+        let e = plan.input_exponents.get(j).copied().unwrap_or(0);
+        fp.frac_bits().saturating_add_signed(e)
+    };
     let mut out = Vec::with_capacity(records.len() * len);
     for (r, rec) in (first..).zip(records) {
         if rec.len() != len {
@@ -482,11 +482,14 @@ pub(crate) fn encode_records(
         }
         limits::check_record(fp, limits, r, rec)?;
         for (j, v) in rec.iter().enumerate() {
-            out.push(fp.encode(*v).map_err(|e| EngineError::Record {
-                record: r,
-                column: j + 1,
-                reason: e.to_string(),
-            })?);
+            out.push(
+                fp.encode_at(*v, scale(j))
+                    .map_err(|e| EngineError::Record {
+                        record: r,
+                        column: j + 1,
+                        reason: e.to_string(),
+                    })?,
+            );
         }
     }
     Ok(out)

@@ -24,7 +24,7 @@ use cryptmed_ring::kernels::{Conv2dGeom, Pool2dGeom};
 use prost::Message;
 
 use crate::ir::{Activation, Network, Node, Op, Tensor, ValueId};
-use crate::meta::Preprocessing;
+use crate::meta::{FeatureSchema, Preprocessing};
 use crate::validate::{self, Problem};
 
 /// The operators the importer understands (for error messages).
@@ -32,8 +32,8 @@ pub const SUPPORTED: &str = "Gemm, MatMul (+Add), Conv (grouped, depthwise), Rel
 MaxPool, AveragePool, GlobalAveragePool, Pad (constant, before Conv or a pool), BatchNormalization, Flatten, \
 Reshape (constant shape), Identity, Dropout, Add, Sub, Mul, Div, Concat (channels), Sigmoid, Tanh, Softplus, Elu, \
 Selu, LeakyRelu, Gelu, Erf, Exp, Pow (2, 3; the tanh form of GELU), ReduceMean (spatial), Greater/Less + Where \
-(softplus threshold), Softmax (output), Constant, Shape, Gather, Unsqueeze, Squeeze, Cast; weights inline or as \
-external data";
+(softplus threshold), Softmax (output), Constant, Shape, Gather, Unsqueeze, Squeeze, Cast, and on constants \
+ConstantOfShape, Slice, Transpose, Neg, Sqrt; weights inline or as external data";
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +95,12 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
         .map(|v| Preprocessing::from_json(&v))
         .transpose()
         .map_err(|e| fail(format!("metadata `preprocessing`: {e}")))?;
+    let schema = FeatureSchema::from_metadata(
+        metadata("feature_names").as_deref(),
+        metadata("feature_units").as_deref(),
+        metadata("feature_ranges").as_deref(),
+    )
+    .map_err(|e| fail(format!("metadata: {e}")))?;
     let mut imp = Importer {
         dir: dir.map(Path::to_path_buf),
         opset,
@@ -105,6 +111,7 @@ fn import(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Network, Impor
             input_shape: vec![],
             nodes: vec![],
             class_names,
+            schema,
             preprocessing,
         },
         vals: HashMap::new(),
@@ -892,7 +899,7 @@ impl Importer {
         let own = sizes::<4>(n, "pads", 0)?;
         let mut count_include_pad = attr_i(n, "count_include_pad", 0) != 0;
         if padded != [0; 4] {
-            pad::pool_accepts(op, value, count_include_pad, own)?;
+            pad::pool_accepts(op, value, count_include_pad, own, self.non_negative(x))?;
             // Padded zeros count in every window's divisor.
             count_include_pad = true;
         }
@@ -936,6 +943,7 @@ impl Importer {
     }
 
     /// `Clip` with constant bounds: attributes before opset 11, optional inputs since.
+    /// Bounds far beyond the values' range (`FLT_MAX`) are dropped by the engine's plan.
     fn clip(&self, n: &pb::NodeProto) -> Result<Activation, String> {
         let bound = |i: usize, attr: &str| -> Result<Option<f64>, String> {
             if self.opset < 11 {
@@ -952,9 +960,10 @@ impl Importer {
                 },
             }
         };
+        // An infinite bound on its own side is no bound (`clamp(min=0, max=inf)`).
         Ok(Activation::Clip {
-            min: bound(1, "min")?,
-            max: bound(2, "max")?,
+            min: bound(1, "min")?.filter(|v| *v != f64::NEG_INFINITY),
+            max: bound(2, "max")?.filter(|v| *v != f64::INFINITY),
         })
     }
 

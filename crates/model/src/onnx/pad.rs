@@ -4,7 +4,7 @@
 //! TensorFlow converters do too. Any other use of `Pad` is refused.
 
 use super::{Importer, V, attr_ints, attr_s, pb};
-use crate::ir::ValueId;
+use crate::ir::{Op, ValueId};
 
 /// Spatial padding waiting for the node that reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +65,19 @@ impl Importer {
         }))
     }
 
+    /// True when value `x` is never negative: a ReLU's (or a clip at 0's)
+    /// output, possibly reshaped or max-pooled since.
+    pub(super) fn non_negative(&self, x: ValueId) -> bool {
+        let Some(node) = x.checked_sub(1).and_then(|i| self.net.nodes.get(i)) else {
+            return false;
+        };
+        match &node.op {
+            Op::Act(a) => a.is_non_negative(),
+            Op::Reshape | Op::MaxPool { .. } => self.non_negative(node.inputs[0]),
+            _ => false,
+        }
+    }
+
     /// Input 0 of a convolution or pooling, with the padding of a `Pad` in
     /// front of it (zeros, and the pad value, when there is none).
     pub(super) fn padded_input(
@@ -85,16 +98,23 @@ pub(super) fn add_pads(a: [usize; 4], b: [usize; 4]) -> [usize; 4] {
 
 /// Whether a `ceil_mode`-free pool accepts padding with `value` folded in:
 /// max pooling ignores padded cells, which is padding with negative
-/// infinity; average pooling with zeros counts them, which is
-/// `count_include_pad = 1`.
+/// infinity, or with zeros when the padded value is never negative
+/// (`non_negative`: a ReLU's output); average pooling with zeros counts
+/// them, which is `count_include_pad = 1`.
 pub(super) fn pool_accepts(
     op: &str,
     value: f64,
     count_include_pad: bool,
     own: [usize; 4],
+    non_negative: bool,
 ) -> Result<(), String> {
     match op {
-        "MaxPool" if value == f64::NEG_INFINITY => Ok(()),
+        "MaxPool" if value == f64::NEG_INFINITY || (value == 0.0 && non_negative) => Ok(()),
+        "MaxPool" if value == 0.0 => Err(
+            "a Pad with zeros before MaxPool of a value that may be negative (a padded zero \
+             could win; pad with -inf, or pool the output of a ReLU)"
+                .into(),
+        ),
         "MaxPool" => Err(format!(
             "a Pad with value {value} before MaxPool (padded cells must never win: pad with -inf)"
         )),
