@@ -58,14 +58,7 @@ fn run_clip<C: Comparison>(cmp: &C, ys: &[i64], k: u32, b: Bounds, seed: u64) ->
 }
 
 /// Exact at and beyond the bounds; in between, the truncation may round up by one.
-fn check<C: Comparison>(
-    cmp: &C,
-    ys: &[i64],
-    k: u32,
-    lo: Option<i64>,
-    hi: Option<i64>,
-    seed: u64,
-) {
+fn check<C: Comparison>(cmp: &C, ys: &[i64], k: u32, lo: Option<i64>, hi: Option<i64>, seed: u64) {
     let got = run_clip(cmp, ys, k, bounds(lo, hi, k), seed);
     for (y, g) in ys.iter().zip(&got) {
         let t = y >> k;

@@ -120,7 +120,10 @@ fn relu_edges_without_and_with_truncation() {
 #[test]
 fn relu_exact_without_truncation() {
     let ys = edge_values(0);
-    for got in [run_relu(&Ppa::default(), &ys, 0, 5), run_relu(&Fss, &ys, 0, 6)] {
+    for got in [
+        run_relu(&Ppa::default(), &ys, 0, 5),
+        run_relu(&Fss, &ys, 0, 6),
+    ] {
         for (y, g) in ys.iter().zip(&got) {
             assert_eq!(*g, (*y).max(0));
         }
@@ -142,7 +145,10 @@ fn fss_relu_is_one_round_of_16_bytes() {
             relu::offline_bytes(&Fss, n, 16),
             n as u64 * (2 * key(3) + 16 + 8 * 3)
         );
-        assert_eq!(relu::offline_bytes(&Fss, n, 0), n as u64 * (2 * key(2) + 8 * 2));
+        assert_eq!(
+            relu::offline_bytes(&Fss, n, 0),
+            n as u64 * (2 * key(2) + 8 * 2)
+        );
     }
     assert_eq!(relu::offline_bytes(&Fss, 1, 16), 5128);
     assert_eq!(relu::offline_bytes(&Fss, 1, 0), 4080);
@@ -248,7 +254,10 @@ fn fss_closed_form_costs() {
             assert_eq!(cmp.cost(n, k), Cost::default());
             assert_eq!(Cost::of(&cmp.trace(n, k)), Cost::default());
             // One 63-bit key with a one-bit payload per value, whatever k.
-            assert_eq!(cmp.offline_bytes(n, k), 2 * 1016 * nb + n.div_ceil(8) as u64);
+            assert_eq!(
+                cmp.offline_bytes(n, k),
+                2 * 1016 * nb + n.div_ceil(8) as u64
+            );
         }
         assert_eq!(relu::cost(&cmp, n), Cost::new(16 * nb, 1));
         // Max pooling: one round per tournament level, 16 bytes per comparison.
@@ -269,7 +278,10 @@ fn fss_closed_form_costs() {
         let reveal = (10 * n).div_ceil(8) as u64;
         assert_eq!(c, Cost::new(16 * 45 * nb + 16 * 10 * nb + reveal, 3));
         // Two classes: one comparison, nothing to combine.
-        assert_eq!(argmax::cost(&cmp, n, 2), Cost::new(16 * nb + (2 * n).div_ceil(8) as u64, 2));
+        assert_eq!(
+            argmax::cost(&cmp, n, 2),
+            Cost::new(16 * nb + (2 * n).div_ceil(8) as u64, 2)
+        );
     }
     let g = Conv2dGeom {
         in_ch: 3,
@@ -344,18 +356,40 @@ fn check_less_than<C: Comparison>(
         let c = mask::open(ctx, xs, &m).unwrap();
         cmp.less_than(ctx, &c, &thr, &cm).unwrap()
     };
-    let run = run_pair(seed, |d| { let r = mask::deal(d, n); cmp.deal(d, &r, k); },
-        |ctx, p| body(ctx, p, &x0), |ctx, p| body(ctx, p, &x1));
-    assert_cost(&run, &mask::open_trace(n).then(cmp.trace(n, k)), mask::open_cost(n).then(cmp.cost(n, k)));
+    let run = run_pair(
+        seed,
+        |d| {
+            let r = mask::deal(d, n);
+            cmp.deal(d, &r, k);
+        },
+        |ctx, p| body(ctx, p, &x0),
+        |ctx, p| body(ctx, p, &x1),
+    );
+    assert_cost(
+        &run,
+        &mask::open_trace(n).then(cmp.trace(n, k)),
+        mask::open_cost(n).then(cmp.cost(n, k)),
+    );
     for (ti, t) in ts.iter().enumerate() {
         let bits = run.provider[ti].xor(&run.client[ti]);
         for (i, xv) in xs.iter().enumerate() {
-            prop_assert_eq!(bits.get(i), u64::from(xv < t), "{}: x={} t={}", cmp.name(), xv, t);
+            prop_assert_eq!(
+                bits.get(i),
+                u64::from(xv < t),
+                "{}: x={} t={}",
+                cmp.name(),
+                xv,
+                t
+            );
         }
     }
     let mut d = cryptmed_prep::Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
     cmp.deal(&mut d, &x, k);
-    prop_assert_eq!(d.pending_bytes() as u64, cmp.offline_bytes(n, k), "dealer bytes");
+    prop_assert_eq!(
+        d.pending_bytes() as u64,
+        cmp.offline_bytes(n, k),
+        "dealer bytes"
+    );
     Ok(())
 }
 
@@ -523,7 +557,10 @@ fn argmax_picks_first_maximum() {
             rows[0][2] = rows[0].iter().copied().max().unwrap(); // tie with an earlier max
             rows[1] = vec![0; classes];
         }
-        for got in [run_argmax(&Ppa::default(), &rows, 11), run_argmax(&Fss, &rows, 11)] {
+        for got in [
+            run_argmax(&Ppa::default(), &rows, 11),
+            run_argmax(&Fss, &rows, 11),
+        ] {
             for (row, g) in rows.iter().zip(got) {
                 let max = row.iter().max().unwrap();
                 let want = row.iter().position(|v| v == max).unwrap();
@@ -561,7 +598,10 @@ fn argmax_over_many_classes_picks_the_first_maximum() {
             vec![-m; classes],
             vec![m; classes],
         ];
-        for got in [run_argmax(&Ppa::default(), &rows, 21), run_argmax(&Fss, &rows, 21)] {
+        for got in [
+            run_argmax(&Ppa::default(), &rows, 21),
+            run_argmax(&Fss, &rows, 21),
+        ] {
             for (row, g) in rows.iter().zip(got) {
                 let max = row.iter().max().unwrap();
                 assert_eq!(

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cryptmed_engine::local::run_local;
-use cryptmed_engine::{LayerReport, Model, Reveal};
+use cryptmed_engine::{LayerReport, Reveal};
 use cryptmed_model::{reference, zoo};
 use serde::Serialize;
 
@@ -83,6 +83,7 @@ pub(crate) enum Profile {
 #[derive(Debug, Serialize)]
 struct BenchResult {
     network: String,
+    comparison: &'static str,
     weights: &'static str,
     inputs: usize,
     online_bytes: u64,
@@ -166,8 +167,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             zoo::NAMES.join(", ")
         )
     })?;
-    let config = args.smooth.config(Reveal::Logits);
-    let model = Model::compile(net.clone(), config)?;
+    let model = super::compile(net.clone(), Reveal::Logits, &args.smooth)?;
     let inputs = zoo::random_inputs(&net, args.inputs.max(1), args.seed);
     let t = Instant::now();
     let run = run_local(&model, &model, &inputs, 1)?;
@@ -212,6 +212,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let online_bytes = p0.online_bytes_sent + p0.online_bytes_recv;
     let result = BenchResult {
         network,
+        comparison: model.config().comparison.name(),
         weights: "random",
         inputs: inputs.len(),
         online_bytes,
