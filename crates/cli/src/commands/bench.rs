@@ -41,7 +41,7 @@ pub(crate) struct Args {
     /// Suite: batches of one record per network and profile (latency samples).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
-    /// Suite: batches of 16 and of 64 records per network and profile (throughput samples).
+    /// Suite: batches of 16 and of 64 records per network and profile (throughput samples; 0: batch 1 only).
     #[arg(long, default_value_t = 3)]
     batch_repeats: usize,
     /// Suite: a Python that has CrypTen 0.4.1, to measure it side by side in the same run
@@ -271,6 +271,8 @@ fn suite(args: &Args) -> anyhow::Result<()> {
                 profiles,
                 repeats: args.repeats,
                 batch_repeats: args.batch_repeats,
+                comparison: args.smooth.comparison,
+                link: args.smooth.link.link()?,
                 crypten: args.crypten.clone(),
                 checkpoint: args.json.clone().flatten(),
             })?
