@@ -123,6 +123,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             method: args.smooth.method.into(),
             batch: args.elements,
             stride: args.stride,
+            comparison: match args.smooth.comparison {
+                super::ComparisonArg::Fss => cryptmed_engine::ComparisonKind::Fss,
+                _ => cryptmed_engine::ComparisonKind::Ppa,
+            },
         };
         let r = opbench::run(op, &cfg).map_err(|e| match e {
             OpError::Unknown(_) => anyhow::Error::new(super::UsageError(e.to_string())),
@@ -132,9 +136,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             println!(
-                "{} ({}, {:?}): {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}, bound {:.1e} ({})\nswept: {}",
+                "{} ({}, {}, {:?}): {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}, bound {:.1e} ({})\nswept: {}",
                 r.op,
                 r.method,
+                r.comparison,
                 r.precision,
                 r.elements,
                 r.online_bytes_per_element,
