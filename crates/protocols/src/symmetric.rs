@@ -28,9 +28,9 @@
 //! forms), plus the half table's. Against the direct protocol this trades
 //! about `11 (m - m_half) - 34` bytes per element for 6 more rounds (see the
 //! crate's README figures): a win on bandwidth-bound links with large
-//! batches, a loss where round trips dominate. With `Fss` 3 rounds and
-//! `48 n` bytes online: the direct protocol's 2 rounds are fewer, so the
-//! symmetric method only saves dealer key bytes there.
+//! batches, a loss where round trips dominate. With `Fss` it takes 3
+//! rounds and `48 n` bytes online, more than the direct protocol's 2 rounds
+//! and `32 n` bytes: there it only saves dealer key bytes.
 //!
 //! The result equals the twin ([`Symmetric::eval_shifted`]) to one unit
 //! either way (the truncation's round-up, seen through the sign).
