@@ -103,7 +103,7 @@ fn suite_runs_a_network_over_tcp_and_renders_its_results() {
         String::from_utf8_lossy(&md.stderr)
     );
     let md = String::from_utf8(md.stdout).unwrap();
-    assert!(md.contains("| medical-mlp | trained |"), "{md}");
+    assert!(md.contains("| medical-mlp | ppa | trained |"), "{md}");
     assert!(md.contains("CrypTen 0.4.1 beside us"), "{md}");
     for chart in [
         "medical-mlp-bytes.svg",

@@ -77,11 +77,15 @@ impl Reveal {
     }
 }
 
-/// Which secure comparison runs ReLU, max pooling, argmax and the smooth
-/// functions. Every use goes through
-/// [`Comparison`](cryptmed_protocols::Comparison); a second implementation
-/// (function secret sharing) is one more variant here and one more arm in
-/// the engine's single dispatch point, nothing else.
+/// Which secure comparison runs ReLU, max pooling, argmax, Clip and the
+/// smooth functions' piece selection. Every use goes through
+/// [`Comparison`](cryptmed_protocols::Comparison); an implementation is one
+/// variant here and one arm in the engine's single dispatch point.
+///
+/// The trade-off: [`Ppa`](ComparisonKind::Ppa) takes a few rounds per
+/// comparison and little dealer material; [`Fss`](ComparisonKind::Fss) one
+/// round (the opening) and about a kilobyte or more of keys per comparison
+/// from the dealer. [`ComparisonKind::choose`] picks by predicted latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -89,6 +93,70 @@ pub enum ComparisonKind {
     /// CryptMed's parallel-prefix comparison ([`Ppa`](cryptmed_protocols::Ppa)) with 4-bit leaves.
     #[default]
     Ppa,
+    /// Function secret sharing ([`Fss`](cryptmed_protocols::Fss)): distributed
+    /// comparison functions evaluated locally after one opening.
+    Fss,
+}
+
+impl ComparisonKind {
+    /// Both backends, in the order reports list them.
+    pub const ALL: [ComparisonKind; 2] = [ComparisonKind::Ppa, ComparisonKind::Fss];
+
+    /// `ppa` or `fss`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ComparisonKind::Ppa => "ppa",
+            ComparisonKind::Fss => "fss",
+        }
+    }
+}
+
+/// A network link between provider and client, as the latency predictions
+/// and [`ComparisonKind::choose`] see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    /// Round-trip time, seconds.
+    pub rtt: f64,
+    /// Bandwidth each way, bits per second.
+    pub bandwidth: f64,
+}
+
+impl Link {
+    /// A local network: 0.2 ms round trip, 1 Gbit/s.
+    pub const LAN: Link = Link {
+        rtt: 0.2e-3,
+        bandwidth: 1e9,
+    };
+    /// The benchmark suite's WAN profile: 40 ms round trip, 100 Mbit/s.
+    pub const WAN: Link = Link {
+        rtt: 40e-3,
+        bandwidth: 100e6,
+    };
+
+    /// Time to run `trace` on this link: a round trip per round, plus the
+    /// bytes of the busier direction at the link rate (both parties send
+    /// at once within a round).
+    pub fn time(&self, trace: &cryptmed_protocols::Trace) -> std::time::Duration {
+        let (p, c) = (trace.provider_stats(), trace.client_stats());
+        let bytes = p.bytes_sent.max(c.bytes_sent) as f64;
+        std::time::Duration::from_secs_f64(
+            trace.rounds() as f64 * self.rtt + 8.0 * bytes / self.bandwidth,
+        )
+    }
+}
+
+impl ComparisonKind {
+    /// The backend with the lower predicted online latency of one record of
+    /// `model` on `link` ([`Model::predicted_latency`]); PPA on a tie (it
+    /// asks far less of the dealer).
+    pub fn choose(model: &Model, link: Link) -> ComparisonKind {
+        let latency = |k| model.with_comparison(k).predicted_latency(1, link);
+        if latency(ComparisonKind::Fss) < latency(ComparisonKind::Ppa) {
+            ComparisonKind::Fss
+        } else {
+            ComparisonKind::Ppa
+        }
+    }
 }
 
 /// How the smooth functions with a symmetry (sigmoid, tanh, erf, softplus,
@@ -338,6 +406,26 @@ impl Model {
     /// model is compiled.
     pub fn architecture_digest(&self) -> [u8; 32] {
         self.digest
+    }
+
+    /// The same network and plan with another comparison backend (the
+    /// digest changes with it; the plan does not depend on it).
+    pub fn with_comparison(&self, comparison: ComparisonKind) -> Model {
+        let config = EngineConfig {
+            comparison,
+            ..self.config
+        };
+        Model {
+            digest: digest(&self.plan, &config, &self.network),
+            config,
+            ..self.clone()
+        }
+    }
+
+    /// Predicted online latency of one batch of `batch` records on `link`
+    /// (rounds and transfer time; local computation not included).
+    pub fn predicted_latency(&self, batch: usize, link: Link) -> std::time::Duration {
+        link.time(&self.predict(batch))
     }
 
     /// Predicted communication of one batch of `batch` records (online phase).

@@ -22,12 +22,14 @@ use std::time::Instant;
 use cryptmed_approx::{Function, Piecewise, Precision, Symmetric, reference};
 use cryptmed_prep::PrepSource;
 use cryptmed_protocols::testing::{PairRun, run_pair};
-use cryptmed_protocols::{Ctx, Ppa, ProtocolError, Trace, relu, smooth, softmax, symmetric};
+use cryptmed_protocols::{
+    Comparison, Ctx, Fss, Ppa, ProtocolError, Trace, relu, smooth, softmax, symmetric,
+};
 use cryptmed_ring::{Elem, FixedPoint};
 use cryptmed_share::{Prg, Seed};
 use serde::Serialize;
 
-use crate::SmoothMethod;
+use crate::{ComparisonKind, SmoothMethod};
 
 /// Relative errors of the absolute-bound functions are measured where the
 /// true value is at least this (below it the absolute error is the meaningful one).
@@ -95,6 +97,8 @@ pub struct OpConfig {
     pub batch: usize,
     /// Sweep every `stride`-th unit of the fitted interval (1: every unit).
     pub stride: u64,
+    /// The comparison backend.
+    pub comparison: ComparisonKind,
 }
 
 impl Default for OpConfig {
@@ -104,6 +108,7 @@ impl Default for OpConfig {
             method: SmoothMethod::Direct,
             batch: 1 << 16,
             stride: 1,
+            comparison: ComparisonKind::Ppa,
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct OpResult {
     pub precision: Precision,
     /// `direct` or `symmetric`.
     pub method: &'static str,
+    /// `ppa` or `fss`.
+    pub comparison: &'static str,
     /// Elements evaluated.
     pub elements: usize,
     /// Online bytes (both directions) per element, measured.
@@ -186,6 +193,7 @@ impl Totals {
     ) -> OpResult {
         let n = self.elements.max(1) as f64;
         OpResult {
+            comparison: "ppa",
             op: op.into(),
             precision: cfg.precision,
             method: method.name(),
@@ -222,14 +230,23 @@ fn function_of(op: &str) -> Option<Function> {
 
 /// Runs operation `op` over its sweep (module docs).
 pub fn run(op: &str, cfg: &OpConfig) -> Result<OpResult, OpError> {
-    match op {
-        "relu" => relu_op(cfg),
-        "softmax" => softmax_op(cfg),
+    match cfg.comparison {
+        ComparisonKind::Ppa => run_with(&Ppa::DEFAULT, op, cfg),
+        ComparisonKind::Fss => run_with(&Fss::DEFAULT, op, cfg),
+    }
+}
+
+fn run_with<C: Comparison>(cmp: &C, op: &str, cfg: &OpConfig) -> Result<OpResult, OpError> {
+    let mut r = match op {
+        "relu" => relu_op(cmp, cfg),
+        "softmax" => softmax_op(cmp, cfg),
         name => {
             let func = function_of(name).ok_or_else(|| OpError::Unknown(name.into()))?;
-            smooth_op(name, func, cfg)
+            smooth_op(cmp, name, func, cfg)
         }
-    }
+    }?;
+    r.comparison = cfg.comparison.name();
+    Ok(r)
 }
 
 /// The whole-range points at scale `f`: 0, +-1, powers of two and neighbours to the limit, random values.
@@ -345,7 +362,12 @@ impl Layer {
 }
 
 /// One smooth function (or leaky ReLU) over its sweep, as the engine runs it.
-fn smooth_op(name: &str, func: Function, cfg: &OpConfig) -> Result<OpResult, OpError> {
+fn smooth_op<C: Comparison>(
+    cmp: &C,
+    name: &str,
+    func: Function,
+    cfg: &OpConfig,
+) -> Result<OpResult, OpError> {
     let fp = FixedPoint::default();
     let f = fp.frac_bits();
     let table_err = |source| OpError::Table {
@@ -388,7 +410,6 @@ fn smooth_op(name: &str, func: Function, cfg: &OpConfig) -> Result<OpResult, OpE
         62 - f,
         2 * f
     );
-    let cmp = Ppa::default();
     let k = f;
     let mut tot = Totals::new();
     let so = (2f64).powi(layer.out_frac_bits() as i32);
@@ -409,23 +430,23 @@ fn smooth_op(name: &str, func: Function, cfg: &OpConfig) -> Result<OpResult, OpE
                 run_shares(
                     ys,
                     seed,
-                    |d| smooth::deal(&cmp, d, n, t, k),
-                    |p| smooth::take(&cmp, p, n, t, k),
-                    |ctx, x, m| smooth::eval(&cmp, ctx, x, t, m),
+                    |d| smooth::deal(cmp, d, n, t, k),
+                    |p| smooth::take(cmp, p, n, t, k),
+                    |ctx, x, m| smooth::eval(cmp, ctx, x, t, m),
                 )
                 .map_err(proto)?,
-                smooth::trace(&cmp, n, t, k),
+                smooth::trace(cmp, n, t, k),
             ),
             Layer::Symmetric(s) => (
                 run_shares(
                     ys,
                     seed,
-                    |d| symmetric::deal(&cmp, d, n, s, k),
-                    |p| symmetric::take(&cmp, p, n, s, k),
-                    |ctx, x, m| symmetric::eval(&cmp, ctx, x, s, m),
+                    |d| symmetric::deal(cmp, d, n, s, k),
+                    |p| symmetric::take(cmp, p, n, s, k),
+                    |ctx, x, m| symmetric::eval(cmp, ctx, x, s, m),
                 )
                 .map_err(proto)?,
-                symmetric::trace(&cmp, n, s),
+                symmetric::trace(cmp, n, s),
             ),
         };
         tot.add_run(&run, n, &trace);
@@ -467,7 +488,7 @@ fn smooth_op(name: &str, func: Function, cfg: &OpConfig) -> Result<OpResult, OpE
 }
 
 /// ReLU with the truncation from scale `2f` fused in.
-fn relu_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
+fn relu_op<C: Comparison>(cmp: &C, cfg: &OpConfig) -> Result<OpResult, OpError> {
     let fp = FixedPoint::default();
     let f = fp.frac_bits();
     let mut xs: Vec<i64> = (-(2i64 << f)..=(2 << f))
@@ -476,22 +497,21 @@ fn relu_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
     let range = whole_range(f, 1, 4096);
     xs.extend(&range);
     let ys = to_fine(&xs, f, 4);
-    let cmp = Ppa::default();
     let mut tot = Totals::new();
     for (bi, ys) in batches(&ys, cfg.batch).iter().enumerate() {
         let n = ys.len();
         let run = run_shares(
             ys,
             7 + bi as u64,
-            |d| relu::deal(&cmp, d, n, f),
-            |p| relu::take(&cmp, p, n, f),
-            |ctx, x, m| relu::eval(&cmp, ctx, x, f, m),
+            |d| relu::deal(cmp, d, n, f),
+            |p| relu::take(cmp, p, n, f),
+            |ctx, x, m| relu::eval(cmp, ctx, x, f, m),
         )
         .map_err(|source| OpError::Protocol {
             op: "relu".into(),
             source,
         })?;
-        tot.add_run(&run, n, &relu::trace(&cmp, n));
+        tot.add_run(&run, n, &relu::trace(cmp, n));
         for (y, g) in ys.iter().zip(&run.sum) {
             let want = (*y as f64 / (2f64).powi(2 * f as i32)).max(0.0);
             if want > 1e12 {
@@ -516,7 +536,7 @@ fn relu_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
 }
 
 /// Softmax over rows of 10 logits at scale `2f` (module docs).
-fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
+fn softmax_op<C: Comparison>(cmp: &C, cfg: &OpConfig) -> Result<OpResult, OpError> {
     let fp = FixedPoint::default();
     let f = fp.frac_bits();
     let table_err = |source| OpError::Table {
@@ -559,7 +579,6 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
         }
     }
     let logits: Vec<i64> = rows.iter().flatten().copied().collect();
-    let cmp = Ppa::default();
     let shift = f;
     let mut tot = Totals::new();
     let out = (2f64).powi(softmax::output_scale(&t) as i32);
@@ -569,9 +588,9 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
         let run = run_shares(
             chunk,
             9 + bi as u64,
-            |d| softmax::deal(&cmp, d, batch, classes, shift, &t),
-            |p| softmax::take(&cmp, p, batch, classes, shift, &t),
-            |ctx, x, m| softmax::eval(&cmp, ctx, x, classes, &t, m),
+            |d| softmax::deal(cmp, d, batch, classes, shift, &t),
+            |p| softmax::take(cmp, p, batch, classes, shift, &t),
+            |ctx, x, m| softmax::eval(cmp, ctx, x, classes, &t, m),
         )
         .map_err(|source| OpError::Protocol {
             op: "softmax".into(),
@@ -580,7 +599,7 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
         tot.add_run(
             &run,
             chunk.len(),
-            &softmax::trace(&cmp, batch, classes, shift, &t),
+            &softmax::trace(cmp, batch, classes, shift, &t),
         );
         for (row, g) in chunk.chunks(classes).zip(run.sum.chunks(classes)) {
             let row: Vec<f64> = row.iter().map(|v| *v as f64 / scale).collect();
@@ -667,5 +686,30 @@ mod tests {
         .unwrap();
         assert_eq!((sym.method, sym.online_rounds), ("symmetric", 13));
         assert!(sym.within_bound);
+    }
+
+    /// The same sweeps on the FSS backend: within the same bounds, in one
+    /// round per opening (ReLU 1; a smooth function 2: the selection's
+    /// opening and the polynomial's truncation; softmax over 10 classes 11:
+    /// a 4-level tournament, exp 2, reciprocal 2, the Newton step 3).
+    #[test]
+    fn every_operation_runs_on_fss_within_its_bound() {
+        let cfg = OpConfig {
+            stride: 40_009,
+            batch: 2048,
+            comparison: ComparisonKind::Fss,
+            ..OpConfig::default()
+        };
+        for op in OPS {
+            let r = run(op, &cfg).unwrap();
+            assert!(r.within_bound, "{op}: {r:?}");
+            assert_eq!(r.comparison, "fss");
+            let rounds = match op {
+                "softmax" => 11,
+                "relu" | "leaky_relu" => 1,
+                _ => 2,
+            };
+            assert_eq!(r.online_rounds, rounds, "{op}: {r:?}");
+        }
     }
 }

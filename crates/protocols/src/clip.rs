@@ -9,28 +9,28 @@
 //! drops `hi` and starts from `x'`; a missing lower bound drops its term).
 //! Steps:
 //! 1. open `c = y + r` (1 round, 8 bytes each way per element);
-//! 2. both comparisons from that one opening, in the same rounds (4 with
-//!    [`Ppa`](crate::Ppa));
-//! 3. both products `b_t (x' - t)` with one opened bit each, in one round
-//!    ([`select`](crate::select)).
+//! 2. both products `b_t (x' - t)` from that one opening by the comparison's
+//!    selection ([`Selection::below`], one selector per bound): with
+//!    [`Ppa`](crate::Ppa) both comparisons in the same 4 rounds and one
+//!    opened bit per bound in one more round; with [`Fss`](crate::Fss)
+//!    locally, one key evaluated at both thresholds.
 //!
-//! Online for `n` elements and `m` bounds ([`cost`]): 6 rounds and `16 n + m
-//! 88 ceil(n/8) + 2 m ceil(n/8)` bytes both ways with `Ppa` (ReLU6: 16 + 2 x
-//! 11.25 = 38.5 bytes per element). Dealer ([`offline_bytes`]): the
-//! truncation parts (`16 n`, when `k > 0`), the comparison's, and one select
-//! per bound over the form's terms. The thresholds are exact at the input's
-//! scale, so the result equals the clip of the truncated value (which is at
-//! most one unit high, as the truncation's).
+//! Online for `n` elements and `m` bounds ([`cost`]): with `Ppa` 6 rounds and
+//! `16 n + m 88 ceil(n/8) + 2 m ceil(n/8)` bytes both ways (ReLU6: 16 + 2 x
+//! 11.25 = 38.5 bytes per element); with `Fss` 1 round and `16 n`. Dealer
+//! ([`offline_bytes`]): the truncation parts (`16 n`, when `k > 0`) and the
+//! selection's. The thresholds are exact at the input's scale, so the result
+//! equals the clip of the truncated value (which is at most one unit high, as
+//! the truncation's).
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
-use cryptmed_share::open::open_bits;
 
-use crate::compare::Comparison;
+use crate::compare::{self, Comparison, Selection};
 use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask, TruncParts};
 use crate::relu::value_form;
-use crate::select::{self, Form, SelectMaterial};
+use crate::select::{self, Form};
 use crate::{Ctx, ProtocolError};
 
 /// A clip layer's public bounds, encoded by the caller: each present bound
@@ -64,20 +64,22 @@ impl Bounds {
 pub struct ClipMaterial<C: Comparison> {
     mask: Mask,
     trunc: Option<TruncParts>,
-    cmp: C::Material,
-    selects: Vec<SelectMaterial>,
+    select: C::SelectMaterial,
+}
+
+/// The selection of a clip: `[y < t]` for each bound, times the value's
+/// form over its terms (`(r63, q)` with truncation, `r` without).
+fn selection(k: u32, bounds: usize) -> Selection {
+    Selection::below(bounds, if k > 0 { 2 } else { 1 })
 }
 
 /// Dealer: material for `n` clips of `bounds` bounds, truncating by `k` bits.
 pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, n: usize, k: u32, bounds: usize) {
     let r = mask::deal(d, n);
-    let trunc = (k > 0).then(|| mask::deal_trunc(d, &r, k));
-    cmp.deal(d, &r, bounds);
-    for _ in 0..bounds {
-        match &trunc {
-            Some((r63, q)) => select::deal(d, n, &[r63, q]),
-            None => select::deal(d, n, &[&r]),
-        }
+    let sel = selection(k, bounds);
+    match (k > 0).then(|| mask::deal_trunc(d, &r, k)) {
+        Some((r63, q)) => cmp.deal_select(d, &r, &sel, &[&r63, &q]),
+        None => cmp.deal_select(d, &r, &sel, &[&r]),
     }
 }
 
@@ -91,14 +93,11 @@ pub fn take<C: Comparison>(
 ) -> ClipMaterial<C> {
     let mask = mask::take(p, n);
     let trunc = (k > 0).then(|| mask::take_trunc(p, n));
-    let cmp_mat = cmp.take(p, n, bounds);
-    let terms = if k > 0 { 2 } else { 1 };
-    let selects = (0..bounds).map(|_| select::take(p, n, terms)).collect();
+    let select = cmp.take_select(p, n, &selection(k, bounds));
     ClipMaterial {
         mask,
         trunc,
-        cmp: cmp_mat,
-        selects,
+        select,
     }
 }
 
@@ -114,32 +113,22 @@ pub fn eval<C: Comparison>(
     let present = bounds.present();
     let thresholds: Vec<Elem> = present.iter().map(|b| b.0).collect();
     let c = mask::open(ctx, y, &mat.mask)?;
-    let below = cmp.less_than(ctx, &c, &thresholds, &mat.cmp)?;
+    let sel = selection(k, present.len());
+    let below = compare::select(cmp, ctx, &c, &thresholds, &sel, &mat.select)?;
     let x = value_form(&c, k, &mat.mask, mat.trunc.as_ref());
-    // b_t (x' - t) for each bound, with all the opened bits in one message.
-    let forms: Vec<Form<'_>> = present
-        .iter()
-        .map(|(_, t)| Form {
-            constant: x.constant.iter().map(|v| v.wrapping_sub(*t)).collect(),
-            terms: x.terms.iter().map(|(a, s)| (a.clone(), *s)).collect(),
-        })
-        .collect();
-    let masked: Vec<_> = below
-        .iter()
-        .zip(&mat.selects)
-        .map(|(b, m)| select::masked(b, m))
-        .collect();
-    let refs: Vec<_> = masked.iter().collect();
-    let opened = open_bits(ctx.ch, &refs)?;
     let lead = ctx.lead();
     // Start from hi (or x'), subtract b_lo (x' - lo), add b_hi (x' - hi).
     let mut out = match bounds.upper {
         Some((_, hi)) => vec![if lead { hi } else { 0 }; y.len()],
         None => select::local(lead, &x),
     };
-    for (i, ((e, form), m)) in opened.iter().zip(&forms).zip(&mat.selects).enumerate() {
+    for (i, (_, t)) in present.iter().enumerate() {
+        let form = Form {
+            constant: x.constant.iter().map(|v| v.wrapping_sub(*t)).collect(),
+            terms: x.terms.iter().map(|(a, s)| (a.clone(), *s)).collect(),
+        };
         let add = i > 0 || bounds.lower.is_none();
-        for (o, v) in out.iter_mut().zip(select::finish(lead, e, form, m)) {
+        for (o, v) in out.iter_mut().zip(below.times(i, &form)) {
             *o = if add {
                 o.wrapping_add(v)
             } else {
@@ -152,22 +141,20 @@ pub fn eval<C: Comparison>(
 
 /// The communication of [`eval`] on `n` elements with `bounds` bounds.
 pub fn trace<C: Comparison>(cmp: &C, n: usize, bounds: usize) -> Trace {
-    let bits = Trace::exchange((bounds * cryptmed_ring::bits::bytes_for(n)) as u64);
-    mask::open_trace(n).then(cmp.trace(n, bounds)).then(bits)
+    mask::open_trace(n).then(cmp.select_trace(n, &selection(0, bounds)))
 }
 
-/// Closed-form cost of [`eval`]: the opening, the comparison at every bound, one bit per bound.
+/// Closed-form cost of [`eval`]: the opening and the selection at every bound.
 pub fn cost<C: Comparison>(cmp: &C, n: usize, bounds: usize) -> Cost {
-    let bits = Cost::exchange(bounds as u64 * crate::cost::bit_bytes(n));
-    mask::open_cost(n).then(cmp.cost(n, bounds)).then(bits)
+    mask::open_cost(n).then(cmp.select_cost(n, &selection(0, bounds)))
 }
 
-/// Closed-form dealer bytes of [`deal`].
+/// Closed-form dealer bytes of [`deal`]: the truncation parts and the selection.
 pub fn offline_bytes<C: Comparison>(cmp: &C, n: usize, k: u32, bounds: usize) -> u64 {
-    let (trunc, terms) = if k > 0 {
-        (mask::trunc_offline_bytes(n), 2)
+    let trunc = if k > 0 {
+        mask::trunc_offline_bytes(n)
     } else {
-        (0, 1)
+        0
     };
-    trunc + cmp.offline_bytes(n, bounds) + bounds as u64 * select::offline_bytes(n, terms)
+    trunc + cmp.select_offline_bytes(n, &selection(k, bounds))
 }

@@ -1,11 +1,26 @@
-//! Secure comparison: the XOR-shared sign bit of masked values.
+//! Secure comparison: the sign of masked values, as XOR-shared bits or
+//! multiplied by dealer-known values.
 //!
 //! The [`Comparison`] trait takes values already opened as `c = x + r` (see
-//! [`mask`](crate::mask)) and returns XOR shares of `msb(c - t - r) = [x < t]`
-//! for every public threshold `t` (one opening serves them all). ReLU, max
-//! pooling, argmax and the smooth functions are written against this trait,
-//! so a function-secret-sharing comparison can be added as a second
-//! implementation without touching them.
+//! [`mask`](crate::mask)) and offers two things, for every public threshold
+//! `t` (one opening serves them all, `[x < t] = msb(c - t - r)`):
+//! - [`less_than`](Comparison::less_than): XOR shares of the bits `[x < t]`
+//!   (argmax's AND tree works on these);
+//! - a **selection** ([`deal_select`](Comparison::deal_select),
+//!   [`select`](Comparison::select), [`Selected::times`]): arithmetic shares
+//!   of `s(x) * v` for 0/1 combinations `s` of the threshold bits (a
+//!   [`Selection`]: `[x >= 0]` for ReLU and pooling, each bound for Clip, the
+//!   one-hot pieces of a spline) and values `v` that are linear forms in
+//!   dealer-known terms with public coefficients ([`Form`]). ReLU with its
+//!   fused truncation, max pooling, Clip, the smooth functions' piece
+//!   selection, the symmetric functions' sign and argmax's win counts are all
+//!   such products, so they are written once against this trait.
+//!
+//! Two implementations: CryptMed's parallel-prefix comparison ([`Ppa`]: the
+//! bits in 4 rounds, a selection one opened bit per selector later, see
+//! [`select`](crate::select)) and function secret sharing
+//! ([`Fss`](crate::Fss): both locally, no round after the opening, at the
+//! price of dealer keys; see [`fss`](crate::fss)).
 //!
 //! # CryptMed's comparison ([`Ppa`])
 //!
@@ -33,7 +48,9 @@
 //! `k * (24 + 12 + 6 + 2) * ceil(n/8)` bytes, about 5.5 bytes per comparison.
 //! Dealer ([`Comparison::offline_bytes`]): `(64 + 169 + 29 k) ceil(n/8)`
 //! bytes (the bit planes of `r`, the chunk products, and per threshold two
-//! bits per combine but one at the root).
+//! bits per combine but one at the root). A selection with `S` selectors
+//! adds one exchange of `S ceil(n/8)` bytes each way (1 round) and
+//! [`select::offline_bytes`] per selector.
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
@@ -41,12 +58,127 @@ use cryptmed_ring::bits::{BitVec, bit_planes, bytes_for, words_for};
 use cryptmed_share::open::open_bits;
 
 use crate::cost::{Cost, Trace, bit_bytes, ceil_log2};
+use crate::select::{self, Form, SelectMaterial};
 use crate::{Ctx, ProtocolError, and};
+
+/// A 0/1 combination of the threshold bits `b_j = [x < t_j]`:
+/// `one + sum_j e_j b_j` with `e_j` in `{+1, -1}`. The caller guarantees the
+/// value is 0 or 1 for every input (for instance `b_{j+1} - b_j` with
+/// ascending thresholds), so its parity (`one ^ XOR b_j`) is the same bit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    /// Whether the combination starts from 1 (e.g. `[x >= t] = 1 - b_0`).
+    pub one: bool,
+    /// The threshold bits combined, each with `+1` or `-1`.
+    pub bits: Vec<(usize, i8)>,
+    /// The dealer terms (indices into the selection's term table) that the
+    /// forms multiplied by this selector use, in the forms' order.
+    pub terms: Vec<usize>,
+}
+
+/// What a selection computes: `thresholds` comparisons of each masked value,
+/// and one [`Selector`] per product the protocol needs, over a table of
+/// `terms` dealer-known values per element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Thresholds compared with (one opening serves them all).
+    pub thresholds: usize,
+    /// Size of the term table given to [`Comparison::deal_select`].
+    pub terms: usize,
+    /// The selectors.
+    pub selectors: Vec<Selector>,
+}
+
+impl Selection {
+    /// `[x >= t]` for one threshold, times forms over all `terms` terms (ReLU, max pooling).
+    pub fn at_least(terms: usize) -> Self {
+        Self {
+            thresholds: 1,
+            terms,
+            selectors: vec![Selector {
+                one: true,
+                bits: vec![(0, -1)],
+                terms: (0..terms).collect(),
+            }],
+        }
+    }
+
+    /// `[x < t_j]` for each of `thresholds` thresholds, times forms over all `terms` terms.
+    pub fn below(thresholds: usize, terms: usize) -> Self {
+        Self {
+            thresholds,
+            terms,
+            selectors: (0..thresholds)
+                .map(|j| Selector {
+                    one: false,
+                    bits: vec![(j, 1)],
+                    terms: (0..terms).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The terms any selector uses, ascending.
+    pub fn used_terms(&self) -> Vec<usize> {
+        let mut u: Vec<usize> = self
+            .selectors
+            .iter()
+            .flat_map(|s| s.terms.iter().copied())
+            .collect();
+        u.sort_unstable();
+        u.dedup();
+        u
+    }
+}
+
+/// The selection of one layer after its online part: hands out this
+/// party's shares of `s(x) * v` ([`times`](Self::times)).
+pub struct Selected<'a, C: Comparison + ?Sized> {
+    cmp: &'a C,
+    lead: bool,
+    sel: &'a Selection,
+    mat: &'a C::SelectMaterial,
+    done: C::Selected,
+}
+
+impl<C: Comparison + ?Sized> Selected<'_, C> {
+    /// This party's shares of `s(x) * v` for selector `s` and a form `v`
+    /// whose terms are the selector's, in order (local).
+    pub fn times(&self, s: usize, form: &Form<'_>) -> Vec<Elem> {
+        debug_assert_eq!(form.terms.len(), self.sel.selectors[s].terms.len());
+        self.cmp
+            .finish(self.lead, self.sel, self.mat, &self.done, s, form)
+    }
+}
+
+/// Runs the online part of a selection on the opened `c` (see [`Comparison::select`]).
+pub fn select<'a, C: Comparison + ?Sized>(
+    cmp: &'a C,
+    ctx: &mut Ctx<'_>,
+    c: &[Elem],
+    thresholds: &[Elem],
+    sel: &'a Selection,
+    mat: &'a C::SelectMaterial,
+) -> Result<Selected<'a, C>, ProtocolError> {
+    debug_assert_eq!(thresholds.len(), sel.thresholds);
+    let done = cmp.select(ctx, c, thresholds, sel, mat)?;
+    Ok(Selected {
+        cmp,
+        lead: ctx.lead(),
+        sel,
+        mat,
+        done,
+    })
+}
 
 /// A secure "less than" on masked values (see the module docs).
 pub trait Comparison: Send + Sync {
-    /// This party's material for one use.
+    /// This party's material for one use of [`less_than`](Self::less_than).
     type Material: Send;
+    /// This party's material for one [`Selection`].
+    type SelectMaterial: Send;
+    /// What the online part of a selection leaves for [`finish`](Self::finish).
+    type Selected: Send;
 
     /// Short name for reports.
     fn name(&self) -> &'static str;
@@ -72,8 +204,52 @@ pub trait Comparison: Send + Sync {
     /// The closed-form cost of [`less_than`](Self::less_than) (both ways, rounds).
     fn cost(&self, n: usize, thresholds: usize) -> Cost;
 
-    /// The closed-form dealer bytes of [`deal`](Self::deal) (corrections to the client).
+    /// The closed-form dealer bytes of [`deal`](Self::deal) (to both parties).
     fn offline_bytes(&self, n: usize, thresholds: usize) -> u64;
+
+    /// Dealer: material for the selection `sel` on `r.len()` values masked
+    /// by `r`; `terms[m]` is the dealer's value of term `m` for every value.
+    fn deal_select(&self, d: &mut Dealer, r: &[Elem], sel: &Selection, terms: &[&[Elem]]);
+
+    /// Party: mirror of [`deal_select`](Self::deal_select).
+    fn take_select(
+        &self,
+        p: &mut dyn PrepSource,
+        n: usize,
+        sel: &Selection,
+    ) -> Self::SelectMaterial;
+
+    /// The online part of a selection on `c = x + r` (everything that needs
+    /// the peer); use [`select`](crate::compare::select), which wraps the
+    /// result for [`Selected::times`].
+    fn select(
+        &self,
+        ctx: &mut Ctx<'_>,
+        c: &[Elem],
+        thresholds: &[Elem],
+        sel: &Selection,
+        mat: &Self::SelectMaterial,
+    ) -> Result<Self::Selected, ProtocolError>;
+
+    /// This party's shares of `s(x) * v` for selector `s` of `sel` (local).
+    fn finish(
+        &self,
+        lead: bool,
+        sel: &Selection,
+        mat: &Self::SelectMaterial,
+        done: &Self::Selected,
+        s: usize,
+        form: &Form<'_>,
+    ) -> Vec<Elem>;
+
+    /// The communication of [`select`](Self::select).
+    fn select_trace(&self, n: usize, sel: &Selection) -> Trace;
+
+    /// The closed-form cost of [`select`](Self::select) (both ways, rounds).
+    fn select_cost(&self, n: usize, sel: &Selection) -> Cost;
+
+    /// The closed-form dealer bytes of [`deal_select`](Self::deal_select) (to both parties).
+    fn select_offline_bytes(&self, n: usize, sel: &Selection) -> u64;
 }
 
 /// CryptMed's comparison: parallel-prefix carry over bit-sliced XOR shares.
@@ -132,6 +308,13 @@ impl Ppa {
     }
 }
 
+/// [`Ppa`]'s material for a selection: the comparison's, and one
+/// [`select`](crate::select) material per selector.
+pub struct PpaSelect {
+    cmp: PpaMaterial,
+    bits: Vec<SelectMaterial>,
+}
+
 /// Subsets (bit masks over a chunk of `k` bits) with two or more members, in a fixed order.
 fn monomials(k: usize) -> impl Iterator<Item = usize> {
     (1usize..1 << k).filter(|s| s.count_ones() >= 2)
@@ -139,6 +322,9 @@ fn monomials(k: usize) -> impl Iterator<Item = usize> {
 
 impl Comparison for Ppa {
     type Material = PpaMaterial;
+    type SelectMaterial = PpaSelect;
+    /// The opened bit of each selector.
+    type Selected = Vec<BitVec>;
 
     fn name(&self) -> &'static str {
         "cryptmed-ppa"
@@ -305,6 +491,100 @@ impl Comparison for Ppa {
         }
         t
     }
+
+    fn deal_select(&self, d: &mut Dealer, r: &[Elem], sel: &Selection, terms: &[&[Elem]]) {
+        self.deal(d, r, sel.thresholds);
+        for s in &sel.selectors {
+            let t: Vec<&[Elem]> = s.terms.iter().map(|i| terms[*i]).collect();
+            select::deal(d, r.len(), &t);
+        }
+    }
+
+    fn take_select(&self, p: &mut dyn PrepSource, n: usize, sel: &Selection) -> PpaSelect {
+        PpaSelect {
+            cmp: self.take(p, n, sel.thresholds),
+            bits: sel
+                .selectors
+                .iter()
+                .map(|s| select::take(p, n, s.terms.len()))
+                .collect(),
+        }
+    }
+
+    fn select(
+        &self,
+        ctx: &mut Ctx<'_>,
+        c: &[Elem],
+        thresholds: &[Elem],
+        sel: &Selection,
+        mat: &PpaSelect,
+    ) -> Result<Vec<BitVec>, ProtocolError> {
+        let lead = ctx.lead();
+        let below = self.less_than(ctx, c, thresholds, &mat.cmp)?;
+        let masked: Vec<BitVec> = sel
+            .selectors
+            .iter()
+            .zip(&mat.bits)
+            .map(|(s, m)| select::masked(&parity(lead, s, &below, c.len()), m))
+            .collect();
+        if masked.is_empty() {
+            return Ok(masked);
+        }
+        let refs: Vec<&BitVec> = masked.iter().collect();
+        Ok(open_bits(ctx.ch, &refs)?)
+    }
+
+    fn finish(
+        &self,
+        lead: bool,
+        _: &Selection,
+        mat: &PpaSelect,
+        done: &Vec<BitVec>,
+        s: usize,
+        form: &Form<'_>,
+    ) -> Vec<Elem> {
+        select::finish(lead, &done[s], form, &mat.bits[s])
+    }
+
+    fn select_trace(&self, n: usize, sel: &Selection) -> Trace {
+        let bits = sel.selectors.len();
+        let t = self.trace(n, sel.thresholds);
+        if bits == 0 {
+            return t;
+        }
+        t.then(Trace::exchange((bits * bytes_for(n)) as u64))
+    }
+
+    fn select_cost(&self, n: usize, sel: &Selection) -> Cost {
+        let bits = sel.selectors.len() as u64;
+        let c = self.cost(n, sel.thresholds);
+        if bits == 0 {
+            return c;
+        }
+        c.then(Cost::exchange(bits * bit_bytes(n)))
+    }
+
+    fn select_offline_bytes(&self, n: usize, sel: &Selection) -> u64 {
+        self.offline_bytes(n, sel.thresholds)
+            + sel
+                .selectors
+                .iter()
+                .map(|s| select::offline_bytes(n, s.terms.len()))
+                .sum::<u64>()
+    }
+}
+
+/// This party's XOR share of a selector's bit: `one ^ XOR b_j` (the constant by the lead only).
+fn parity(lead: bool, s: &Selector, below: &[BitVec], n: usize) -> BitVec {
+    let mut b = if lead && s.one {
+        BitVec::ones(n)
+    } else {
+        BitVec::zeros(n)
+    };
+    for (j, _) in &s.bits {
+        b.xor_assign(&below[*j]);
+    }
+    b
 }
 
 /// This party's shares of a chunk's `(G, P)` for `[c' < r']` restricted to the

@@ -19,6 +19,7 @@ pub mod clip;
 pub mod compare;
 pub mod cost;
 mod ctx;
+pub mod fss;
 pub mod linear;
 pub mod mask;
 pub mod mul;
@@ -32,9 +33,10 @@ pub mod symmetric;
 pub mod testing;
 pub mod trunc;
 
-pub use compare::{Comparison, Ppa};
+pub use compare::{Comparison, Ppa, Selected, Selection, Selector};
 pub use cost::{Event, Trace};
 pub use ctx::{Ctx, ProtocolError};
+pub use fss::Fss;
 
 use cryptmed_ring::Elem;
 

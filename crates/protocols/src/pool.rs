@@ -2,16 +2,19 @@
 //!
 //! `max(a, b) = b + (a - b) * [a >= b]`. Each level pairs up the remaining
 //! candidates of every window (an odd one passes through), opens
-//! `c = (a - b) + r` for all pairs at once, compares, and selects with one
-//! opened bit (`a - b = c - r` is a linear form of the mask). A `k x k`
-//! window takes `ceil(log2(k^2))` levels of 6 rounds each.
+//! `c = (a - b) + r` for all pairs at once and selects `[a - b >= 0] (a - b)`
+//! as a ReLU without truncation does (`a - b = c - r` is a linear form of the
+//! mask). A `k x k` window takes `ceil(log2(k^2))` levels; a level costs what
+//! a ReLU layer of its comparisons does (see [`cost`]): 6 rounds with `Ppa`,
+//! 1 with `Fss` (each level's candidates are the previous level's shared
+//! results, so a level cannot start before the previous one's opening).
 //!
 //! Bytes: a window of `s` candidates needs `s - 1` comparisons in all; a
-//! level of `m` comparisons costs what a ReLU layer of `m` elements does
-//! (`16 m + 90 ceil(m/8)` both ways with `Ppa`, see [`cost`]). So a `k x k`
-//! window costs about `27.25 (k^2 - 1)` bytes per output: 82 bytes for 2 x 2,
-//! 218 for 3 x 3 (exactly so when every level's count is a multiple of 8).
-//! No truncation is
+//! level of `m` comparisons costs `16 m + 90 ceil(m/8)` both ways with `Ppa`,
+//! `16 m` with `Fss`. So a `k x k` window costs about `27.25 (k^2 - 1)` bytes
+//! per output with `Ppa` (82 bytes for 2 x 2, 218 for 3 x 3, exactly so
+//! when every level's count is a multiple of 8) and `16 (k^2 - 1)` with
+//! `Fss`. No truncation is
 //! needed: run it on the untruncated output of the preceding linear layer
 //! and the following ReLU truncates (max pooling commutes with ReLU and with
 //! the monotone truncation, so the engine evaluates max-pool first).
@@ -19,11 +22,10 @@
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
 
-use crate::compare::Comparison;
+use crate::compare::{self, Comparison};
 use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask};
-use crate::relu::value_form;
-use crate::select::{self, SelectMaterial};
+use crate::relu::{selection, value_form};
 use crate::{Ctx, ProtocolError};
 
 /// Number of comparisons at each level of the tournament over windows of these sizes.
@@ -40,16 +42,14 @@ pub fn level_sizes(window_sizes: &[usize]) -> Vec<usize> {
 /// This party's material for one level.
 pub struct LevelMaterial<C: Comparison> {
     mask: Mask,
-    cmp: C::Material,
-    select: SelectMaterial,
+    select: C::SelectMaterial,
 }
 
 /// Dealer: material for a tournament over windows of the given sizes.
 pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, window_sizes: &[usize]) {
     for n in level_sizes(window_sizes) {
         let r = mask::deal(d, n);
-        cmp.deal(d, &r, 1);
-        select::deal(d, n, &[&r]);
+        cmp.deal_select(d, &r, &selection(0), &[&r]);
     }
 }
 
@@ -63,8 +63,7 @@ pub fn take<C: Comparison>(
         .into_iter()
         .map(|n| LevelMaterial {
             mask: mask::take(p, n),
-            cmp: cmp.take(p, n, 1),
-            select: select::take(p, n, 1),
+            select: cmp.take_select(p, n, &selection(0)),
         })
         .collect()
 }
@@ -91,10 +90,9 @@ pub fn eval<C: Comparison>(
         }
         let diff = cryptmed_ring::sub(&a, &b);
         let c = mask::open(ctx, &diff, &level.mask)?;
-        let less = cmp.less_than(ctx, &c, &[0], &level.cmp)?.remove(0);
-        let geq = if ctx.lead() { less.not() } else { less };
-        let form = value_form(&c, 0, &level.mask, None);
-        let chosen = select::select(ctx, &geq, &form, &level.select)?;
+        let sel = selection(0);
+        let picked = compare::select(cmp, ctx, &c, &[0], &sel, &level.select)?;
+        let chosen = picked.times(0, &value_form(&c, 0, &level.mask, None));
         let mut at = 0;
         for cs in cands.iter_mut() {
             let mut next = Vec::with_capacity(cs.len().div_ceil(2));
@@ -115,17 +113,13 @@ pub fn eval<C: Comparison>(
 pub fn trace<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> Trace {
     let mut t = Trace::default();
     for n in level_sizes(window_sizes) {
-        t.append(
-            mask::open_trace(n)
-                .then(cmp.trace(n, 1))
-                .then(select::trace(n)),
-        );
+        t.append(crate::relu::trace(cmp, n));
     }
     t
 }
 
-/// Closed-form dealer bytes of [`deal`]: per level of `m` comparisons, the
-/// comparison's and one single-term select's.
+/// Closed-form dealer bytes of [`deal`]: per level of `m` comparisons, a
+/// selection over the one term `r`.
 pub fn offline_bytes<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> u64 {
     levels_offline_bytes(cmp, &level_sizes(window_sizes))
 }
@@ -136,7 +130,7 @@ pub fn offline_bytes<C: Comparison>(cmp: &C, window_sizes: &[usize]) -> u64 {
 pub fn levels_offline_bytes<C: Comparison>(cmp: &C, levels: &[usize]) -> u64 {
     levels
         .iter()
-        .map(|m| cmp.offline_bytes(*m, 1) + select::offline_bytes(*m, 1))
+        .map(|m| cmp.select_offline_bytes(*m, &selection(0)))
         .sum()
 }
 

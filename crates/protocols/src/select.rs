@@ -126,15 +126,18 @@ pub const fn offline_bytes(n: usize, terms: usize) -> u64 {
 /// plus the coefficients times its shares.
 pub fn local(lead: bool, form: &Form<'_>) -> Vec<Elem> {
     (0..form.constant.len())
-        .map(|i| {
-            let own = form.terms.iter().fold(0 as Elem, |a, (alpha, share)| {
-                a.wrapping_add(alpha[i].wrapping_mul(share[i]))
-            });
-            if lead {
-                own.wrapping_add(form.constant[i])
-            } else {
-                own
-            }
-        })
+        .map(|i| local_at(lead, form, i))
         .collect()
+}
+
+/// [`local`] at element `i`.
+pub fn local_at(lead: bool, form: &Form<'_>, i: usize) -> Elem {
+    let own = form.terms.iter().fold(0 as Elem, |a, (alpha, share)| {
+        a.wrapping_add(alpha[i].wrapping_mul(share[i]))
+    });
+    if lead {
+        own.wrapping_add(form.constant[i])
+    } else {
+        own
+    }
 }

@@ -8,14 +8,18 @@
 //! Protocol, for an input `y` at scale `f + k` (`k > 0`: the truncation of
 //! the preceding linear layer is fused in, as in [`relu`](crate::relu)):
 //! 1. open `c = y + r` (1 round, 8 bytes each way per element);
-//! 2. all `m` comparisons `[y < t_j 2^k]` from that one opening (4 rounds
-//!    with [`Ppa`](crate::Ppa)), exact on the untruncated `y`;
-//! 3. one-hot piece indicators, locally: `I_0 = b_1`, `I_j = b_j ^ b_{j+1}`,
-//!    `I_m = !b_m`; with `g >= 2` polynomial scales, also the indicator of
-//!    each scale's group (the XOR of its pieces');
-//! 4. `I_j * piece_j` for every piece with one opened bit each, in one round
-//!    (group bits in the same message). The input is a linear form in dealer
-//!    values: `x = c - r` (`k = 0`), or `x' = y >> k = K - Q` with public `K`
+//! 2. all `m` comparisons `[y < t_j 2^k]` from that one opening, exact on
+//!    the untruncated `y`, and from them the one-hot piece indicators `I_0 =
+//!    b_1`, `I_j = b_{j+1} - b_j`, `I_m = 1 - b_m` (and, with `g >= 2`
+//!    polynomial scales, each scale's group indicator, the sum of its
+//!    pieces'): the comparison's [`Selection`] with one selector per piece
+//!    and per group;
+//! 3. `I_j * piece_j` for every piece (with [`Ppa`](crate::Ppa) the
+//!    comparisons take 4 rounds and one opened bit per selector one more; with
+//!    [`Fss`](crate::Fss) one key, whose payload carries every term the pieces
+//!    use, evaluated at every breakpoint, and nothing online). The input is a
+//!    linear form in dealer values: `x = c - r` (`k = 0`), or `x' = y >> k =
+//!    K - Q` with public `K`
 //!    and `Q = (r' >> k) -+ 2^(63-k) r63` (the sign by the public top bit of
 //!    `c + 2^62`; see [`mask`](crate::mask)), so a piece's polynomial is a
 //!    linear form in the dealer-shared powers of `r` (or of both `Q`s) and one
@@ -23,12 +27,22 @@
 //!    `floor(S y / 2^E)` is the linear form `K' + a r63 - floor(S r' / 2^E)` (to
 //!    one unit). Ring arithmetic is exact mod 2^64, and the garbage a far-away
 //!    piece would produce is multiplied by an exact 0;
-//! 5. the selected polynomial sum (one value per element, whatever its scale)
+//! 4. the selected polynomial sum (one value per element, whatever its scale)
 //!    is opened once under a fresh mask and truncated to `o` from that one
-//!    opening for every scale; the group bits of step 4 keep the right one
-//!    (1 round). Unselected sums are exactly 0 and truncate to exactly 0.
+//!    opening for every scale; the group selectors of step 2 keep the right
+//!    one (1 round). Unselected sums are exactly 0 and truncate to exactly 0.
+//!    This second opening is why a spline takes 2 rounds even with `Fss`: the
+//!    selected polynomial is a form whose public coefficients depend on `c`,
+//!    so no dealer key can hold its truncation; it must be opened under a
+//!    fresh mask once known.
 //!
-//! **Cost** for `n` elements ([`cost`], [`offline_bytes`]), with `m`
+//! With `Fss` the cost is the two openings online (`32 n` bytes, 2 rounds; 1
+//! round and `16 n` without polynomials) and, at the dealer, one key of
+//! width `1 + u` (`u` the terms the selectors use) per element to both
+//! parties plus `8 n (1 + u)` of corrections, beside the terms and the
+//! truncation parts below.
+//!
+//! **Cost** with `Ppa` for `n` elements ([`cost`], [`offline_bytes`]), with `m`
 //! breakpoints, `P = m + 1` pieces, `g` polynomial scales and `G = g` when
 //! `g >= 2` (else 0) group bits, `B = ceil(n/8)`:
 //! online `16 n + 88 m B + 2 (P + G) B + 16 n [g > 0]` bytes both ways and
@@ -68,15 +82,13 @@
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
-use cryptmed_ring::bits::{BitVec, bytes_for};
-use cryptmed_share::open::open_bits;
 
 pub use cryptmed_approx::{Piece, Piecewise};
 
-use crate::compare::Comparison;
-use crate::cost::{Cost, Trace, bit_bytes};
+use crate::compare::{self, Comparison, Selection, Selector};
+use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask, OFFSET};
-use crate::select::{self, Form, SelectMaterial};
+use crate::select::{self, Form};
 use crate::{Ctx, ProtocolError};
 
 /// A dealer value every element has (its index in [`Layout::terms`]).
@@ -102,6 +114,10 @@ pub(crate) struct Layout {
     slopes: Vec<(i128, u32)>,
     piece_terms: Vec<Vec<usize>>,
     scales: Vec<u32>,
+    /// Per scale, the pieces with a polynomial at that scale.
+    groups: Vec<Vec<usize>>,
+    /// Breakpoints (comparisons per element).
+    breakpoints: usize,
 }
 
 impl Layout {
@@ -155,12 +171,79 @@ impl Layout {
                 v
             })
             .collect();
+        let scales = f.scales();
+        let groups = scales
+            .iter()
+            .map(|s| {
+                (0..f.pieces.len())
+                    .filter(|j| !f.pieces[*j].coeffs.is_empty() && f.pieces[*j].scale == *s)
+                    .collect()
+            })
+            .collect();
         Self {
             k,
             terms,
             slopes,
             piece_terms,
-            scales: f.scales(),
+            scales,
+            groups,
+            breakpoints: f.breakpoints.len(),
+        }
+    }
+
+    /// The comparison's selection: one selector per piece (its one-hot
+    /// indicator, over the piece's terms), then, with two or more scales, one
+    /// per scale group (over the truncation's `r63` and that scale's `q`,
+    /// which follow the layout's terms in the term table).
+    fn selection(&self) -> Selection {
+        let m = self.breakpoints;
+        let piece = |j: usize| -> Vec<(usize, i8)> {
+            match j {
+                _ if m == 0 => vec![],
+                0 => vec![(0, 1)],
+                _ if j == m => vec![(m - 1, -1)],
+                _ => vec![(j, 1), (j - 1, -1)],
+            }
+        };
+        let mut selectors: Vec<Selector> = self
+            .piece_terms
+            .iter()
+            .enumerate()
+            .map(|(j, terms)| Selector {
+                one: j == m,
+                bits: piece(j),
+                terms: terms.clone(),
+            })
+            .collect();
+        let t = self.terms.len();
+        if self.group_bits() > 0 {
+            selectors.extend(self.groups.iter().enumerate().map(|(g, pieces)| {
+                // The sum of the pieces' indicators, with cancelling bits dropped.
+                let mut coef = vec![0i8; m];
+                for j in pieces {
+                    for (b, e) in piece(*j) {
+                        coef[b] += e;
+                    }
+                }
+                Selector {
+                    one: pieces.contains(&m),
+                    bits: (0..m)
+                        .filter(|b| coef[*b] != 0)
+                        .map(|b| (b, coef[b]))
+                        .collect(),
+                    terms: vec![t, t + 1 + g],
+                }
+            }));
+        }
+        let trunc_terms = if self.scales.is_empty() {
+            0
+        } else {
+            1 + self.scales.len()
+        };
+        Selection {
+            thresholds: m,
+            terms: t + trunc_terms,
+            selectors,
         }
     }
 
@@ -185,12 +268,10 @@ pub struct SmoothMaterial<C: Comparison> {
     mask: Mask,
     /// Shares of each term of the layout (`r^1` is `mask.r`).
     terms: Vec<Vec<Elem>>,
-    cmp: C::Material,
-    select: Vec<SelectMaterial>,
     trunc_mask: Mask,
     trunc_r63: Vec<Elem>,
     trunc_q: Vec<Vec<Elem>>,
-    group_select: Vec<SelectMaterial>,
+    select: C::SelectMaterial,
 }
 
 impl<C: Comparison> SmoothMaterial<C> {
@@ -247,7 +328,7 @@ pub(crate) fn deal_parts<C: Comparison>(
 ) -> Option<(Vec<Elem>, Vec<Elem>)> {
     let layout = Layout::new(f, k);
     let r = mask::deal(d, n);
-    let values: Vec<Vec<Elem>> = layout
+    let mut values: Vec<Vec<Elem>> = layout
         .terms
         .iter()
         .map(|t| term_values(*t, &r, k, &layout.slopes))
@@ -257,32 +338,24 @@ pub(crate) fn deal_parts<C: Comparison>(
             d.share_arith(v);
         }
     }
-    cmp.deal(d, &r, f.breakpoints.len());
-    for pt in &layout.piece_terms {
-        let refs: Vec<&[Elem]> = pt.iter().map(|i| values[*i].as_slice()).collect();
-        select::deal(d, n, &refs);
-    }
-    if layout.scales.is_empty() {
-        return None;
-    }
-    let tr = mask::deal(d, n);
-    let r63: Vec<Elem> = tr.iter().map(|x| x >> 63).collect();
-    d.share_arith(&r63);
-    let qs: Vec<Vec<Elem>> = layout
-        .scales
-        .iter()
-        .map(|s| {
+    let parts = if layout.scales.is_empty() {
+        None
+    } else {
+        let tr = mask::deal(d, n);
+        let r63: Vec<Elem> = tr.iter().map(|x| x >> 63).collect();
+        d.share_arith(&r63);
+        values.push(r63);
+        for s in &layout.scales {
             let q = mask::trunc_values(&tr, s - f.out_frac_bits).1;
             d.share_arith(&q);
-            q
-        })
-        .collect();
-    if layout.group_bits() > 0 {
-        for q in &qs {
-            select::deal(d, n, &[&r63, q]);
+            values.push(q);
         }
-    }
-    Some((r63, qs.into_iter().next().unwrap_or_default()))
+        let t = layout.terms.len();
+        Some((values[t].clone(), values[t + 1].clone()))
+    };
+    let table: Vec<&[Elem]> = values.iter().map(Vec::as_slice).collect();
+    cmp.deal_select(d, &r, &layout.selection(), &table);
+    parts
 }
 
 /// Party: mirror of [`deal`].
@@ -306,12 +379,6 @@ pub fn take<C: Comparison>(
             }
         })
         .collect();
-    let cmp_mat = cmp.take(p, n, f.breakpoints.len());
-    let select = layout
-        .piece_terms
-        .iter()
-        .map(|pt| select::take(p, n, pt.len()))
-        .collect();
     let (trunc_mask, trunc_r63, trunc_q) = if layout.scales.is_empty() {
         (Mask { r: vec![] }, vec![], vec![])
     } else {
@@ -320,19 +387,15 @@ pub fn take<C: Comparison>(
         let q = layout.scales.iter().map(|_| p.share_arith(n)).collect();
         (m, r63, q)
     };
-    let group_select = (0..layout.group_bits())
-        .map(|_| select::take(p, n, 2))
-        .collect();
+    let select = cmp.take_select(p, n, &layout.selection());
     SmoothMaterial {
         layout,
         mask,
         terms,
-        cmp: cmp_mat,
-        select,
         trunc_mask,
         trunc_r63,
         trunc_q,
-        group_select,
+        select,
     }
 }
 
@@ -397,37 +460,8 @@ pub(crate) fn eval_parts<C: Comparison>(
         .iter()
         .map(|t| (*t as Elem).wrapping_shl(k))
         .collect();
-    let below = cmp.less_than(ctx, &opened.c, &thresholds, &mat.cmp)?;
-    let indicators = indicators(lead, n, &below);
-    let groups: Vec<BitVec> = if lay.group_bits() > 0 {
-        lay.scales
-            .iter()
-            .map(|s| {
-                let mut g = BitVec::zeros(n);
-                for (p, b) in f.pieces.iter().zip(&indicators) {
-                    if !p.coeffs.is_empty() && p.scale == *s {
-                        g.xor_assign(b);
-                    }
-                }
-                g
-            })
-            .collect()
-    } else {
-        vec![]
-    };
-    let mut masked: Vec<BitVec> = indicators
-        .iter()
-        .zip(&mat.select)
-        .map(|(b, s)| select::masked(b, s))
-        .collect();
-    masked.extend(
-        groups
-            .iter()
-            .zip(&mat.group_select)
-            .map(|(b, s)| select::masked(b, s)),
-    );
-    let refs: Vec<&BitVec> = masked.iter().collect();
-    let e = open_bits(ctx.ch, &refs)?;
+    let sel = lay.selection();
+    let chosen = compare::select(cmp, ctx, &opened.c, &thresholds, &sel, &mat.select)?;
     let mut out = vec![0 as Elem; n];
     let mut sum = vec![0 as Elem; n];
     for (j, piece) in f.pieces.iter().enumerate() {
@@ -437,61 +471,28 @@ pub(crate) fn eval_parts<C: Comparison>(
             .collect();
         if piece.slope != 0 || piece.offset != 0 {
             let form = affine_form(piece, lay, &opened, &lay.piece_terms[j], &shares);
-            cryptmed_ring::add_assign(
-                &mut out,
-                &select::finish(lead, &e[j], &form, &mat.select[j]),
-            );
+            cryptmed_ring::add_assign(&mut out, &chosen.times(j, &form));
         }
         if !piece.coeffs.is_empty() {
             let form = poly_form(piece, lay, &opened, &lay.piece_terms[j], &shares);
-            cryptmed_ring::add_assign(
-                &mut sum,
-                &select::finish(lead, &e[j], &form, &mat.select[j]),
-            );
+            cryptmed_ring::add_assign(&mut sum, &chosen.times(j, &form));
         }
     }
     if lay.scales.is_empty() {
         return Ok((out, None));
     }
-    {
-        let c2 = mask::open(ctx, &sum, &mat.trunc_mask)?;
-        let pieces = f.pieces.len();
-        for (g, s) in lay.scales.iter().enumerate() {
-            let form = trunc_form(&c2, s - f.out_frac_bits, &mat.trunc_r63, &mat.trunc_q[g]);
-            let part = if lay.group_bits() > 0 {
-                select::finish(lead, &e[pieces + g], &form, &mat.group_select[g])
-            } else {
-                select::local(lead, &form)
-            };
-            cryptmed_ring::add_assign(&mut out, &part);
-        }
-        Ok((out, Some(c2)))
-    }
-}
-
-/// XOR shares of the one-hot piece indicators from the comparisons `[x < t_j]`.
-pub(crate) fn indicators(lead: bool, n: usize, below: &[BitVec]) -> Vec<BitVec> {
-    let m = below.len();
-    let one = || {
-        if lead {
-            BitVec::ones(n)
+    let c2 = mask::open(ctx, &sum, &mat.trunc_mask)?;
+    let pieces = f.pieces.len();
+    for (g, s) in lay.scales.iter().enumerate() {
+        let form = trunc_form(&c2, s - f.out_frac_bits, &mat.trunc_r63, &mat.trunc_q[g]);
+        let part = if lay.group_bits() > 0 {
+            chosen.times(pieces + g, &form)
         } else {
-            BitVec::zeros(n)
-        }
-    };
-    (0..=m)
-        .map(|j| {
-            if m == 0 {
-                one()
-            } else if j == 0 {
-                below[0].clone()
-            } else if j == m {
-                below[m - 1].xor(&one())
-            } else {
-                below[j].xor(&below[j - 1])
-            }
-        })
-        .collect()
+            select::local(lead, &form)
+        };
+        cryptmed_ring::add_assign(&mut out, &part);
+    }
+    Ok((out, Some(c2)))
 }
 
 /// `c2 >> s` (the truncation from one opening) as a linear form in the mask's `r63` and `q`.
@@ -645,24 +646,18 @@ fn poly_form<'a>(
 /// The communication of [`eval`] on `n` elements.
 pub fn trace<C: Comparison>(cmp: &C, n: usize, f: &Piecewise, k: u32) -> Trace {
     let lay = Layout::new(f, k);
-    let mut t = mask::open_trace(n).then(cmp.trace(n, f.breakpoints.len()));
-    t.append(Trace::exchange(
-        ((f.pieces.len() + lay.group_bits()) * bytes_for(n)) as u64,
-    ));
+    let mut t = mask::open_trace(n).then(cmp.select_trace(n, &lay.selection()));
     if !lay.scales.is_empty() {
         t.append(mask::open_trace(n));
     }
     t
 }
 
-/// Closed-form online cost of [`eval`] (module docs): opening, `m`
-/// comparisons, one exchange of `P + G` bit vectors, one truncation opening.
+/// Closed-form online cost of [`eval`] (module docs): the opening, the
+/// selection of `P + G` selectors over `m` breakpoints, one truncation opening.
 pub fn cost<C: Comparison>(cmp: &C, n: usize, f: &Piecewise, k: u32) -> Cost {
     let lay = Layout::new(f, k);
-    let bits = (f.pieces.len() + lay.group_bits()) as u64;
-    let c = mask::open_cost(n)
-        .then(cmp.cost(n, f.breakpoints.len()))
-        .then(Cost::exchange(bits * bit_bytes(n)));
+    let c = mask::open_cost(n).then(cmp.select_cost(n, &lay.selection()));
     if lay.scales.is_empty() {
         c
     } else {
@@ -674,19 +669,10 @@ pub fn cost<C: Comparison>(cmp: &C, n: usize, f: &Piecewise, k: u32) -> Cost {
 pub fn offline_bytes<C: Comparison>(cmp: &C, n: usize, f: &Piecewise, k: u32) -> u64 {
     let lay = Layout::new(f, k);
     let e = 8 * n as u64;
-    let selects: u64 = lay
-        .piece_terms
-        .iter()
-        .map(|t| select::offline_bytes(n, t.len()))
-        .sum();
     let trunc = if lay.scales.is_empty() {
         0
     } else {
         e * (1 + lay.scales.len() as u64)
     };
-    e * lay.dealt() as u64
-        + cmp.offline_bytes(n, f.breakpoints.len())
-        + selects
-        + trunc
-        + lay.group_bits() as u64 * select::offline_bytes(n, 2)
+    e * lay.dealt() as u64 + trunc + cmp.select_offline_bytes(n, &lay.selection())
 }

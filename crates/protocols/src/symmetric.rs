@@ -8,38 +8,42 @@
 //!
 //! Protocol, for `y` at scale `f + k` (the truncation fused as in
 //! [`smooth`](crate::smooth)):
-//! 1. open `c = y + r` (1 round); 2. `b = [y < 0]` (4 rounds);
-//! 3. open `b ^ delta` (1 round): `b x` (so `|x| = x - 2 b x`), `b` itself and,
-//!    for the odd and complement forms, `b` times the later truncation's linear
-//!    form, are then linear in dealer values (see [`select`](crate::select));
-//! 4. the direct protocol on `|x|` with the half table (7 rounds);
-//! 5. locally: `g - 2 b g` (odd), `g + b C - 2 b g` (complement), `g + b x`
-//!    (shift), where `b g` uses the opened bit of step 3 and the truncation
-//!    opening of step 4: no further round.
+//! 1. open `c = y + r` (1 round);
+//! 2. the selection of `b = [y < 0]` ([`Selection::below`]; with
+//!    [`Ppa`](crate::Ppa) 4 rounds of comparison and one opened bit, with
+//!    [`Fss`](crate::Fss) nothing online): `b x` (so `|x| = x - 2 b x`), `b`
+//!    itself and, for the odd and complement forms, `b` times the later
+//!    truncation's linear form, are linear in dealer values;
+//! 3. the direct protocol on `|x|` with the half table (7 rounds with `Ppa`,
+//!    2 with `Fss`);
+//! 4. locally: `g - 2 b g` (odd), `g + b C - 2 b g` (complement), `g + b x`
+//!    (shift), where `b g` uses the selection of step 2 and the truncation
+//!    opening of step 3: no further round.
 //!
-//! **Cost** ([`cost`], [`offline_bytes`]): 13 rounds; online `16 n + 88 B +
-//! 2 B` (steps 1-3, `B = ceil(n/8)`) plus the direct protocol's on the half
-//! table; dealer `16 n` when `k > 0` (the two `Q`), the comparison's
+//! **Cost** ([`cost`], [`offline_bytes`]): with `Ppa` 13 rounds; online `16 n
+//! + 88 B + 2 B` (steps 1-2, `B = ceil(n/8)`) plus the direct protocol's on
+//! the half table; dealer `16 n` when `k > 0` (the two `Q`), the comparison's
 //! `262 B`, `8 n (1 + t)` for the sign's select over `t` terms (1 or 2 for
 //! the input, plus 2 for the truncation's parts in the odd and complement
 //! forms), plus the half table's. Against the direct protocol this trades
 //! about `11 (m - m_half) - 34` bytes per element for 6 more rounds (see the
 //! crate's README figures): a win on bandwidth-bound links with large
-//! batches, a loss where round trips dominate.
+//! batches, a loss where round trips dominate. With `Fss` it takes 3
+//! rounds and `48 n` bytes online, more than the direct protocol's 2 rounds
+//! and `32 n` bytes: there it only saves dealer key bytes.
 //!
 //! The result equals the twin ([`Symmetric::eval_shifted`]) to one unit
 //! either way (the truncation's round-up, seen through the sign).
 
 use cryptmed_prep::{Dealer, PrepSource};
 use cryptmed_ring::Elem;
-use cryptmed_share::open::open_bits;
 
 pub use cryptmed_approx::{Symmetric, Symmetry};
 
-use crate::compare::Comparison;
+use crate::compare::{self, Comparison, Selection};
 use crate::cost::{Cost, Trace};
 use crate::mask::{self, Mask};
-use crate::select::{self, Form, SelectMaterial};
+use crate::select::{self, Form};
 use crate::smooth::{self, Opened, SmoothMaterial};
 use crate::{Ctx, ProtocolError};
 
@@ -49,9 +53,10 @@ pub struct SymmetricMaterial<C: Comparison> {
     mask: Mask,
     /// The input's dealer part: `[r]` (`k = 0`) or `[Q+, Q-]`.
     x_terms: Vec<Vec<Elem>>,
-    cmp: C::Material,
     inner: SmoothMaterial<C>,
-    sign: SelectMaterial,
+    sign: C::SelectMaterial,
+    /// Terms the sign's forms use (the input's, then the truncation's two).
+    width: usize,
 }
 
 /// Whether the sign multiplies the half table's result (odd and complement forms).
@@ -61,6 +66,22 @@ fn signs_result(s: &Symmetric) -> bool {
 
 fn x_term_count(k: u32) -> usize {
     if k == 0 { 1 } else { 2 }
+}
+
+/// Terms of the sign's forms: the input's, plus the half table's truncation
+/// parts (`r63`, `q`) when the sign multiplies the result.
+fn sign_terms(s: &Symmetric, k: u32) -> usize {
+    let extra = if signs_result(s) && !s.half.scales().is_empty() {
+        2
+    } else {
+        0
+    };
+    x_term_count(k) + extra
+}
+
+/// The sign's selection: `[y < 0]` times forms over [`sign_terms`] terms.
+fn selection(s: &Symmetric, k: u32) -> Selection {
+    Selection::below(1, sign_terms(s, k))
 }
 
 /// Dealer: material for `n` evaluations on inputs `k` bits above the table's input scale.
@@ -85,7 +106,6 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, n: usize, s: &Symmetric, k: 
         d.share_arith(&minus);
         vec![plus, minus]
     };
-    cmp.deal(d, &r, 1);
     let parts = smooth::deal_parts(cmp, d, n, &s.half, 0);
     let mut refs: Vec<&[Elem]> = x_terms.iter().map(Vec::as_slice).collect();
     if signs_result(s)
@@ -93,7 +113,7 @@ pub fn deal<C: Comparison>(cmp: &C, d: &mut Dealer, n: usize, s: &Symmetric, k: 
     {
         refs.extend([r63.as_slice(), q.as_slice()]);
     }
-    select::deal(d, n, &refs);
+    cmp.deal_select(d, &r, &selection(s, k), &refs);
 }
 
 /// Party: mirror of [`deal`].
@@ -110,21 +130,15 @@ pub fn take<C: Comparison>(
     } else {
         vec![p.share_arith(n), p.share_arith(n)]
     };
-    let cmp_mat = cmp.take(p, n, 1);
     let inner = smooth::take(cmp, p, n, &s.half, 0);
-    let extra = if signs_result(s) && !s.half.scales().is_empty() {
-        2
-    } else {
-        0
-    };
-    let sign = select::take(p, n, x_term_count(k) + extra);
+    let sign = cmp.take_select(p, n, &selection(s, k));
     SymmetricMaterial {
         k,
         mask,
         x_terms,
-        cmp: cmp_mat,
         inner,
         sign,
+        width: sign_terms(s, k),
     }
 }
 
@@ -138,9 +152,9 @@ pub fn eval<C: Comparison>(
 ) -> Result<Vec<Elem>, ProtocolError> {
     let (k, n, lead) = (mat.k, y.len(), ctx.lead());
     let opened = Opened::new(mask::open(ctx, y, &mat.mask)?, k);
-    let b = cmp.less_than(ctx, &opened.c, &[0], &mat.cmp)?.remove(0);
-    let e = open_bits(ctx.ch, &[&select::masked(&b, &mat.sign)])?.remove(0);
-    let width = mat.sign.terms();
+    let sel = selection(s, k);
+    let b = compare::select(cmp, ctx, &opened.c, &[0], &sel, &mat.sign)?;
+    let width = mat.width;
     // x (or x' = y >> k) as a form over the sign's terms: a - B with B = r or the element's Q.
     let x_form = {
         let mut coeffs = vec![vec![0 as Elem; n]; width];
@@ -150,7 +164,7 @@ pub fn eval<C: Comparison>(
         form(opened.centered(k, 0), coeffs, mat)
     };
     let x = select::local(lead, &x_form);
-    let bx = select::finish(lead, &e, &x_form, &mat.sign);
+    let bx = b.times(0, &x_form);
     let abs: Vec<Elem> = x
         .iter()
         .zip(&bx)
@@ -179,15 +193,10 @@ pub fn eval<C: Comparison>(
             let xt = x_term_count(k);
             coeffs[xt] = alpha;
             coeffs[xt + 1] = vec![Elem::MAX; n];
-            let bg = select::finish(lead, &e, &form(konst, coeffs, mat), &mat.sign);
+            let bg = b.times(0, &form(konst, coeffs, mat));
             let bc = if s.symmetry == Symmetry::Complement {
                 let zeros = vec![vec![0 as Elem; n]; width];
-                select::finish(
-                    lead,
-                    &e,
-                    &form(vec![s.total as Elem; n], zeros, mat),
-                    &mat.sign,
-                )
+                b.times(0, &form(vec![s.total as Elem; n], zeros, mat))
             } else {
                 vec![0; n]
             };
@@ -220,29 +229,21 @@ fn form<'a, C: Comparison>(
 /// The communication of [`eval`] on `n` elements.
 pub fn trace<C: Comparison>(cmp: &C, n: usize, s: &Symmetric) -> Trace {
     mask::open_trace(n)
-        .then(cmp.trace(n, 1))
-        .then(select::trace(n))
+        .then(cmp.select_trace(n, &selection(s, 0)))
         .then(smooth::trace(cmp, n, &s.half, 0))
 }
 
 /// Closed-form online cost of [`eval`] (module docs).
 pub fn cost<C: Comparison>(cmp: &C, n: usize, s: &Symmetric) -> Cost {
     mask::open_cost(n)
-        .then(cmp.cost(n, 1))
-        .then(select::cost(n))
+        .then(cmp.select_cost(n, &selection(s, 0)))
         .then(smooth::cost(cmp, n, &s.half, 0))
 }
 
 /// Closed-form dealer bytes of [`deal`] (module docs).
 pub fn offline_bytes<C: Comparison>(cmp: &C, n: usize, s: &Symmetric, k: u32) -> u64 {
     let dealt = if k == 0 { 0 } else { 16 * n as u64 };
-    let extra = if signs_result(s) && !s.half.scales().is_empty() {
-        2
-    } else {
-        0
-    };
     dealt
-        + cmp.offline_bytes(n, 1)
-        + select::offline_bytes(n, x_term_count(k) + extra)
+        + cmp.select_offline_bytes(n, &selection(s, k))
         + smooth::offline_bytes(cmp, n, &s.half, 0)
 }

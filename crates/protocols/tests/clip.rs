@@ -1,11 +1,12 @@
 //! Clip (ReLU6, hardtanh, one-sided clamps) against the plaintext clip of the
-//! truncated input, on bound edges and random values, with exact traffic.
+//! truncated input, on bound edges and random values, with exact traffic,
+//! for both comparison backends.
 
 use cryptmed_prep::PrepSource;
 use cryptmed_protocols::clip::{self, Bounds};
 use cryptmed_protocols::cost::Cost;
 use cryptmed_protocols::testing::run_pair;
-use cryptmed_protocols::{Ctx, Ppa};
+use cryptmed_protocols::{Comparison, Ctx, Fss, Ppa};
 use cryptmed_ring::Elem;
 use cryptmed_share::{Prg, Seed};
 use proptest::prelude::*;
@@ -28,29 +29,28 @@ fn bounds(lo: Option<i64>, hi: Option<i64>, k: u32) -> Bounds {
 }
 
 /// The secure clip of `ys` (each truncated by `k`), after checking its traffic.
-fn run_clip(ys: &[i64], k: u32, b: Bounds, seed: u64) -> Vec<i64> {
-    let cmp = Ppa::default();
+fn run_clip<C: Comparison>(cmp: &C, ys: &[i64], k: u32, b: Bounds, seed: u64) -> Vec<i64> {
     let (n, m) = (ys.len(), b.count());
     let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
     let (y0, y1) = split(&y, seed);
     let run = run_pair(
         seed,
-        |d| clip::deal(&cmp, d, n, k, m),
+        |d| clip::deal(cmp, d, n, k, m),
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let mat = clip::take(&cmp, p, n, k, m);
-            clip::eval(&cmp, ctx, &y0, k, b, &mat).unwrap()
+            let mat = clip::take(cmp, p, n, k, m);
+            clip::eval(cmp, ctx, &y0, k, b, &mat).unwrap()
         },
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let mat = clip::take(&cmp, p, n, k, m);
-            clip::eval(&cmp, ctx, &y1, k, b, &mat).unwrap()
+            let mat = clip::take(cmp, p, n, k, m);
+            clip::eval(cmp, ctx, &y1, k, b, &mat).unwrap()
         },
     );
-    let trace = clip::trace(&cmp, n, m);
-    let cost = clip::cost(&cmp, n, m);
+    let trace = clip::trace(cmp, n, m);
+    let cost = clip::cost(cmp, n, m);
     assert_eq!(Cost::of(&trace), cost, "trace vs closed form");
     assert_eq!(run.provider_stats, trace.provider_stats());
     assert_eq!(run.client_stats, trace.client_stats());
-    assert_eq!(run.offline_bytes as u64, clip::offline_bytes(&cmp, n, k, m));
+    assert_eq!(run.offline_bytes as u64, clip::offline_bytes(cmp, n, k, m));
     cryptmed_ring::add(&run.provider, &run.client)
         .into_iter()
         .map(|v| v as i64)
@@ -58,8 +58,8 @@ fn run_clip(ys: &[i64], k: u32, b: Bounds, seed: u64) -> Vec<i64> {
 }
 
 /// Exact at and beyond the bounds; in between, the truncation may round up by one.
-fn check(ys: &[i64], k: u32, lo: Option<i64>, hi: Option<i64>, seed: u64) {
-    let got = run_clip(ys, k, bounds(lo, hi, k), seed);
+fn check<C: Comparison>(cmp: &C, ys: &[i64], k: u32, lo: Option<i64>, hi: Option<i64>, seed: u64) {
+    let got = run_clip(cmp, ys, k, bounds(lo, hi, k), seed);
     for (y, g) in ys.iter().zip(&got) {
         let t = y >> k;
         let below = lo.is_some_and(|l| *y < l << k);
@@ -70,7 +70,11 @@ fn check(ys: &[i64], k: u32, lo: Option<i64>, hi: Option<i64>, seed: u64) {
             _ => t,
         };
         let ok = *g == want || (!below && !above && *g == t + 1 && hi.is_none_or(|h| t < h));
-        assert!(ok, "clip({y} >> {k}, {lo:?}, {hi:?}) = {g}, want {want}");
+        assert!(
+            ok,
+            "{}: clip({y} >> {k}, {lo:?}, {hi:?}) = {g}, want {want}",
+            cmp.name()
+        );
     }
 }
 
@@ -91,9 +95,12 @@ fn relu6_hardtanh_and_one_sided_clamps_on_their_edges() {
     for k in [0, 16] {
         for (lo, hi) in [(0, 6 * one), (-one, one), (-one / 4, 3 * one / 4)] {
             let ys = edges(k, lo, hi);
-            check(&ys, k, Some(lo), Some(hi), 3);
-            check(&ys, k, Some(lo), None, 4);
-            check(&ys, k, None, Some(hi), 5);
+            check(&Ppa::default(), &ys, k, Some(lo), Some(hi), 3);
+            check(&Ppa::default(), &ys, k, Some(lo), None, 4);
+            check(&Ppa::default(), &ys, k, None, Some(hi), 5);
+            check(&Fss, &ys, k, Some(lo), Some(hi), 6);
+            check(&Fss, &ys, k, Some(lo), None, 7);
+            check(&Fss, &ys, k, None, Some(hi), 8);
         }
     }
 }
@@ -108,6 +115,12 @@ fn relu6_costs_per_element() {
         (one_sided.bytes as f64 / 1024.0, one_sided.rounds),
         (27.25, 6)
     );
+    // Function secret sharing: the opening only, one key for both bounds.
+    assert_eq!(clip::cost(&Fss, 1024, 2), Cost::new(16 * 1024, 1));
+    assert_eq!(
+        clip::offline_bytes(&Fss, 1, 16, 2),
+        2 * (16 * 63 + 8 * 3 * 64) + 16 + 8 * 3
+    );
 }
 
 proptest! {
@@ -120,6 +133,7 @@ proptest! {
         k in prop_oneof![Just(0u32), Just(16u32), 1u32..24],
         seed in any::<u64>(),
     ) {
-        check(&ys, k, Some(lo), Some(lo + width), seed);
+        check(&Ppa::default(), &ys, k, Some(lo), Some(lo + width), seed);
+        check(&Fss, &ys, k, Some(lo), Some(lo + width), seed);
     }
 }

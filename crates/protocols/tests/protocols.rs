@@ -1,11 +1,13 @@
-//! Every protocol against the plaintext reference, with exact traffic.
+//! Every protocol against the plaintext reference, with exact traffic, for
+//! both comparison backends ([`Ppa`] and [`Fss`]): the checks are generic over
+//! [`Comparison`] and run once per backend.
 
 use cryptmed_prep::PrepSource;
 use cryptmed_protocols::cost::{Cost, Trace};
 use cryptmed_protocols::linear::{self, Bilinear, Holder};
 use cryptmed_protocols::testing::{PairRun, run_pair};
 use cryptmed_protocols::{
-    Comparison, Ctx, Ppa, argmax, mask, mul, pool, relu, reveal, select, trunc,
+    Comparison, Ctx, Fss, Ppa, argmax, mask, mul, pool, relu, reveal, select, trunc,
 };
 use cryptmed_ring::Elem;
 use cryptmed_ring::kernels::Conv2dGeom;
@@ -66,28 +68,28 @@ fn edge_values(k: u32) -> Vec<i64> {
     v
 }
 
-fn run_relu(ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
-    let cmp = Ppa::default();
+fn run_relu<C: Comparison>(cmp: &C, ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
     let n = ys.len();
     let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
     let (y0, y1) = split(&y, seed);
     let run = run_pair(
         seed,
-        |d| relu::deal(&cmp, d, n, k),
+        |d| relu::deal(cmp, d, n, k),
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let m = relu::take(&cmp, p, n, k);
-            relu::eval(&cmp, ctx, &y0, k, &m).unwrap()
+            let m = relu::take(cmp, p, n, k);
+            relu::eval(cmp, ctx, &y0, k, &m).unwrap()
         },
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let m = relu::take(&cmp, p, n, k);
-            relu::eval(&cmp, ctx, &y1, k, &m).unwrap()
+            let m = relu::take(cmp, p, n, k);
+            relu::eval(cmp, ctx, &y1, k, &m).unwrap()
         },
     );
-    assert_cost(&run, &relu::trace(&cmp, n), relu::cost(&cmp, n));
+    assert_cost(&run, &relu::trace(cmp, n), relu::cost(cmp, n));
     assert_eq!(
         run.offline_bytes as u64,
-        relu::offline_bytes(&cmp, n, k),
-        "relu dealer bytes"
+        relu::offline_bytes(cmp, n, k),
+        "{} relu dealer bytes",
+        cmp.name()
     );
     cryptmed_ring::add(&run.provider, &run.client)
         .into_iter()
@@ -95,31 +97,61 @@ fn run_relu(ys: &[i64], k: u32, seed: u64) -> Vec<i64> {
         .collect()
 }
 
-fn check_relu(ys: &[i64], k: u32, seed: u64) {
-    let got = run_relu(ys, k, seed);
+fn check_relu<C: Comparison>(cmp: &C, ys: &[i64], k: u32, seed: u64) {
+    let got = run_relu(cmp, ys, k, seed);
     for (y, g) in ys.iter().zip(&got) {
         let want = (y >> k).max(0);
         assert!(
             *g == want || (*g == want + 1 && *y >= 0),
-            "relu({y} >> {k}) = {g}, want {want}"
+            "{}: relu({y} >> {k}) = {g}, want {want}",
+            cmp.name()
         );
     }
 }
 
 #[test]
 fn relu_edges_without_and_with_truncation() {
-    for k in [0, 16, 20] {
-        check_relu(&edge_values(k), k, 1);
+    for k in [0, 1, 16, 20, 40, 61] {
+        check_relu(&Ppa::default(), &edge_values(k), k, 1);
+        check_relu(&Fss, &edge_values(k), k, 2);
     }
 }
 
 #[test]
 fn relu_exact_without_truncation() {
     let ys = edge_values(0);
-    let got = run_relu(&ys, 0, 5);
-    for (y, g) in ys.iter().zip(&got) {
-        assert_eq!(*g, (*y).max(0));
+    for got in [
+        run_relu(&Ppa::default(), &ys, 0, 5),
+        run_relu(&Fss, &ys, 0, 6),
+    ] {
+        for (y, g) in ys.iter().zip(&got) {
+            assert_eq!(*g, (*y).max(0));
+        }
     }
+}
+
+/// The target: ReLU at most 17 online bytes per element in one
+/// round with function secret sharing; its dealer bytes in closed form.
+#[test]
+fn fss_relu_is_one_round_of_16_bytes() {
+    for n in [1usize, 7, 8, 1024, 4099] {
+        let c = relu::cost(&Fss, n);
+        assert_eq!(c, Cost::new(16 * n as u64, 1));
+        assert_eq!(Cost::of(&relu::trace(&Fss, n)), c);
+        // Keys of 63 levels with a 3-element payload (2 without truncation)
+        // to both parties, plus the client's corrections.
+        let key = |w: u64| 16 * 63 + 8 * w * 64;
+        assert_eq!(
+            relu::offline_bytes(&Fss, n, 16),
+            n as u64 * (2 * key(3) + 16 + 8 * 3)
+        );
+        assert_eq!(
+            relu::offline_bytes(&Fss, n, 0),
+            n as u64 * (2 * key(2) + 8 * 2)
+        );
+    }
+    assert_eq!(relu::offline_bytes(&Fss, 1, 16), 5128);
+    assert_eq!(relu::offline_bytes(&Fss, 1, 0), 4080);
 }
 
 #[test]
@@ -201,7 +233,55 @@ fn closed_form_costs_match_the_traces() {
                 argmax::cost(&cmp, batch, classes),
                 "argmax {batch} x {classes}"
             );
+            assert_eq!(
+                Cost::of(&argmax::trace(&Fss, batch, classes)),
+                argmax::cost(&Fss, batch, classes),
+                "fss argmax {batch} x {classes}"
+            );
         }
+    }
+}
+
+/// Function secret sharing: nothing online beyond the openings, so every
+/// non-linear step is its openings (16 bytes per opened element, 1 round
+/// each); the dealer's keys in closed form.
+#[test]
+fn fss_closed_form_costs() {
+    let cmp = Fss;
+    for n in [1usize, 2, 7, 8, 9, 63, 64, 65, 1000, 4099] {
+        let nb = n as u64;
+        for k in 1..=3usize {
+            assert_eq!(cmp.cost(n, k), Cost::default());
+            assert_eq!(Cost::of(&cmp.trace(n, k)), Cost::default());
+            // One 63-bit key with a one-bit payload per value, whatever k.
+            assert_eq!(
+                cmp.offline_bytes(n, k),
+                2 * 1016 * nb + n.div_ceil(8) as u64
+            );
+        }
+        assert_eq!(relu::cost(&cmp, n), Cost::new(16 * nb, 1));
+        // Max pooling: one round per tournament level, 16 bytes per comparison.
+        for k in [2usize, 3] {
+            let sizes = vec![k * k; n];
+            let c = pool::cost(&cmp, &sizes);
+            assert_eq!(Cost::of(&pool::trace(&cmp, &sizes)), c);
+            let levels = (k * k).next_power_of_two().trailing_zeros() as u64;
+            assert_eq!(c, Cost::new(16 * (k * k - 1) as u64 * nb, levels));
+            assert_eq!(
+                pool::offline_bytes(&cmp, &sizes),
+                (k * k - 1) as u64 * nb * (2 * 2032 + 16)
+            );
+        }
+        // Argmax over 10 classes counts wins: two openings (pairs, then counts).
+        let c = argmax::cost(&cmp, n, 10);
+        assert_eq!(Cost::of(&argmax::trace(&cmp, n, 10)), c);
+        let reveal = (10 * n).div_ceil(8) as u64;
+        assert_eq!(c, Cost::new(16 * 45 * nb + 16 * 10 * nb + reveal, 3));
+        // Two classes: one comparison, nothing to combine.
+        assert_eq!(
+            argmax::cost(&cmp, n, 2),
+            Cost::new(16 * nb + (2 * n).div_ceil(8) as u64, 2)
+        );
     }
     let g = Conv2dGeom {
         in_ch: 3,
@@ -225,38 +305,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn relu_random_full_range(ys in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..150), seed in any::<u64>(), k in prop_oneof![Just(0u32), Just(16u32), 1u32..40]) {
-        check_relu(&ys, k, seed);
+        check_relu(&Ppa::default(), &ys, k, seed);
+        check_relu(&Fss, &ys, k, seed);
     }
 
     #[test]
-    fn less_than_many_thresholds(mut xs in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..80), mut ts in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..6), seed in any::<u64>(), chunk in 1u32..=6) {
-        // Threshold edges: x = t, t +- 1, and the extremes of the allowed range.
-        ts.extend([0, LIMIT - 1, -(LIMIT - 1)]);
-        for t in ts.clone() {
-            xs.extend([t - 1, t, t + 1].into_iter().filter(|v| v.abs() < LIMIT));
-        }
-        xs.extend([0, 1, -1, LIMIT - 1, -(LIMIT - 1)]);
-        let cmp = Ppa::new(chunk);
-        let n = xs.len();
-        let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
-        let (x0, x1) = split(&x, seed);
-        let thr: Vec<Elem> = ts.iter().map(|v| *v as Elem).collect();
-        let k = thr.len();
-        let body = |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource, xs: &[Elem]| {
-            let m = mask::take(p, n);
-            let cm = cmp.take(p, n, k);
-            let c = mask::open(ctx, xs, &m).unwrap();
-            cmp.less_than(ctx, &c, &thr, &cm).unwrap()
-        };
-        let run = run_pair(seed, |d| { let r = mask::deal(d, n); cmp.deal(d, &r, k); },
-            |ctx, p| body(ctx, p, &x0), |ctx, p| body(ctx, p, &x1));
-        assert_cost(&run, &mask::open_trace(n).then(cmp.trace(n, k)), mask::open_cost(n).then(cmp.cost(n, k)));
-        for (ti, t) in ts.iter().enumerate() {
-            let bits = run.provider[ti].xor(&run.client[ti]);
-            for (i, xv) in xs.iter().enumerate() {
-                prop_assert_eq!(bits.get(i), u64::from(xv < t), "x={} t={}", xv, t);
-            }
-        }
+    fn less_than_many_thresholds(xs in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..80), ts in proptest::collection::vec(-(LIMIT - 1)..LIMIT, 1..6), seed in any::<u64>(), chunk in 1u32..=6) {
+        check_less_than(&Ppa::new(chunk), xs.clone(), ts.clone(), seed)?;
+        check_less_than(&Fss, xs, ts, seed)?;
     }
 
     #[test]
@@ -274,6 +330,67 @@ proptest! {
             prop_assert!(g as i64 == want || g as i64 == want + 1, "{} >> {} = {}", v, k, g as i64);
         }
     }
+}
+
+/// XOR shares of `[x < t]` for many thresholds from one opening, at every
+/// threshold's edges and the extremes of the allowed range, exact traffic.
+fn check_less_than<C: Comparison>(
+    cmp: &C,
+    mut xs: Vec<i64>,
+    mut ts: Vec<i64>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    ts.extend([0, LIMIT - 1, -(LIMIT - 1)]);
+    for t in ts.clone() {
+        xs.extend([t - 1, t, t + 1].into_iter().filter(|v| v.abs() < LIMIT));
+    }
+    xs.extend([0, 1, -1, LIMIT - 1, -(LIMIT - 1)]);
+    let n = xs.len();
+    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
+    let (x0, x1) = split(&x, seed);
+    let thr: Vec<Elem> = ts.iter().map(|v| *v as Elem).collect();
+    let k = thr.len();
+    let body = |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource, xs: &[Elem]| {
+        let m = mask::take(p, n);
+        let cm = cmp.take(p, n, k);
+        let c = mask::open(ctx, xs, &m).unwrap();
+        cmp.less_than(ctx, &c, &thr, &cm).unwrap()
+    };
+    let run = run_pair(
+        seed,
+        |d| {
+            let r = mask::deal(d, n);
+            cmp.deal(d, &r, k);
+        },
+        |ctx, p| body(ctx, p, &x0),
+        |ctx, p| body(ctx, p, &x1),
+    );
+    assert_cost(
+        &run,
+        &mask::open_trace(n).then(cmp.trace(n, k)),
+        mask::open_cost(n).then(cmp.cost(n, k)),
+    );
+    for (ti, t) in ts.iter().enumerate() {
+        let bits = run.provider[ti].xor(&run.client[ti]);
+        for (i, xv) in xs.iter().enumerate() {
+            prop_assert_eq!(
+                bits.get(i),
+                u64::from(xv < t),
+                "{}: x={} t={}",
+                cmp.name(),
+                xv,
+                t
+            );
+        }
+    }
+    let mut d = cryptmed_prep::Dealer::new(&Seed::from_u64(1), &Seed::from_u64(2));
+    cmp.deal(&mut d, &x, k);
+    prop_assert_eq!(
+        d.pending_bytes() as u64,
+        cmp.offline_bytes(n, k),
+        "dealer bytes"
+    );
+    Ok(())
 }
 
 #[test]
@@ -310,40 +427,14 @@ fn truncation_edges() {
 
 #[test]
 fn maxpool_matches_clear_max_with_ties_and_odd_windows() {
-    let cmp = Ppa::default();
     let mut prg = Prg::new(&Seed::from_u64(8), 0);
     let mut xs: Vec<i64> = prg.elems(60).iter().map(|v| (*v as i64) >> 3).collect();
     xs[1] = xs[0]; // a tie
     xs[5] = LIMIT / 2 - 1;
     xs[6] = -(LIMIT / 2) + 1;
-    let windows: Vec<Vec<usize>> = vec![
-        vec![0, 1, 2, 3],
-        vec![4, 5, 6],
-        vec![7],
-        vec![8, 9, 10, 11, 12, 13, 14, 15, 16],
-        (17..60).collect(),
-    ];
-    let sizes: Vec<usize> = windows.iter().map(Vec::len).collect();
-    let x: Vec<Elem> = xs.iter().map(|v| *v as Elem).collect();
-    let (x0, x1) = split(&x, 9);
-    let run = run_pair(
-        4,
-        |d| pool::deal(&cmp, d, &sizes),
-        |ctx, p| {
-            let m = pool::take(&cmp, p, &sizes);
-            pool::eval(&cmp, ctx, &x0, &windows, &m).unwrap()
-        },
-        |ctx, p| {
-            let m = pool::take(&cmp, p, &sizes);
-            pool::eval(&cmp, ctx, &x1, &windows, &m).unwrap()
-        },
-    );
-    assert_cost(&run, &pool::trace(&cmp, &sizes), pool::cost(&cmp, &sizes));
-    let got = cryptmed_ring::add(&run.provider, &run.client);
-    for (w, g) in windows.iter().zip(got) {
-        let want = w.iter().map(|i| xs[*i]).max().unwrap();
-        assert_eq!(g as i64, want);
-    }
+    let sizes = [4, 3, 1, 9, 43];
+    check_maxpool(&Ppa::default(), &xs, &sizes, 4);
+    check_maxpool(&Fss, &xs, &sizes, 4);
 }
 
 /// Values over the whole allowed range, with the extremes and small values
@@ -356,8 +447,7 @@ fn allowed_value() -> impl Strategy<Value = i64> {
 }
 
 /// Runs max pooling over consecutive windows of the given sizes and checks the exact max.
-fn check_maxpool(values: &[i64], sizes: &[usize], seed: u64) {
-    let cmp = Ppa::default();
+fn check_maxpool<C: Comparison>(cmp: &C, values: &[i64], sizes: &[usize], seed: u64) {
     let mut windows = Vec::new();
     let mut at = 0;
     for s in sizes {
@@ -368,21 +458,22 @@ fn check_maxpool(values: &[i64], sizes: &[usize], seed: u64) {
     let (x0, x1) = split(&x, seed);
     let run = run_pair(
         seed,
-        |d| pool::deal(&cmp, d, sizes),
+        |d| pool::deal(cmp, d, sizes),
         |ctx, p| {
-            let m = pool::take(&cmp, p, sizes);
-            pool::eval(&cmp, ctx, &x0, &windows, &m).unwrap()
+            let m = pool::take(cmp, p, sizes);
+            pool::eval(cmp, ctx, &x0, &windows, &m).unwrap()
         },
         |ctx, p| {
-            let m = pool::take(&cmp, p, sizes);
-            pool::eval(&cmp, ctx, &x1, &windows, &m).unwrap()
+            let m = pool::take(cmp, p, sizes);
+            pool::eval(cmp, ctx, &x1, &windows, &m).unwrap()
         },
     );
-    assert_cost(&run, &pool::trace(&cmp, sizes), pool::cost(&cmp, sizes));
+    assert_cost(&run, &pool::trace(cmp, sizes), pool::cost(cmp, sizes));
     assert_eq!(
         run.offline_bytes as u64,
-        pool::offline_bytes(&cmp, sizes),
-        "pool dealer bytes"
+        pool::offline_bytes(cmp, sizes),
+        "{} pool dealer bytes",
+        cmp.name()
     );
     let got = cryptmed_ring::add(&run.provider, &run.client);
     for (w, g) in windows.iter().zip(got) {
@@ -390,7 +481,8 @@ fn check_maxpool(values: &[i64], sizes: &[usize], seed: u64) {
         assert_eq!(
             g as i64,
             want,
-            "window {:?}",
+            "{}: window {:?}",
+            cmp.name(),
             w.iter().map(|i| values[*i]).collect::<Vec<_>>()
         );
     }
@@ -410,31 +502,37 @@ fn maxpool_named_edges() {
         vec![5], // a single cell
     ];
     let sizes: Vec<usize> = windows.iter().map(Vec::len).collect();
-    check_maxpool(&windows.concat(), &sizes, 12);
+    check_maxpool(&Ppa::default(), &windows.concat(), &sizes, 12);
+    check_maxpool(&Fss, &windows.concat(), &sizes, 13);
 }
 
-fn run_argmax(rows: &[Vec<i64>], seed: u64) -> Vec<usize> {
-    let cmp = Ppa::default();
+fn run_argmax<C: Comparison>(cmp: &C, rows: &[Vec<i64>], seed: u64) -> Vec<usize> {
     let classes = rows[0].len();
     let batch = rows.len();
     let x: Vec<Elem> = rows.iter().flatten().map(|v| *v as Elem).collect();
     let (x0, x1) = split(&x, seed);
     let run = run_pair(
         seed,
-        |d| argmax::deal(&cmp, d, batch, classes),
+        |d| argmax::deal(cmp, d, batch, classes),
         |ctx, p| {
-            let m = argmax::take(&cmp, p, batch, classes);
-            argmax::eval(&cmp, ctx, &x0, classes, &m).unwrap()
+            let m = argmax::take(cmp, p, batch, classes);
+            argmax::eval(cmp, ctx, &x0, classes, &m).unwrap()
         },
         |ctx, p| {
-            let m = argmax::take(&cmp, p, batch, classes);
-            argmax::eval(&cmp, ctx, &x1, classes, &m).unwrap()
+            let m = argmax::take(cmp, p, batch, classes);
+            argmax::eval(cmp, ctx, &x1, classes, &m).unwrap()
         },
     );
     assert_cost(
         &run,
-        &argmax::trace(&cmp, batch, classes),
-        argmax::cost(&cmp, batch, classes),
+        &argmax::trace(cmp, batch, classes),
+        argmax::cost(cmp, batch, classes),
+    );
+    assert_eq!(
+        run.offline_bytes as u64,
+        argmax::offline_bytes(cmp, batch, classes),
+        "{} argmax dealer bytes",
+        cmp.name()
     );
     assert!(
         run.provider.is_none(),
@@ -459,11 +557,15 @@ fn argmax_picks_first_maximum() {
             rows[0][2] = rows[0].iter().copied().max().unwrap(); // tie with an earlier max
             rows[1] = vec![0; classes];
         }
-        let got = run_argmax(&rows, 11);
-        for (row, g) in rows.iter().zip(got) {
-            let max = row.iter().max().unwrap();
-            let want = row.iter().position(|v| v == max).unwrap();
-            assert_eq!(g, want, "{row:?}");
+        for got in [
+            run_argmax(&Ppa::default(), &rows, 11),
+            run_argmax(&Fss, &rows, 11),
+        ] {
+            for (row, g) in rows.iter().zip(got) {
+                let max = row.iter().max().unwrap();
+                let want = row.iter().position(|v| v == max).unwrap();
+                assert_eq!(g, want, "{row:?}");
+            }
         }
     }
 }
@@ -496,14 +598,18 @@ fn argmax_over_many_classes_picks_the_first_maximum() {
             vec![-m; classes],
             vec![m; classes],
         ];
-        let got = run_argmax(&rows, 21);
-        for (row, g) in rows.iter().zip(got) {
-            let max = row.iter().max().unwrap();
-            assert_eq!(
-                g,
-                row.iter().position(|v| v == max).unwrap(),
-                "{classes} classes"
-            );
+        for got in [
+            run_argmax(&Ppa::default(), &rows, 21),
+            run_argmax(&Fss, &rows, 21),
+        ] {
+            for (row, g) in rows.iter().zip(got) {
+                let max = row.iter().max().unwrap();
+                assert_eq!(
+                    g,
+                    row.iter().position(|v| v == max).unwrap(),
+                    "{classes} classes"
+                );
+            }
         }
     }
 }
@@ -619,7 +725,8 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let sizes: Vec<usize> = windows.iter().map(Vec::len).collect();
-        check_maxpool(&windows.concat(), &sizes, seed);
+        check_maxpool(&Ppa::default(), &windows.concat(), &sizes, seed);
+        check_maxpool(&Fss, &windows.concat(), &sizes, seed);
     }
 
     #[test]
@@ -632,10 +739,11 @@ proptest! {
         let rows: Vec<Vec<i64>> = (0..batch)
             .map(|b| (0..classes).map(|c| values[(b * classes + c) % values.len()]).collect())
             .collect();
-        let got = run_argmax(&rows, seed);
-        for (row, g) in rows.iter().zip(got) {
-            let max = row.iter().max().unwrap();
-            prop_assert_eq!(g, row.iter().position(|v| v == max).unwrap(), "{:?}", row);
+        for got in [run_argmax(&Ppa::default(), &rows, seed), run_argmax(&Fss, &rows, seed)] {
+            for (row, g) in rows.iter().zip(got) {
+                let max = row.iter().max().unwrap();
+                prop_assert_eq!(g, row.iter().position(|v| v == max).unwrap(), "{:?}", row);
+            }
         }
     }
 
@@ -679,8 +787,8 @@ fn argmax_named_edges() {
         vec![-m, -m + 1, -m, -m, -m, -m, -m, -m, -m, -m],
         vec![-1, -1, -1, -1, -1, -1, -1, -1, -1, 0], // last, one unit ahead
     ];
-    let got = run_argmax(&rows, 13);
-    assert_eq!(got, vec![0, 0, 0, 1, 9]);
+    assert_eq!(run_argmax(&Ppa::default(), &rows, 13), vec![0, 0, 0, 1, 9]);
+    assert_eq!(run_argmax(&Fss, &rows, 13), vec![0, 0, 0, 1, 9]);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! function (the stated bound), with measured traffic equal to the closed
 //! forms, online and offline.
 //!
+//! Every check runs for both comparison backends ([`Ppa`] and [`Fss`]).
+//!
 //! Inputs: every breakpoint and both neighbours, the saturation edges, 0,
 //! +-1 unit, powers of two out to `2^62` (the largest magnitudes at the
 //! working scale) and their neighbours, a dense sweep of the fitted interval
@@ -15,7 +17,7 @@ use cryptmed_prep::PrepSource;
 use cryptmed_protocols::cost::Cost;
 use cryptmed_protocols::softmax::{self, Tables};
 use cryptmed_protocols::testing::{PairRun, run_pair};
-use cryptmed_protocols::{Comparison, Ctx, Ppa, smooth, symmetric};
+use cryptmed_protocols::{Comparison, Ctx, Fss, Ppa, smooth, symmetric};
 use cryptmed_ring::Elem;
 use cryptmed_share::{Prg, Seed};
 use proptest::prelude::*;
@@ -73,28 +75,36 @@ fn assert_costs<P, C>(
 }
 
 /// The secure direct protocol on `ys` (at scale `f + k`), costs asserted.
-fn run_direct(t: &Piecewise, ys: &[i64], k: u32, seed: u64, what: &str) -> Vec<i64> {
-    let cmp = Ppa::default();
+fn run_direct<C: Comparison>(
+    cmp: &C,
+    t: &Piecewise,
+    ys: &[i64],
+    k: u32,
+    seed: u64,
+    what: &str,
+) -> Vec<i64> {
+    let what = format!("{} {what}", cmp.name());
+    let what = what.as_str();
     let n = ys.len();
     let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
     let (y0, y1) = split(&y, seed);
     let run = run_pair(
         seed,
-        |d| smooth::deal(&cmp, d, n, t, k),
+        |d| smooth::deal(cmp, d, n, t, k),
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let m = smooth::take(&cmp, p, n, t, k);
-            smooth::eval(&cmp, ctx, &y0, t, &m).unwrap()
+            let m = smooth::take(cmp, p, n, t, k);
+            smooth::eval(cmp, ctx, &y0, t, &m).unwrap()
         },
         |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-            let m = smooth::take(&cmp, p, n, t, k);
-            smooth::eval(&cmp, ctx, &y1, t, &m).unwrap()
+            let m = smooth::take(cmp, p, n, t, k);
+            smooth::eval(cmp, ctx, &y1, t, &m).unwrap()
         },
     );
     assert_costs(
         &run,
-        smooth::cost(&cmp, n, t, k),
-        &smooth::trace(&cmp, n, t, k),
-        smooth::offline_bytes(&cmp, n, t, k),
+        smooth::cost(cmp, n, t, k),
+        &smooth::trace(cmp, n, t, k),
+        smooth::offline_bytes(cmp, n, t, k),
         what,
     );
     cryptmed_ring::add(&run.provider, &run.client)
@@ -215,8 +225,10 @@ fn every_function_securely_equals_its_twin_and_meets_its_bound() {
             for k in [0u32, 16] {
                 let what = format!("{} {p:?} k={k}", func.name());
                 let ys = shifted_inputs(&t, k, &xs, i as u64);
-                let got = run_direct(&t, &ys, k, 7 + i as u64, &what);
+                let got = run_direct(&Ppa::default(), &t, &ys, k, 7 + i as u64, &what);
                 check(func, p, &t, &ys, &got, k, &what);
+                let got = run_direct(&Fss, &t, &ys, k, 8 + i as u64, &what);
+                check(func, p, &t, &ys, &got, k, &format!("fss {what}"));
             }
         }
     }
@@ -265,8 +277,9 @@ fn a_mixed_table_equals_its_twin() {
             .into_iter()
             .map(|y| y.clamp(-(1 << 40), 1 << 40)) // the identity tail at a finer scale needs headroom
             .collect();
-        let got = run_direct(&t, &ys, k, 9, &format!("mixed k={k}"));
-        for (y, g) in ys.iter().zip(&got) {
+        let ppa = run_direct(&Ppa::default(), &t, &ys, k, 9, &format!("mixed k={k}"));
+        let fss = run_direct(&Fss, &t, &ys, k, 10, &format!("mixed k={k}"));
+        for (y, g) in ys.iter().zip(ppa.iter().chain(&fss)) {
             let ok = [false, true].iter().any(|up| {
                 let w = t.eval_shifted(*y, k, *up);
                 *g == w || *g == w + 1
@@ -282,7 +295,12 @@ fn a_mixed_table_equals_its_twin() {
 
 #[test]
 fn symmetric_evaluation_equals_its_twin_and_meets_the_bound() {
-    let cmp = Ppa::default();
+    check_symmetric(&Ppa::default(), 13);
+    check_symmetric(&Fss, 3);
+}
+
+/// The symmetric method with `cmp` (whose selection-and-table rounds are `rounds`).
+fn check_symmetric<C: Comparison>(cmp: &C, rounds: u64) {
     for (i, func) in Function::ALL.into_iter().enumerate() {
         for p in [Precision::Accurate, Precision::Fast] {
             let Some(s) = half_table(func, p, F).unwrap() else {
@@ -296,31 +314,31 @@ fn symmetric_evaluation_equals_its_twin_and_meets_the_bound() {
             ));
             xs.extend(edges(&s.half).iter().flat_map(|x| [*x, -x]));
             for k in [0u32, 16] {
-                let what = format!("{} {p:?} symmetric k={k}", func.name());
+                let what = format!("{} {} {p:?} symmetric k={k}", cmp.name(), func.name());
                 let ys = shifted_inputs(&full, k, &xs, 40 + i as u64);
                 let n = ys.len();
                 let y: Vec<Elem> = ys.iter().map(|v| *v as Elem).collect();
                 let (y0, y1) = split(&y, i as u64);
                 let run = run_pair(
                     3 + i as u64,
-                    |d| symmetric::deal(&cmp, d, n, &s, k),
+                    |d| symmetric::deal(cmp, d, n, &s, k),
                     |ctx: &mut Ctx<'_>, pp: &mut dyn PrepSource| {
-                        let m = symmetric::take(&cmp, pp, n, &s, k);
-                        symmetric::eval(&cmp, ctx, &y0, &s, &m).unwrap()
+                        let m = symmetric::take(cmp, pp, n, &s, k);
+                        symmetric::eval(cmp, ctx, &y0, &s, &m).unwrap()
                     },
                     |ctx: &mut Ctx<'_>, pp: &mut dyn PrepSource| {
-                        let m = symmetric::take(&cmp, pp, n, &s, k);
-                        symmetric::eval(&cmp, ctx, &y1, &s, &m).unwrap()
+                        let m = symmetric::take(cmp, pp, n, &s, k);
+                        symmetric::eval(cmp, ctx, &y1, &s, &m).unwrap()
                     },
                 );
                 assert_costs(
                     &run,
-                    symmetric::cost(&cmp, n, &s),
-                    &symmetric::trace(&cmp, n, &s),
-                    symmetric::offline_bytes(&cmp, n, &s, k),
+                    symmetric::cost(cmp, n, &s),
+                    &symmetric::trace(cmp, n, &s),
+                    symmetric::offline_bytes(cmp, n, &s, k),
                     &what,
                 );
-                assert_eq!(symmetric::cost(&cmp, 1024, &s).rounds, 13, "{what}");
+                assert_eq!(symmetric::cost(cmp, 1024, &s).rounds, rounds, "{what}");
                 let so = (2f64).powi(s.half.out_frac_bits as i32);
                 for (yv, g) in ys
                     .iter()
@@ -381,6 +399,14 @@ fn closed_form_costs_for_every_table() {
                 func.name(),
                 c.rounds
             );
+            // Function secret sharing: the two openings (one without polynomials).
+            let openings = if g > 0 { 2 } else { 1 };
+            assert_eq!(
+                smooth::cost(&Fss, 1024, &t, 16),
+                Cost::new(openings * 16 * 1024, openings),
+                "{}",
+                func.name()
+            );
             let sym = half_table(func, p, F).unwrap().map(|h| {
                 (
                     symmetric::cost(&cmp, 1024, &h).bytes as f64 / 1024.0,
@@ -407,7 +433,9 @@ fn closed_form_costs_for_every_table() {
                         xs.push(xs.len() as i64 * 977);
                     }
                     let ys = shifted_inputs(&t, k, &xs, 1)[..n].to_vec();
-                    run_direct(&t, &ys, k, 2, &format!("{} {p:?} k={k} n={n}", func.name()));
+                    let what = format!("{} {p:?} k={k} n={n}", func.name());
+                    run_direct(&cmp, &t, &ys, k, 2, &what);
+                    run_direct(&Fss, &t, &ys, k, 3, &what);
                 }
             }
         }
@@ -423,7 +451,12 @@ const SOFTMAX_ABS_BOUND: f64 = 2e-7;
 /// `2f`, ties, all-equal rows, huge and tiny spreads; error against f64.
 #[test]
 fn softmax_over_the_whole_range_within_its_bound() {
-    let cmp = Ppa::default();
+    check_softmax(&Ppa::default(), 23);
+    check_softmax(&Fss, 8);
+}
+
+/// Softmax with `cmp`, whose two-class softmax takes `two_class_rounds`.
+fn check_softmax<C: Comparison>(cmp: &C, two_class_rounds: u64) {
     let (exp, recip) = (
         table(Function::Exp, Precision::Accurate, F).unwrap(),
         table(Function::Reciprocal, Precision::Accurate, F).unwrap(),
@@ -469,22 +502,22 @@ fn softmax_over_the_whole_range_within_its_bound() {
         let shift = 16;
         let run = run_pair(
             12,
-            |d| softmax::deal(&cmp, d, batch, classes, shift, &t),
+            |d| softmax::deal(cmp, d, batch, classes, shift, &t),
             |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-                let m = softmax::take(&cmp, p, batch, classes, shift, &t);
-                softmax::eval(&cmp, ctx, &x0, classes, &t, &m).unwrap()
+                let m = softmax::take(cmp, p, batch, classes, shift, &t);
+                softmax::eval(cmp, ctx, &x0, classes, &t, &m).unwrap()
             },
             |ctx: &mut Ctx<'_>, p: &mut dyn PrepSource| {
-                let m = softmax::take(&cmp, p, batch, classes, shift, &t);
-                softmax::eval(&cmp, ctx, &x1, classes, &t, &m).unwrap()
+                let m = softmax::take(cmp, p, batch, classes, shift, &t);
+                softmax::eval(cmp, ctx, &x1, classes, &t, &m).unwrap()
             },
         );
         assert_costs(
             &run,
-            softmax::cost(&cmp, batch, classes, shift, &t),
-            &softmax::trace(&cmp, batch, classes, shift, &t),
-            softmax::offline_bytes(&cmp, batch, classes, shift, &t),
-            &format!("softmax {classes}"),
+            softmax::cost(cmp, batch, classes, shift, &t),
+            &softmax::trace(cmp, batch, classes, shift, &t),
+            softmax::offline_bytes(cmp, batch, classes, shift, &t),
+            &format!("{} softmax {classes}", cmp.name()),
         );
         let out = (2f64).powi(softmax::output_scale(&t) as i32);
         let got: Vec<f64> = cryptmed_ring::add(&run.provider, &run.client)
@@ -500,19 +533,22 @@ fn softmax_over_the_whole_range_within_its_bound() {
                 let g = got[b * classes + c];
                 assert!(
                     (g - want).abs() <= SOFTMAX_REL_BOUND * want + SOFTMAX_ABS_BOUND,
-                    "classes {classes}, row {b}: p = {g}, want {want} (logits {row:?})"
+                    "{}: classes {classes}, row {b}: p = {g}, want {want} (logits {row:?})",
+                    cmp.name()
                 );
             }
             // The Newton step leaves the reciprocal's squared error only.
             let sum: f64 = got[b * classes..(b + 1) * classes].iter().sum();
             assert!(
                 (sum - 1.0).abs() <= 1e-5,
-                "classes {classes}, row {b}: probabilities sum to {sum}"
+                "{}: classes {classes}, row {b}: probabilities sum to {sum}",
+                cmp.name()
             );
         }
     }
-    // Two classes: tournament 6, exp 7, reciprocal 7, products 1, truncation 1, product 1.
-    assert_eq!(softmax::cost(&cmp, 1, 2, 16, &t).rounds, 23);
+    // Two classes: tournament, exp, reciprocal, products, truncation, product
+    // (Ppa: 6 + 7 + 7 + 1 + 1 + 1; Fss: 1 + 2 + 2 + 1 + 1 + 1).
+    assert_eq!(softmax::cost(cmp, 1, 2, 16, &t).rounds, two_class_rounds);
 }
 
 proptest! {
@@ -530,7 +566,9 @@ proptest! {
         let t = table(func, Precision::Accurate, F).unwrap();
         // A mix of magnitudes: the raw values and values shifted towards the fitted interval.
         let ys: Vec<i64> = ys.iter().zip(shifts.iter().cycle()).map(|(y, s)| y >> s).collect();
-        let got = run_direct(&t, &ys, k, seed, func.name());
+        let got = run_direct(&Ppa::default(), &t, &ys, k, seed, func.name());
+        check(func, Precision::Accurate, &t, &ys, &got, k, func.name());
+        let got = run_direct(&Fss, &t, &ys, k, seed, func.name());
         check(func, Precision::Accurate, &t, &ys, &got, k, func.name());
     }
 }

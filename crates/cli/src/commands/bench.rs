@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cryptmed_engine::local::run_local;
-use cryptmed_engine::{LayerReport, Model, Reveal};
+use cryptmed_engine::{LayerReport, Reveal};
 use cryptmed_model::{reference, zoo};
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ pub(crate) struct Args {
     /// Suite: batches of one record per network and profile (latency samples).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
-    /// Suite: batches of 16 and of 64 records per network and profile (throughput samples).
+    /// Suite: batches of 16 and of 64 records per network and profile (throughput samples; 0: batch 1 only).
     #[arg(long, default_value_t = 3)]
     batch_repeats: usize,
     /// Suite: a Python that has CrypTen 0.4.1, to measure it side by side in the same run
@@ -83,6 +83,7 @@ pub(crate) enum Profile {
 #[derive(Debug, Serialize)]
 struct BenchResult {
     network: String,
+    comparison: &'static str,
     weights: &'static str,
     inputs: usize,
     online_bytes: u64,
@@ -122,6 +123,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             method: args.smooth.method.into(),
             batch: args.elements,
             stride: args.stride,
+            comparison: match args.smooth.comparison {
+                super::ComparisonArg::Fss => cryptmed_engine::ComparisonKind::Fss,
+                _ => cryptmed_engine::ComparisonKind::Ppa,
+            },
         };
         let r = opbench::run(op, &cfg).map_err(|e| match e {
             OpError::Unknown(_) => anyhow::Error::new(super::UsageError(e.to_string())),
@@ -131,9 +136,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             println!(
-                "{} ({}, {:?}): {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}, bound {:.1e} ({})\nswept: {}",
+                "{} ({}, {}, {:?}): {} elements, {:.2} bytes/element online, {} rounds, {:.2} bytes/element offline, {:.3} us/element, max abs error {:.2e}, max rel error {:.2e}, bound {:.1e} ({})\nswept: {}",
                 r.op,
                 r.method,
+                r.comparison,
                 r.precision,
                 r.elements,
                 r.online_bytes_per_element,
@@ -166,8 +172,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             zoo::NAMES.join(", ")
         )
     })?;
-    let config = args.smooth.config(Reveal::Logits);
-    let model = Model::compile(net.clone(), config)?;
+    let model = super::compile(net.clone(), Reveal::Logits, &args.smooth)?;
     let inputs = zoo::random_inputs(&net, args.inputs.max(1), args.seed);
     let t = Instant::now();
     let run = run_local(&model, &model, &inputs, 1)?;
@@ -212,6 +217,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let online_bytes = p0.online_bytes_sent + p0.online_bytes_recv;
     let result = BenchResult {
         network,
+        comparison: model.config().comparison.name(),
         weights: "random",
         inputs: inputs.len(),
         online_bytes,
@@ -270,6 +276,8 @@ fn suite(args: &Args) -> anyhow::Result<()> {
                 profiles,
                 repeats: args.repeats,
                 batch_repeats: args.batch_repeats,
+                comparison: args.smooth.comparison,
+                link: args.smooth.link.link()?,
                 crypten: args.crypten.clone(),
                 checkpoint: args.json.clone().flatten(),
             })?

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use cryptmed_engine::{ComparisonKind, Link};
 use serde::Serialize;
 
 use super::RevealArg;
@@ -33,6 +34,34 @@ struct Layer {
     op: String,
     shape: Vec<usize>,
     params: usize,
+}
+
+/// One comparison backend's predicted costs for a record.
+#[derive(Debug, Serialize)]
+struct Backend {
+    comparison: &'static str,
+    online_bytes: u64,
+    rounds: u64,
+    dealer_bytes: u64,
+    largest_step_dealer_bytes: u64,
+    lan_seconds: f64,
+    wan_seconds: f64,
+}
+
+impl Backend {
+    fn of(model: &cryptmed_engine::Model, kind: ComparisonKind, wan: Link) -> Backend {
+        let m = model.with_comparison(kind);
+        let t = m.predict(1);
+        Backend {
+            comparison: kind.name(),
+            online_bytes: t.bytes(),
+            rounds: t.rounds(),
+            dealer_bytes: m.offline_bytes(1),
+            largest_step_dealer_bytes: m.largest_step_bytes(1),
+            lan_seconds: Link::LAN.time(&t).as_secs_f64(),
+            wan_seconds: wan.time(&t).as_secs_f64(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -179,8 +208,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         model.setup_bytes(),
         model.offline_bytes(1),
     );
+    let wan = args.smooth.link.link()?;
+    let backends: Vec<Backend> = ComparisonKind::ALL
+        .into_iter()
+        .map(|k| Backend::of(&model, k, wan))
+        .collect();
     if args.json {
         let o = serde_json::json!({
+            "comparison": model.config().comparison.name(), "backends": backends,
+            "wan": {"rtt_seconds": wan.rtt, "bandwidth_bits_per_second": wan.bandwidth},
             "model": args.model.display().to_string(), "input_shape": net.input_shape, "params": net.param_count(),
             "columns": if one_by_one(&cols) { serde_json::json!(cols) } else { serde_json::Value::Null },
             "admitted_range": admitted_span(&cols), "layers": layers, "steps": steps, "online_bytes": online, "online_rounds": rounds,
@@ -222,7 +258,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\ntotal per record: {online} bytes online in {rounds} rounds; {offline} bytes from the dealer; setup once per session: {setup} bytes"
+        "\ntotal per record ({}): {online} bytes online in {rounds} rounds; {offline} bytes from the dealer; setup once per session: {setup} bytes",
+        model.config().comparison.name()
     );
+    print_backends(&backends, wan);
     Ok(())
+}
+
+/// Both comparison backends side by side, one record.
+fn print_backends(backends: &[Backend], wan: Link) {
+    println!(
+        "\ncomparison backends (one record; LAN {} ms / {} Gbit/s, WAN {} ms / {} Mbit/s; latency = rounds x RTT + bytes of the busier direction / rate):",
+        Link::LAN.rtt * 1e3,
+        Link::LAN.bandwidth / 1e9,
+        wan.rtt * 1e3,
+        wan.bandwidth / 1e6
+    );
+    println!(
+        "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10} {:>10}",
+        "backend", "online B", "rounds", "dealer B", "largest step B", "LAN s", "WAN s"
+    );
+    for b in backends {
+        println!(
+            "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10.4} {:>10.3}",
+            b.comparison,
+            b.online_bytes,
+            b.rounds,
+            b.dealer_bytes,
+            b.largest_step_dealer_bytes,
+            b.lan_seconds,
+            b.wan_seconds
+        );
+    }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use cryptmed_engine::{EngineConfig, EngineError, Model, Reveal};
+use cryptmed_engine::{ComparisonKind, EngineConfig, EngineError, Link, Model, Reveal};
 use cryptmed_model::Network;
 use cryptmed_service::{Limits, Security, ServiceError, Timeouts};
 
@@ -301,9 +301,9 @@ pub(crate) fn load_network(path: &Path) -> anyhow::Result<Network> {
     Ok(cryptmed_model::onnx::load(path)?)
 }
 
-/// How the smooth functions are evaluated: part of the engine configuration
-/// (and of the digest both parties check), so `serve`, `eval`, `inspect`,
-/// `demo` and `bench` take the same two flags.
+/// How the smooth functions and comparisons are evaluated: part of the engine
+/// configuration (and of the digest both parties check), so `serve`, `eval`,
+/// `inspect`, `demo` and `bench` take the same flags.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct SmoothArgs {
     /// Smooth-function tables: accurate (the stated tight bounds) or fast (fewer breakpoints, about ten times looser).
@@ -313,6 +313,60 @@ pub(crate) struct SmoothArgs {
     /// direct (7 rounds) or symmetric (a quarter to a third fewer online bytes, 13 rounds).
     #[arg(long = "smooth", value_enum, default_value_t = SmoothArg::Direct)]
     pub(crate) method: SmoothArg,
+    /// Secure comparison (ReLU, pooling, argmax, Clip, smooth pieces): ppa (several rounds each,
+    /// little dealer material), fss (one round each, kilobytes of dealer keys per comparison) or
+    /// auto (the lower predicted latency on the link given by --rtt and --bandwidth).
+    #[arg(long, value_enum, default_value_t = ComparisonArg::Ppa)]
+    pub(crate) comparison: ComparisonArg,
+    #[command(flatten)]
+    pub(crate) link: LinkArgs,
+}
+
+/// The provider-client link that `--comparison auto` and `inspect`'s WAN
+/// prediction assume (as measured by, e.g., `ping` and `iperf3`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct LinkArgs {
+    /// Round-trip time between provider and client, milliseconds.
+    #[arg(long = "rtt", value_name = "MS", default_value_t = 40.0)]
+    pub(crate) rtt_ms: f64,
+    /// Bandwidth between provider and client, Mbit/s.
+    #[arg(long = "bandwidth", value_name = "MBIT", default_value_t = 100.0)]
+    pub(crate) mbit: f64,
+}
+
+impl LinkArgs {
+    /// The link, refusing values that are not positive numbers.
+    pub(crate) fn link(&self) -> anyhow::Result<Link> {
+        if !(self.rtt_ms >= 0.0 && self.rtt_ms.is_finite()) {
+            return Err(UsageError(format!(
+                "--rtt {}: give milliseconds, 0 or more",
+                self.rtt_ms
+            ))
+            .into());
+        }
+        if !(self.mbit > 0.0 && self.mbit.is_finite()) {
+            return Err(UsageError(format!(
+                "--bandwidth {}: give Mbit/s, more than 0",
+                self.mbit
+            ))
+            .into());
+        }
+        Ok(Link {
+            rtt: self.rtt_ms * 1e-3,
+            bandwidth: self.mbit * 1e6,
+        })
+    }
+}
+
+/// `--comparison` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ComparisonArg {
+    /// Parallel-prefix comparison.
+    Ppa,
+    /// Function secret sharing (distributed comparison functions).
+    Fss,
+    /// The lower predicted latency on the given link.
+    Auto,
 }
 
 impl SmoothArgs {
@@ -363,9 +417,27 @@ impl From<PrecisionArg> for cryptmed_approx::Precision {
     }
 }
 
-/// Compiles a network for the engine.
+/// Compiles a network for the engine, with the comparison backend
+/// `--comparison` names (for `auto`, the one [`ComparisonKind::choose`]
+/// predicts faster on the `--rtt`/`--bandwidth` link).
 pub(crate) fn compile(net: Network, reveal: Reveal, smooth: &SmoothArgs) -> anyhow::Result<Model> {
-    Ok(Model::compile(net, smooth.config(reveal))?)
+    let model = Model::compile(net, smooth.config(reveal))?;
+    let kind = match smooth.comparison {
+        ComparisonArg::Ppa => ComparisonKind::Ppa,
+        ComparisonArg::Fss => ComparisonKind::Fss,
+        ComparisonArg::Auto => {
+            let link = smooth.link.link()?;
+            let kind = ComparisonKind::choose(&model, link);
+            tracing::info!(
+                rtt_ms = smooth.link.rtt_ms,
+                mbit = smooth.link.mbit,
+                comparison = kind.name(),
+                "comparison chosen by predicted latency"
+            );
+            kind
+        }
+    };
+    Ok(model.with_comparison(kind))
 }
 
 /// Loads the records of `path` for `net` in one go (columns by name, the

@@ -10,7 +10,7 @@ use std::time::Instant;
 use cryptmed_channel::{Channel, ChannelError, Counted};
 use cryptmed_prep::{Dealer, PartyPrep};
 use cryptmed_protocols::linear;
-use cryptmed_protocols::{Ctx, Ppa, Trace};
+use cryptmed_protocols::{Ctx, Fss, Ppa, Trace};
 use cryptmed_ring::Elem;
 use cryptmed_share::{Role, Seed};
 
@@ -28,6 +28,10 @@ macro_rules! with_comparison {
         match $kind {
             ComparisonKind::Ppa => {
                 let $cmp = &Ppa::DEFAULT;
+                $body
+            }
+            ComparisonKind::Fss => {
+                let $cmp = &Fss::DEFAULT;
                 $body
             }
         }

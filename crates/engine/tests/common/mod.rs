@@ -47,12 +47,17 @@ pub(crate) fn check_inputs(
     batch: usize,
     fixed: FixedPoint,
 ) {
-    let records = inputs.len();
     let config = EngineConfig {
         reveal,
         fixed,
         ..EngineConfig::default()
     };
+    check_config(net, config, inputs, batch);
+}
+
+/// [`check_inputs`] with a whole engine configuration (any comparison backend).
+pub(crate) fn check_config(net: &Network, config: EngineConfig, inputs: &[Vec<f64>], batch: usize) {
+    let (records, reveal, fixed) = (inputs.len(), config.reveal, config.fixed);
     let model = Model::compile(net.clone(), config).unwrap();
     let ulp = fixed.ulp();
     let tolerance = model

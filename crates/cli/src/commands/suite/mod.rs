@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cryptmed_engine::{EngineConfig, Model, Report, StepKind};
+use cryptmed_engine::{ComparisonKind, EngineConfig, Model, Report, StepKind};
 use cryptmed_model::{Network, reference, zoo};
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +41,14 @@ pub(crate) struct Options {
     pub(crate) profiles: Vec<&'static str>,
     /// Batches of one record per network and profile (latency samples).
     pub(crate) repeats: usize,
-    /// Batches of 16 and of 64 per network and profile (throughput samples).
+    /// Batches of 16 and of 64 per network and profile (throughput samples;
+    /// 0 runs batch 1 only).
     pub(crate) batch_repeats: usize,
+    /// The comparison backend the provider serves with (`auto`: chosen per
+    /// network for `link`).
+    pub(crate) comparison: super::ComparisonArg,
+    /// The link `auto` predicts for.
+    pub(crate) link: cryptmed_engine::Link,
     /// A Python with CrypTen 0.4.1, to measure it side by side.
     pub(crate) crypten: Option<PathBuf>,
     /// Where the rows so far are written after each network (the `--json`
@@ -59,6 +65,9 @@ pub(crate) struct Row {
     pub(crate) profile: String,
     /// Records per batch.
     pub(crate) batch: usize,
+    /// The comparison backend (`ppa` or `fss`).
+    #[serde(default = "ppa")]
+    pub(crate) comparison: String,
     /// `trained` (a committed ONNX model) or `random` (seeded weights, cost only).
     pub(crate) weights: String,
     /// How the WAN profile was applied (`netem`, or `relay` and why), for `wan` rows.
@@ -113,6 +122,10 @@ pub(crate) struct Row {
     /// Peak resident memory of each role (imaging networks).
     #[serde(default)]
     pub(crate) peak_rss: Option<imaging::PeakRss>,
+}
+
+fn ppa() -> String {
+    "ppa".into()
 }
 
 /// One layer's cost in a [`Row`] (one batch).
@@ -277,7 +290,11 @@ struct Deployment {
 }
 
 /// Starts a dealer and a provider; inside `ns` (the provider behind netem) when given.
-fn deploy(case: &Case, ns: Option<&wan::Netns>) -> anyhow::Result<Deployment> {
+fn deploy(
+    case: &Case,
+    ns: Option<&wan::Netns>,
+    comparison: ComparisonKind,
+) -> anyhow::Result<Deployment> {
     let (dp, pp) = (free_port()?, free_port()?);
     let (dealer_ip, provider_ip) =
         ns.map_or(("127.0.0.1", "127.0.0.1"), |n| (n.host_ip, n.inner_ip));
@@ -300,7 +317,8 @@ fn deploy(case: &Case, ns: Option<&wan::Netns>) -> anyhow::Result<Deployment> {
     };
     p.args(["serve", "--listen", &server, "--dealer", &dealer])
         .args(["--insecure-plaintext", "--timeout", "600"])
-        .args(&case.serve);
+        .args(&case.serve)
+        .args(["--comparison", comparison.name()]);
     quiet(&mut p);
     let provider_proc = Proc(p.spawn().context("starting the provider")?);
     wait_port(&dealer)?;
@@ -453,6 +471,7 @@ fn row(name: &str, profile: &str, batch: usize, case: &Case, run: &Run, bound: (
         network: name.into(),
         profile: profile.into(),
         batch,
+        comparison: ppa(),
         weights: case.weights.into(),
         wan_shaping: None,
         records,
@@ -525,7 +544,12 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
         let c = case(name)?;
         let model = Model::compile(c.network.public(), EngineConfig::default())?;
         let bound = lower_bound(&model);
-        let lan = deploy(&c, None)?;
+        let comparison = match opts.comparison {
+            super::ComparisonArg::Ppa => ComparisonKind::Ppa,
+            super::ComparisonArg::Fss => ComparisonKind::Fss,
+            super::ComparisonArg::Auto => ComparisonKind::choose(&model, opts.link),
+        };
+        let lan = deploy(&c, None, comparison)?;
         let imaging = imaging::is_imaging(name);
         // Imaging networks run at batch 1 on the LAN (the setting).
         let (batches, profiles): (&[usize], &[&str]) = if imaging {
@@ -539,7 +563,7 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
             let (wan_deployment, shaping);
             let (server, dealer) = match (profile, link) {
                 ("wan", Some(WanLink::Netem(ns))) => {
-                    wan_deployment = deploy(&c, Some(ns))?;
+                    wan_deployment = deploy(&c, Some(ns), comparison)?;
                     shaping = Some("netem".to_string());
                     (wan_deployment.server.clone(), wan_deployment.dealer.clone())
                 }
@@ -558,11 +582,13 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
             };
             for &batch in batches {
                 let mut repeats = if batch == 1 {
-                    opts.repeats
+                    opts.repeats.max(1)
                 } else {
                     opts.batch_repeats
+                };
+                if repeats == 0 {
+                    continue;
                 }
-                .max(1);
                 // The largest LAN batch also measures accuracy over every labelled record.
                 let measure_accuracy = profile == "lan" && Some(&batch) == batches.last();
                 if measure_accuracy && c.labels.is_some() {
@@ -575,6 +601,7 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
                     .with_context(|| format!("{name}, {profile}, batch {batch}"))?;
                 client_peak = client_peak.max(run.peak_rss.unwrap_or(0));
                 let mut r = row(name, profile, batch, &c, &run, bound);
+                r.comparison = comparison.name().into();
                 r.wan_shaping = shaping.clone();
                 if measure_accuracy {
                     let (p, s, n) = accuracy(&c, &run.labels);
@@ -584,7 +611,8 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
                     }
                 }
                 eprintln!(
-                    "{name:>15} {profile} batch {batch:>2}: {} bytes/record, {} rounds, median {:.2} ms, {:.1} records/s",
+                    "{name:>15} {} {profile} batch {batch:>2}: {} bytes/record, {} rounds, median {:.2} ms, {:.1} records/s",
+                    r.comparison,
                     r.online_bytes,
                     r.online_rounds,
                     r.online_seconds_median * 1e3,

@@ -118,9 +118,16 @@ pub(crate) fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<Vec<String>> {
         files.push(file);
         Ok(())
     };
-    let lan1: Vec<&Row> = rows
+    // Per-network and prior-work charts show the default backend; the
+    // latency chart shows every backend measured.
+    let lan_all: Vec<&Row> = rows
         .iter()
         .filter(|r| r.batch == 1 && r.profile == "lan")
+        .collect();
+    let lan1: Vec<&Row> = lan_all
+        .iter()
+        .copied()
+        .filter(|r| r.comparison == "ppa")
         .collect();
     for r in &lan1 {
         let layer = |f: &dyn Fn(&super::LayerRow) -> f64| {
@@ -210,13 +217,23 @@ pub(crate) fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<Vec<String>> {
         "online latency at batch 1: LAN and WAN (40 ms RTT, 100 Mbit/s)",
         "milliseconds",
         &["LAN", "WAN"],
-        lan1.iter()
+        lan_all
+            .iter()
             .map(|r| {
                 let wan = rows
                     .iter()
-                    .find(|w| w.network == r.network && w.batch == 1 && w.profile == "wan")
+                    .find(|w| {
+                        w.network == r.network
+                            && w.comparison == r.comparison
+                            && w.batch == 1
+                            && w.profile == "wan"
+                    })
                     .map_or(0.0, |w| w.online_seconds_median * 1e3);
-                (r.network.clone(), vec![r.online_seconds_median * 1e3, wan])
+                let label = match r.comparison.as_str() {
+                    "ppa" => r.network.clone(),
+                    c => format!("{} ({c})", r.network),
+                };
+                (label, vec![r.online_seconds_median * 1e3, wan])
             })
             .collect(),
     )?;

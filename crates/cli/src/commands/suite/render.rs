@@ -166,6 +166,7 @@ fn render(all: &[Row], markdown: bool) -> String {
         out += &heading(&profile_title(profile, &rs));
         let mut t = Table::new(&[
             "network",
+            "comparison",
             "weights",
             "online bytes",
             "provider→client / client→provider",
@@ -184,11 +185,14 @@ fn render(all: &[Row], markdown: bool) -> String {
         for r in rs.iter().filter(|r| r.batch == 1) {
             let tp = |b: usize| {
                 rs.iter()
-                    .find(|x| x.network == r.network && x.batch == b)
+                    .find(|x| {
+                        x.network == r.network && x.comparison == r.comparison && x.batch == b
+                    })
                     .map_or("—".into(), |x| format!("{:.1}", x.records_per_second))
             };
             t.push(vec![
                 r.network.clone(),
+                r.comparison.clone(),
                 r.weights.clone(),
                 bytes(r.online_bytes as f64),
                 format!(
@@ -221,9 +225,10 @@ fn render(all: &[Row], markdown: bool) -> String {
         out += &t.render(markdown);
     }
 
+    // Prior work is compared with the default backend.
     let lan1: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.profile == "lan" && r.batch == 1)
+        .filter(|r| r.profile == "lan" && r.batch == 1 && r.comparison == "ppa")
         .collect();
     if lan1.iter().any(|r| r.crypten.is_some()) {
         out += &heading("CrypTen 0.4.1 beside us (LAN, batch 1, online)");
