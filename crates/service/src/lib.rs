@@ -187,6 +187,10 @@ pub enum ServiceError {
         /// The configured limit.
         limit: Duration,
     },
+    /// The operating system's random source failed: the session stops
+    /// (no default or zero id, seed or mask is ever used).
+    #[error(transparent)]
+    Randomness(#[from] cryptmed_share::RngFailure),
     /// The secure computation failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -231,6 +235,7 @@ impl ServiceError {
             ServiceError::Role { .. } => "role",
             ServiceError::Input(_) => "input",
             ServiceError::Deadline { .. } => "deadline",
+            ServiceError::Randomness(_) => "randomness",
             _ => "failed",
         }
     }
@@ -340,11 +345,12 @@ pub(crate) fn refuse(link: &mut dyn Channel, e: &ServiceError) {
     refuse_with(link, e.code(), e.to_string());
 }
 
-/// A fresh random session id (hex).
-pub(crate) fn session_id() -> String {
+/// A fresh random session id (hex), or an error when the system's random
+/// source fails (never a default id).
+pub(crate) fn session_id() -> Result<String, ServiceError> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).unwrap_or_default();
-    hex(&b)
+    cryptmed_share::os_random(&mut b)?;
+    Ok(hex(&b))
 }
 
 /// Hex of a digest.

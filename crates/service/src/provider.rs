@@ -166,7 +166,7 @@ fn run(
             theirs: want,
         });
     }
-    let session = session_id();
+    let session = session_id()?;
     tracing::Span::current().record("id", session.as_str());
     info!(policy = config.reveal.name(), "session started");
 
