@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use crate::wire::{Frame, VERSION};
 use crate::{
     Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, refuse_with,
-    send, short, tls, unexpected,
+    send, session_tag, short, tls, unexpected,
 };
 
 /// Where and how to diagnose.
@@ -37,8 +37,10 @@ pub struct ClientSetup {
 /// What the handshake told the client.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
-    /// The session id (hex), as the provider and the dealer log it.
+    /// The session id (hex); never logged (see [`crate::session_tag`]).
     pub session: String,
+    /// The session's tag ([`crate::session_tag`]), as all three parties log it.
+    pub tag: String,
     /// The provider's output policy.
     pub reveal: Reveal,
     /// Class names, if the model has them.
@@ -90,7 +92,7 @@ pub fn diagnose_with_progress(
         "diagnose",
         server = %setup.server,
         dealer = %setup.dealer,
-        session = tracing::field::Empty
+        tag = tracing::field::Empty
     );
     let _entered = span.enter();
     let t0 = Instant::now();
@@ -249,6 +251,7 @@ fn run(
     let lim = &setup.limits;
     let conn = tls::connect(&setup.server, Role::Provider, &setup.security, lim.timeouts)?;
     let provider_socket = conn.socket;
+    let provider_fp = conn.peer.fingerprint.clone();
     let mut link = Link::new(conn.stream);
     debug!("connected to the provider");
     send(
@@ -276,7 +279,8 @@ fn run(
         refuse(&mut link, &e);
         return Err(e);
     };
-    tracing::Span::current().record("session", session.as_str());
+    let tag = session_tag(&session);
+    tracing::Span::current().record("tag", tag.as_str());
     debug!("model info received");
     // From here every failure is told to the provider before we return.
     let checked = (|| {
@@ -310,6 +314,7 @@ fn run(
         }
         let info = SessionInfo {
             session: session.clone(),
+            tag: tag.clone(),
             reveal: config.reveal,
             class_names: class_names.clone(),
             network,
@@ -366,6 +371,7 @@ fn run(
             version: VERSION,
             role: "client".into(),
             session: session.clone(),
+            peer: provider_fp,
             network: network_json,
             config: config_json,
             digest: ours,

@@ -13,19 +13,28 @@
 //!    certificate) and says [`wire::Frame::Hello`] (protocol version, the
 //!    output policy it insists on). The provider checks both and refuses
 //!    with an [`wire::Frame::Error`] that says what differed.
-//! 2. The provider opens TLS to the dealer it trusts (a `dealer`
-//!    certificate) and joins it with a fresh session id. If its dealer is
-//!    unreachable it tells the client at once (`dealer_unreachable`).
-//! 3. The provider sends [`wire::Frame::ModelInfo`]: the public
-//!    architecture, the engine configuration, the plan digest and the
-//!    fingerprint of its dealer's certificate.
+//! 2. The provider draws a fresh session id (an error, never a default id,
+//!    if the system's random source fails) and opens TLS to the dealer it
+//!    trusts (a `dealer` certificate) to learn that certificate; it closes
+//!    this link without a frame. If its dealer is unreachable it tells the
+//!    client at once (`dealer_unreachable`).
+//! 3. The provider sends [`wire::Frame::ModelInfo`]: the session id, the
+//!    public architecture, the engine configuration, the plan digest and
+//!    the fingerprint of its dealer's certificate.
 //! 4. The client rebuilds the plan, checks version, digest and policy, loads
 //!    its records, opens TLS to the dealer *it* trusts and compares that
 //!    dealer's fingerprint with the provider's. Any mismatch (or an
 //!    unreachable dealer) goes back to the provider as an error frame, so
 //!    both sides log what differed. Otherwise it sends
 //!    [`wire::Frame::Accept`] (with its dealer's fingerprint, which the
-//!    provider checks too) and joins the dealer.
+//!    provider checks too) and joins the dealer. Only now does the provider
+//!    join the dealer (on a new link to the same certificate), so a client
+//!    that refuses the session never makes the dealer open one. Each join
+//!    carries the fingerprint of the certificate the other party presented
+//!    on the provider-client link: the dealer pairs a provider and a client
+//!    only when the session id matches *and* each names the certificate the
+//!    other joined with (so learning a session id is not enough to take a
+//!    party's place; see [`dealer`]).
 //! 5. The dealer validates each join's architecture (refusing one that
 //!    fails [`cryptmed_model::validate`] with an `architecture` error frame
 //!    naming every problem), pairs the two joins of the session, checks
@@ -38,6 +47,9 @@
 //!    The engine runs, one [`wire::Frame::Batch`] at a time. After each
 //!    batch the dealer reports the bytes of both its links
 //!    ([`wire::Frame::Dealt`]).
+//!
+//! Logs never hold a session id: all three parties log the same short tag
+//! ([`session_tag`]) instead.
 //!
 //! Error frames are sent only while a link carries frames: once raw shares
 //! flow, a failing party closes its links (an error frame could be read as
@@ -351,6 +363,14 @@ pub(crate) fn session_id() -> Result<String, ServiceError> {
     let mut b = [0u8; 16];
     cryptmed_share::os_random(&mut b)?;
     Ok(hex(&b))
+}
+
+/// The session's tag in logs and messages: the first 8 hex digits of a
+/// hash of its id. The id itself (which, with a link's channel binding,
+/// lets a party join the dealer) never appears in a log; the tag is the
+/// same on all three parties, so their logs can be matched.
+pub fn session_tag(id: &str) -> String {
+    blake3::hash(id.as_bytes()).to_hex()[..8].to_string()
 }
 
 /// Hex of a digest.

@@ -12,8 +12,8 @@ use tracing::{debug, info, warn};
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, session_id, short, tls,
-    unexpected,
+    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, session_id, session_tag,
+    short, tls, unexpected,
 };
 
 /// Everything a provider needs to serve.
@@ -71,7 +71,7 @@ pub fn serve(
                     "session",
                     role = "provider",
                     %peer,
-                    id = tracing::field::Empty
+                    tag = tracing::field::Empty
                 );
                 let _entered = span.enter();
                 let t0 = Instant::now();
@@ -104,6 +104,7 @@ fn session(
 ) -> Result<u64, ServiceError> {
     let lim = &setup.limits;
     let conn = tls::accept(tcp, &setup.security, lim.handshake, lim.timeouts.io)?;
+    let client_fp = conn.peer.fingerprint.clone();
     let mut link = Link::new(conn.stream);
     let hello = conn
         .peer
@@ -129,7 +130,7 @@ fn session(
     watch.reset("session", lim.session_deadline);
     // Error frames only while the client reads frames (until `Ready`).
     let mut framed = true;
-    let r = run(&mut link, hello, setup, watch, &mut framed);
+    let r = run(&mut link, &client_fp, hello, setup, watch, &mut framed);
     if let Err(e) = &r
         && framed
     {
@@ -140,6 +141,7 @@ fn session(
 
 fn run(
     link: &mut Link,
+    client_fp: &str,
     hello: Frame,
     setup: &ProviderSetup,
     watch: &Watch,
@@ -167,41 +169,30 @@ fn run(
         });
     }
     let session = session_id()?;
-    tracing::Span::current().record("id", session.as_str());
+    tracing::Span::current().record("tag", session_tag(&session).as_str());
     info!(policy = config.reveal.name(), "session started");
 
-    // Reach our dealer before answering, so the client learns at once if we cannot.
-    let dconn = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?;
-    watch.add(dconn.socket.as_ref());
-    let dealer_fp = dconn.peer.fingerprint.clone();
-    let mut dealer = Link::new(dconn.stream);
+    // Reach our dealer before answering, so the client learns at once if we
+    // cannot, and learn its certificate for the model info. The join waits
+    // for the client's accept (a client that refuses never opens a session
+    // at the dealer), on a fresh connection: the client may take longer to
+    // load its records than the dealer lets a connection sit without a frame.
+    let dealer_fp = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?
+        .peer
+        .fingerprint;
     let digest = hex(&setup.model.architecture_digest());
     let network =
         serde_json::to_value(&setup.public).map_err(|e| ServiceError::Config(e.to_string()))?;
     let config_json =
         serde_json::to_value(config).map_err(|e| ServiceError::Config(e.to_string()))?;
     send(
-        &mut dealer,
-        &Frame::Join {
+        link,
+        &Frame::ModelInfo {
             version: VERSION,
-            role: "provider".into(),
             session: session.clone(),
             network: network.clone(),
             config: config_json.clone(),
             digest: digest.clone(),
-        },
-        "dealer",
-        "join",
-    )?;
-    debug!(dealer = %setup.dealer, "joined the dealer");
-    send(
-        link,
-        &Frame::ModelInfo {
-            version: VERSION,
-            session,
-            network,
-            config: config_json,
-            digest,
             class_names: setup.public.class_names.clone(),
             dealer: dealer_fp.clone(),
             max_batch: lim.max_batch as u64,
@@ -213,19 +204,41 @@ fn run(
     let Frame::Accept { dealer: theirs } = accept else {
         return Err(unexpected("client", "accept", "accept", &accept));
     };
+    let dealer_mismatch = |theirs: &str| ServiceError::Mismatch {
+        what: "dealer",
+        peer: "client",
+        ours: format!(
+            "the dealer at {} (certificate {})",
+            setup.dealer,
+            short(&dealer_fp)
+        ),
+        theirs: format!("a dealer with certificate {}", short(theirs)),
+    };
     if theirs != dealer_fp {
-        return Err(ServiceError::Mismatch {
-            what: "dealer",
-            peer: "client",
-            ours: format!(
-                "the dealer at {} (certificate {})",
-                setup.dealer,
-                short(&dealer_fp)
-            ),
-            theirs: format!("a dealer with certificate {}", short(&theirs)),
-        });
+        return Err(dealer_mismatch(&theirs));
     }
     debug!("the client accepted");
+    let dconn = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?;
+    if dconn.peer.fingerprint != dealer_fp {
+        return Err(dealer_mismatch(&dconn.peer.fingerprint));
+    }
+    watch.add(dconn.socket.as_ref());
+    let mut dealer = Link::new(dconn.stream);
+    send(
+        &mut dealer,
+        &Frame::Join {
+            version: VERSION,
+            role: "provider".into(),
+            session,
+            peer: client_fp.into(),
+            network,
+            config: config_json,
+            digest,
+        },
+        "dealer",
+        "join",
+    )?;
+    debug!(dealer = %setup.dealer, "joined the dealer");
     let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
     let Frame::Paired { .. } = paired else {
         return Err(unexpected("dealer", "pairing", "paired", &paired));

@@ -11,7 +11,7 @@ use cryptmed_channel::{Channel, ChannelError};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; peers with a different one are refused at the handshake.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Default largest control frame (the public architecture is the largest).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -59,6 +59,10 @@ pub enum Frame {
         role: String,
         /// Session id.
         session: String,
+        /// Fingerprint of the certificate the *other* party presented on the
+        /// provider-client link (`none` without one): the dealer pairs two
+        /// joins only when each names the certificate the other joined with.
+        peer: String,
         /// The public network, as JSON.
         network: serde_json::Value,
         /// Engine configuration, as JSON.
@@ -212,6 +216,7 @@ mod tests {
                 version: 1,
                 role: "client".into(),
                 session: "s".into(),
+                peer: "p".into(),
                 network: serde_json::Value::Null,
                 config: serde_json::Value::Null,
                 digest: "d".into(),

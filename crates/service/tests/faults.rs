@@ -660,7 +660,7 @@ fn every_mismatch_is_named_on_both_sides() {
     );
     let reply = h.join().unwrap();
     assert!(
-        matches!(&reply, Some(Frame::Error { code, message }) if code == "version" && message.contains("ours is 2, the provider's is 99")),
+        matches!(&reply, Some(Frame::Error { code, message }) if code == "version" && message.contains(&format!("ours is {VERSION}, the provider's is 99"))),
         "{reply:?}"
     );
     // Version, provider side: a client speaking version 99.
@@ -675,7 +675,7 @@ fn every_mismatch_is_named_on_both_sides() {
     );
     wait_log(&[
         "session failed",
-        "version mismatch: ours is 2, the client's is 99",
+        &format!("version mismatch: ours is {VERSION}, the client's is 99"),
     ]);
     // Digest, client side: the announced digest is not the architecture's.
     let net = d.net.clone();
