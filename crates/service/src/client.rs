@@ -192,10 +192,15 @@ impl Pairing<'_> {
     }
 }
 
-/// A failure on the client's dealer link in words: a TLS alert there means
-/// the dealer did not accept the client's certificate, or that it requires
-/// one and the client presented none.
+/// A failure on the client's dealer link in words (see [`tls_refusal`]).
 fn dealer_refusal(e: ServiceError, addr: &str) -> ServiceError {
+    tls_refusal(e, "dealer", addr)
+}
+
+/// A failure on a link to the server `peer` in words: a TLS alert there
+/// means the server did not accept the client's certificate, or that it
+/// requires one (the default) and the client presented none.
+fn tls_refusal(e: ServiceError, peer: &str, addr: &str) -> ServiceError {
     use rustls::AlertDescription as A;
     let ServiceError::Link {
         cause: ChannelError::Io(io),
@@ -209,13 +214,12 @@ fn dealer_refusal(e: ServiceError, addr: &str) -> ServiceError {
         _ => return e,
     };
     let reason = match alert {
-        A::CertificateRequired => {
-            "the dealer requires a client certificate and this client presented none \
+        A::CertificateRequired => format!(
+            "the {peer} requires a client certificate and this client presented none \
              (give --cert and --key with a client certificate of the deployment's CA)"
-                .to_string()
-        }
+        ),
         a => format!(
-            "the dealer ended TLS with the alert {a:?}: it did not accept this client's certificate"
+            "the {peer} ended TLS with the alert {a:?}: it did not accept this client's certificate"
         ),
     };
     ServiceError::Handshake {
@@ -263,7 +267,8 @@ fn run(
         "provider",
         "hello",
     )?;
-    let info = expect(&mut link, lim.max_frame, "provider", "model info")?;
+    let info = expect(&mut link, lim.max_frame, "provider", "model info")
+        .map_err(|e| tls_refusal(e, "provider", &setup.server))?;
     let Frame::ModelInfo {
         version,
         session,

@@ -119,3 +119,23 @@ fn session_ids_never_reach_a_log_and_all_three_parties_log_the_same_tag() {
         }
     }
 }
+
+#[test]
+fn a_client_without_a_certificate_is_told_at_once_that_one_is_required() {
+    init();
+    let d = deploy(Reveal::Label, limits());
+    let setup = cryptmed_service::client::ClientSetup {
+        security: anonymous(&d.certs),
+        ..d.client()
+    };
+    let e = run(&setup, &records(1)).unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::Handshake { reason, .. }
+            if reason.contains("the provider requires a client certificate and this client presented none")),
+        "{e}"
+    );
+    wait_log(&[
+        "session failed",
+        "the peer presented no certificate, and one is required",
+    ]);
+}

@@ -168,8 +168,12 @@ pub(crate) struct NetArgs {
 /// Limits of the two servers (dealer and provider).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {
-    /// Refuse peers without a certificate signed by the CA.
+    /// Also serve clients without a certificate (by default every client
+    /// must present one signed by the CA). Warns at start.
     #[arg(long)]
+    pub(crate) allow_anonymous_clients: bool,
+    /// Client certificates are required by default; accepted for older scripts.
+    #[arg(long, hide = true, conflicts_with = "allow_anonymous_clients")]
     pub(crate) require_client_cert: bool,
     /// Concurrent sessions (more clients are refused as busy).
     #[arg(long, default_value_t = 64)]
@@ -217,9 +221,18 @@ impl NetArgs {
         self.security_with(false)
     }
 
-    /// A server's TLS setup, requiring client certificates if asked.
+    /// A server's TLS setup: client certificates required unless
+    /// `--allow-anonymous-clients` (which warns).
     pub(crate) fn server_security(&self, s: &ServerArgs) -> anyhow::Result<Security> {
-        self.security_with(s.require_client_cert)
+        if s.allow_anonymous_clients && !self.insecure_plaintext {
+            tracing::warn!(
+                "INSECURE: --allow-anonymous-clients: clients without a certificate are served"
+            );
+            eprintln!(
+                "warning: --allow-anonymous-clients: clients without a certificate are served; anyone who reaches this port can start sessions"
+            );
+        }
+        self.security_with(!s.allow_anonymous_clients)
     }
 
     fn security_with(&self, require_client_cert: bool) -> anyhow::Result<Security> {

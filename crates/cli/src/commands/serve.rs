@@ -13,7 +13,7 @@ use super::{NetArgs, RevealArg, ServerArgs};
 /// Arguments of `cryptmed serve`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --require-client-cert --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
+    after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
 )]
 pub(crate) struct Args {
     /// The model (ONNX, as PyTorch exports it).
