@@ -13,6 +13,7 @@ use cryptmed_channel::{ChannelError, Counted};
 use cryptmed_engine::{DealerSession, Model};
 use tracing::{debug, info, warn};
 
+use crate::audit::{self, AuditLog, Entry};
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
@@ -27,6 +28,8 @@ type Counter = Counted<Link>;
 /// A party that has joined and waits for its partner.
 struct Joined {
     link: Counter,
+    /// Its certificate's subject (for the audit trail).
+    subject: String,
     role: Role,
     digest: String,
     model: Model,
@@ -60,6 +63,17 @@ pub fn serve(
     limits: Limits,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
+    serve_audited(listener, security, limits, None, stop)
+}
+
+/// [`serve`], appending one line per session to `audit` (see [`crate::audit`]).
+pub fn serve_audited(
+    listener: TcpListener,
+    security: Security,
+    limits: Limits,
+    audit: Option<Arc<AuditLog>>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
     let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
     let pending = Slots::new(limits.max_pending);
     let parties = Slots::new(2 * limits.max_sessions);
@@ -70,7 +84,12 @@ pub fn serve(
             return;
         };
         let watch = watchdog.watch(&tcp, "handshake", limits.handshake);
-        let (security, waiting, parties) = (security.clone(), waiting.clone(), parties.clone());
+        let (security, waiting, parties, audit) = (
+            security.clone(),
+            waiting.clone(),
+            parties.clone(),
+            audit.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("dealer-session".into())
             .spawn(move || {
@@ -88,10 +107,17 @@ pub fn serve(
                     waiting: &waiting,
                     parties: &parties,
                 };
-                match c.connection(tcp, peer, slot, watch) {
-                    Ok(()) => {}
+                let mut entry = Entry::new("dealer");
+                let r = c.connection(tcp, peer, slot, watch, &mut entry);
+                entry.finish(&r);
+                match r {
+                    Ok(Ends::Recorded) => audit::record(audit.as_deref(), &entry),
+                    Ok(Ends::Silent) => {}
                     Err(e) if e.is_probe() => info!(error = %e, "connection closed before TLS"),
-                    Err(e) => warn!(error = %e, "dealer session failed"),
+                    Err(e) => {
+                        audit::record(audit.as_deref(), &entry);
+                        warn!(error = %e, "dealer session failed");
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -128,6 +154,14 @@ impl std::io::Write for Heard {
     }
 }
 
+/// How a connection ended well: with a session for the audit trail, or
+/// without one (its partner's thread records the session; or a provider
+/// only learned our certificate).
+enum Ends {
+    Recorded,
+    Silent,
+}
+
 /// What every connection thread shares.
 struct Conn<'a> {
     security: &'a Security,
@@ -143,10 +177,12 @@ impl Conn<'_> {
         peer: SocketAddr,
         pending: Slot,
         watch: Watch,
-    ) -> Result<(), ServiceError> {
+        entry: &mut Entry,
+    ) -> Result<Ends, ServiceError> {
         let lim = self.limits;
         let conn = tls::accept(tcp, self.security, lim.handshake, lim.timeouts.io)
             .map_err(|e| watch.explain(e))?;
+        entry.peers.push(conn.peer.subject.clone());
         let heard = Arc::new(AtomicBool::new(false));
         let stream = Heard {
             inner: conn.stream,
@@ -160,7 +196,7 @@ impl Conn<'_> {
                 ..
             }) if !heard.load(Ordering::SeqCst) => {
                 debug!("closed after TLS without a byte (a provider learning our certificate)");
-                return Ok(());
+                return Ok(Ends::Silent);
             }
             Err(e) => {
                 refuse(&mut link, &e);
@@ -172,6 +208,9 @@ impl Conn<'_> {
         span.record("role", role.name());
         let tag = session_tag(&key.session);
         span.record("tag", tag.as_str());
+        entry.session = Some(tag.clone());
+        entry.model = Some(digest.clone());
+        entry.policy = Some(model.config().reveal.name().into());
         debug!(%peer, "joined");
         let Some(slot) = self.parties.take() else {
             let e = ServiceError::Busy(format!(
@@ -184,6 +223,7 @@ impl Conn<'_> {
         watch.reset("pairing", lim.pair_timeout + lim.handshake);
         let me = Joined {
             link,
+            subject: conn.peer.subject,
             role,
             digest,
             model,
@@ -214,7 +254,7 @@ impl Conn<'_> {
                 return Err(e);
             }
             debug!("handed over to the waiting partner");
-            return Ok(());
+            return Ok(Ends::Silent);
         }
         let other = match rx.recv_timeout(lim.pair_timeout) {
             Ok(o) => o,
@@ -235,18 +275,19 @@ impl Conn<'_> {
         let t0 = Instant::now();
         me.watch.reset("session", lim.session_deadline);
         other.watch.reset("session", lim.session_deadline);
-        match run(me, other, lim) {
-            Ok((n, bytes)) => {
-                info!(
-                    records = n,
-                    dealer_bytes = bytes,
-                    seconds = t0.elapsed().as_secs_f64(),
-                    "session finished"
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        entry.peers = match me.role {
+            Role::Provider => vec![me.subject.clone(), other.subject.clone()],
+            _ => vec![other.subject.clone(), me.subject.clone()],
+        };
+        let (n, bytes) = run(me, other, lim)?;
+        (entry.records, entry.bytes) = (n, bytes);
+        info!(
+            records = n,
+            dealer_bytes = bytes,
+            seconds = t0.elapsed().as_secs_f64(),
+            "session finished"
+        );
+        Ok(Ends::Recorded)
     }
 }
 

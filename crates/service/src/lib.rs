@@ -55,6 +55,7 @@
 //! flow, a failing party closes its links (an error frame could be read as
 //! shares), and the peer's error names the step it was in.
 
+pub mod audit;
 pub mod client;
 pub mod dealer;
 pub mod provider;

@@ -139,3 +139,158 @@ fn a_client_without_a_certificate_is_told_at_once_that_one_is_required() {
         "the peer presented no certificate, and one is required",
     ]);
 }
+
+/// Every number in `v` (a record, a result or the network with its
+/// weights) whose text is long enough not to occur by chance (not `0`, `1`).
+fn long_numbers(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Number(n) => {
+            let t = n.to_string();
+            if t.len() >= 5 {
+                out.push(t);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| long_numbers(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| long_numbers(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_audit_trail_has_one_line_per_session_and_no_record_share_weight_or_result() {
+    use cryptmed_service::audit::{AuditLog, Entry};
+    use cryptmed_service::{dealer, provider};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    init();
+    let dir = std::env::temp_dir().join(format!("cryptmed-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dealer_log, provider_log) = (dir.join("dealer.jsonl"), dir.join("provider.jsonl"));
+    let certs = certs();
+    let stop = Stop(Arc::new(AtomicBool::new(false)));
+    let (l, dealer_addr) = listener();
+    let (sec, audit, st) = (
+        security(&certs, "dealer", true),
+        Some(Arc::new(AuditLog::open(&dealer_log).unwrap())),
+        stop.0.clone(),
+    );
+    std::thread::spawn(move || dealer::serve_audited(l, sec, limits(), audit, st));
+    let net = network();
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let model = cryptmed_engine::Model::compile(net.clone(), config).unwrap();
+    let digest: String = model
+        .architecture_digest()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let setup = Arc::new(provider::ProviderSetup {
+        model,
+        public: net.public(),
+        dealer: dealer_addr.clone(),
+        security: security(&certs, "provider", true),
+        limits: limits(),
+    });
+    let (l, provider_addr) = listener();
+    let (audit, st) = (
+        Some(Arc::new(AuditLog::open(&provider_log).unwrap())),
+        stop.0.clone(),
+    );
+    std::thread::spawn(move || provider::serve_audited(l, setup, audit, st));
+    let d = Deployment {
+        certs,
+        dealer: dealer_addr,
+        provider: provider_addr,
+        net,
+        stop,
+    };
+    // Every bundled test record in one session; then a client that refuses.
+    let recs = records(usize::MAX);
+    let mut setup = d.client();
+    setup.batch = 64;
+    let mut results = Vec::new();
+    let ok = cryptmed_service::client::diagnose(
+        &setup,
+        |_| Ok(recs.clone()),
+        |_, p, _| {
+            results.extend_from_slice(p);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_correct(&d.net, &recs, &results);
+    let mut refused_tag = String::new();
+    let refused = cryptmed_service::client::diagnose(
+        &d.client(),
+        |info| {
+            refused_tag = info.tag.clone();
+            Err(ServiceError::Input("no".into()))
+        },
+        |_, _, _| Ok(()),
+    );
+    assert!(refused.is_err());
+    let tagged = format!("tag=\"{refused_tag}\"");
+    wait_log(&["session{", &tagged, "session failed", "input"]);
+    // The dealer writes its line when its session thread ends.
+    wait_log_where("a dealer audit line", |_| {
+        std::fs::read_to_string(&dealer_log).is_ok_and(|t| !t.is_empty())
+    })
+    .unwrap();
+    let read = |p: &std::path::Path| -> (String, Vec<Entry>) {
+        let text = std::fs::read_to_string(p).unwrap();
+        let entries = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (text, entries)
+    };
+    let (ptext, pent) = read(&provider_log);
+    let (dtext, dent) = read(&dealer_log);
+    assert_eq!(pent.len(), 2, "{ptext}");
+    assert_eq!(dent.len(), 1, "{dtext}");
+    let (client, dealer_cn, provider_cn) = (
+        "CN=cryptmed client",
+        "CN=cryptmed dealer",
+        "CN=cryptmed provider",
+    );
+    let p = &pent[0];
+    assert_eq!(
+        (p.server.as_str(), p.session.as_deref(), p.outcome.as_str()),
+        ("provider", Some(ok.tag.as_str()), "ok")
+    );
+    assert_eq!(p.peers, [client, dealer_cn]);
+    assert_eq!(
+        (p.model.as_deref(), p.policy.as_deref()),
+        (Some(digest.as_str()), Some("logits"))
+    );
+    assert_eq!(p.records, recs.len() as u64);
+    assert!(p.bytes > 0 && p.error.is_none() && p.time.ends_with('Z'));
+    let q = &pent[1];
+    assert_eq!(
+        (q.outcome.as_str(), q.error.as_deref(), q.records),
+        ("failed", Some("input"), 0)
+    );
+    assert_ne!(q.session, p.session);
+    let e = &dent[0];
+    assert_eq!(
+        (e.server.as_str(), e.session.as_ref(), e.outcome.as_str()),
+        ("dealer", p.session.as_ref(), "ok")
+    );
+    assert_eq!(e.peers, [provider_cn, client]);
+    assert_eq!((e.records, e.model.as_ref()), (p.records, p.model.as_ref()));
+    // Nothing else: no session id, no record value, no weight, no result.
+    let mut secret = Vec::new();
+    long_numbers(&serde_json::to_value(&recs).unwrap(), &mut secret);
+    long_numbers(&serde_json::to_value(&d.net).unwrap(), &mut secret);
+    long_numbers(&serde_json::to_value(&results).unwrap(), &mut secret);
+    assert!(secret.len() > 1000, "{}", secret.len());
+    for text in [&ptext, &dtext] {
+        assert!(!text.contains(&ok.session), "{text}");
+        for s in &secret {
+            assert!(!text.contains(s.as_str()), "{s} in {text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

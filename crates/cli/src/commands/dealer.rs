@@ -33,10 +33,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ..args.net.server_limits(&args.server)?
     };
     let security = args.net.server_security(&args.server)?;
+    let audit = args.server.audit()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dealer listening on {}", listener.local_addr()?);
     tracing::info!(addr = %listener.local_addr()?, "dealer listening");
-    cryptmed_service::dealer::serve(listener, security, limits, Arc::new(AtomicBool::new(false)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    cryptmed_service::dealer::serve_audited(listener, security, limits, audit, stop)?;
     Ok(())
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cryptmed_engine::{EngineConfig, EngineError, Model, Reveal};
 use cryptmed_model::Network;
+use cryptmed_service::audit::AuditLog;
 use cryptmed_service::{Limits, Security, ServiceError, Timeouts};
 
 /// Sets up `tracing` on standard error; `RUST_LOG` overrides the verbosity.
@@ -190,6 +191,21 @@ pub(crate) struct ServerArgs {
     /// Largest batch of records a client may ask for.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_batch: usize,
+    /// Append one JSON line per session to FILE: time, session tag, peer
+    /// certificate subjects, model digest, policy, records, bytes, outcome
+    /// (never records, shares, weights or results).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The audit trail, if `--audit-log` was given (opened now, so a bad path stops the server at start).
+    pub(crate) fn audit(&self) -> anyhow::Result<Option<std::sync::Arc<AuditLog>>> {
+        Ok(match &self.audit_log {
+            Some(p) => Some(std::sync::Arc::new(AuditLog::open(p)?)),
+            None => None,
+        })
+    }
 }
 
 /// Seconds from a flag, refusing what is not a positive finite number.

@@ -53,6 +53,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
     let limits = args.net.server_limits(&args.server)?;
     let security = args.net.server_security(&args.server)?;
+    let audit = args.server.audit()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(
@@ -70,6 +71,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         security,
         limits,
     });
-    cryptmed_service::provider::serve(listener, setup, Arc::new(AtomicBool::new(false)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    cryptmed_service::provider::serve_audited(listener, setup, audit, stop)?;
     Ok(())
 }
