@@ -3,7 +3,7 @@
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cryptmed_channel::ChannelError;
 use cryptmed_engine::{ClientSession, Prediction, ProgressFn, Report, Reveal};
@@ -462,4 +462,52 @@ fn run(
     send(&mut link, &Frame::Done, "provider", "done")?;
     send(&mut dealer, &Frame::Done, "dealer", "done")?;
     Ok((info, done))
+}
+
+/// Longest single wait between two attempts of [`retry_busy`].
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+
+/// Runs `attempt` until it succeeds, fails for a reason other than a busy
+/// server ([`ServiceError::is_busy`]), or `retry_for` has passed since the
+/// first attempt. Between attempts it waits with jittered exponential
+/// back-off (at least half the server's hint, doubling up to 15 s, never
+/// past `retry_for`) so that many refused clients do not return at once,
+/// and calls `on_wait(error, wait)` first (to say that it waits). The last
+/// error is returned when it gives up.
+pub fn retry_busy<T>(
+    retry_for: Duration,
+    mut on_wait: impl FnMut(&ServiceError, Duration),
+    mut attempt: impl FnMut() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let t0 = Instant::now();
+    let mut ceiling = Duration::ZERO;
+    loop {
+        let e = match attempt() {
+            Err(e) if e.is_busy() => e,
+            r => return r,
+        };
+        let hint = match &e {
+            ServiceError::Overloaded { retry_after, .. } => *retry_after,
+            _ => crate::BUSY_RETRY_AFTER,
+        };
+        ceiling = (ceiling * 2).max(hint).min(MAX_BACKOFF);
+        let left = retry_for.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            return Err(e);
+        }
+        let wait = jitter(hint / 2, ceiling).min(left);
+        on_wait(&e, wait);
+        std::thread::sleep(wait);
+    }
+}
+
+/// A uniformly random duration in `[low, high]` (`high` if the system's
+/// random source fails: the jitter only spreads load, it guards no secret).
+fn jitter(low: Duration, high: Duration) -> Duration {
+    let mut b = [0u8; 8];
+    if high <= low || cryptmed_share::os_random(&mut b).is_err() {
+        return high;
+    }
+    let u = u64::from_le_bytes(b) as f64 / u64::MAX as f64;
+    low + (high - low).mul_f64(u)
 }

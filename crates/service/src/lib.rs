@@ -177,9 +177,20 @@ pub enum ServiceError {
         /// Its message.
         message: String,
     },
-    /// A server is at one of its limits.
+    /// A server is at one of its limits (we are the server).
     #[error("{0}")]
     Busy(String),
+    /// The server we reached (or the dealer behind it) is at one of its
+    /// limits: try again after `retry_after` (see [`client::retry_busy`]).
+    #[error("the {peer} is busy: {message}")]
+    Overloaded {
+        /// Who said so.
+        peer: &'static str,
+        /// Which limit.
+        message: String,
+        /// The server's hint.
+        retry_after: Duration,
+    },
     /// The peer broke the protocol in a way no frame type describes.
     #[error("{0}")]
     Protocol(String),
@@ -244,7 +255,7 @@ impl ServiceError {
             | ServiceError::Protocol(_) => "protocol",
             ServiceError::Architecture { .. } => "architecture",
             ServiceError::Connect { peer: "dealer", .. } => "dealer_unreachable",
-            ServiceError::Busy(_) => "busy",
+            ServiceError::Busy(_) | ServiceError::Overloaded { .. } => "busy",
             ServiceError::Role { .. } => "role",
             ServiceError::Input(_) => "input",
             ServiceError::Deadline { .. } => "deadline",
@@ -257,6 +268,12 @@ impl ServiceError {
     /// health check): servers log it quietly.
     pub fn is_probe(&self) -> bool {
         matches!(self, ServiceError::Handshake { reason, .. } if reason == tls::CLOSED_IN_HANDSHAKE)
+    }
+
+    /// True when a server (or the dealer behind it) was at a limit: the
+    /// session may succeed if tried again later.
+    pub fn is_busy(&self) -> bool {
+        self.code() == "busy"
     }
 
     /// True when the failure is a disagreement between the parties.
@@ -297,6 +314,14 @@ pub(crate) fn expect(
             peer,
             code,
             message,
+        }),
+        Ok(wire::Frame::Busy {
+            retry_after_ms,
+            message,
+        }) => Err(ServiceError::Overloaded {
+            peer,
+            message,
+            retry_after: Duration::from_millis(retry_after_ms),
         }),
         Ok(f) => Ok(f),
         Err(wire::DecodeError::Channel(cause)) => Err(ServiceError::Link {
@@ -353,9 +378,23 @@ pub(crate) fn refuse_with(link: &mut dyn Channel, code: &str, message: String) {
     );
 }
 
-/// Best effort: tells the peer why the session ends (the error's own message).
+/// How long a server at its limit asks a party to wait before trying again.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Best effort: tells the peer why the session ends (the error's own
+/// message); a server at a limit says so with a [`wire::Frame::Busy`] hint.
 pub(crate) fn refuse(link: &mut dyn Channel, e: &ServiceError) {
-    refuse_with(link, e.code(), e.to_string());
+    if e.is_busy() {
+        let _ = wire::send(
+            link,
+            &wire::Frame::Busy {
+                retry_after_ms: BUSY_RETRY_AFTER.as_millis() as u64,
+                message: e.to_string(),
+            },
+        );
+    } else {
+        refuse_with(link, e.code(), e.to_string());
+    }
 }
 
 /// A fresh random session id (hex), or an error when the system's random

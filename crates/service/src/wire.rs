@@ -92,6 +92,15 @@ pub enum Frame {
     },
     /// Client -> provider and dealer: the session is over.
     Done,
+    /// Server -> connecting party, instead of [`Frame::Error`], when the
+    /// server (or the dealer behind it) is at one of its limits: the
+    /// session ends, and the party may try again after the hint.
+    Busy {
+        /// The server's hint: milliseconds to wait before trying again.
+        retry_after_ms: u64,
+        /// Which limit.
+        message: String,
+    },
     /// Either way, while a link carries frames: the session ends; says why.
     Error {
         /// Short machine-readable reason (`version`, `digest`, `policy`, `dealer`, `busy`, ...).
@@ -114,6 +123,7 @@ impl Frame {
             Frame::Batch { .. } => "batch",
             Frame::Dealt { .. } => "dealt",
             Frame::Done => "done",
+            Frame::Busy { .. } => "busy",
             Frame::Error { .. } => "error",
         }
     }
@@ -230,6 +240,10 @@ mod tests {
                 batch_bytes: 2,
             },
             Frame::Done,
+            Frame::Busy {
+                retry_after_ms: 1000,
+                message: "m".into(),
+            },
             Frame::Error {
                 code: "digest".into(),
                 message: "m".into(),

@@ -55,8 +55,7 @@ fn a_hijacker_who_knows_the_session_id_is_refused_and_the_real_session_completes
     // The hijacker was never paired: it waited alone and was refused.
     let mut link = hijacker.unwrap();
     match wire::recv(&mut link, 1 << 20) {
-        Ok(Frame::Error { code, message }) => {
-            assert_eq!(code, "busy", "{message}");
+        Ok(Frame::Busy { message, .. }) => {
             assert!(message.contains("no partner joined"), "{message}");
             assert!(!message.contains(&info.session), "{message}");
         }
@@ -293,4 +292,55 @@ fn the_audit_trail_has_one_line_per_session_and_no_record_share_weight_or_result
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_busy_provider_is_waited_out_with_back_off_and_given_up_on_after_retry_for() {
+    use cryptmed_service::client::retry_busy;
+    use std::time::Duration;
+    init();
+    let d = deploy(
+        Reveal::Label,
+        cryptmed_service::Limits {
+            max_sessions: 1,
+            ..limits()
+        },
+    );
+    let client = security(&d.certs, "client", false);
+    // A client that said hello holds the provider's only session slot.
+    let mut held = Some(hello_to_provider(&d.provider, &client));
+    let recs = records(3);
+    // Giving up: the slot stays taken for longer than --retry-for.
+    let mut waits = Vec::new();
+    let e = retry_busy(
+        Duration::from_millis(1500),
+        |e, wait| waits.push((e.to_string(), wait)),
+        || run(&d.client(), &recs),
+    )
+    .unwrap_err();
+    assert!(e.is_busy(), "{e}");
+    assert!(
+        e.to_string().contains(
+            "the provider is busy: the provider is at its limit of 1 concurrent sessions"
+        ),
+        "{e}"
+    );
+    assert!(!waits.is_empty());
+    for (msg, wait) in &waits {
+        assert!(msg.contains("is busy"), "{msg}");
+        assert!(*wait <= Duration::from_millis(1500), "{wait:?}");
+    }
+    // Waiting it out: the slot frees while the client waits.
+    let mut waited = 0;
+    let (preds, _) = retry_busy(
+        Duration::from_secs(60),
+        |_, _| {
+            waited += 1;
+            held.take();
+        },
+        || run(&d.client(), &recs),
+    )
+    .unwrap();
+    assert_correct(&d.net, &recs, &preds);
+    assert!(waited >= 1);
 }
