@@ -95,13 +95,13 @@ pub enum ComparisonKind {
 /// SiLU, GELU) are evaluated; the others always run [`SmoothMethod::Direct`].
 ///
 /// Measured at 16 fractional bits, accurate tables (`cryptmed bench --op
-/// NAME --smooth METHOD`): the symmetric method takes 23-35% fewer online
-/// bytes per element (sigmoid 224 -> 172, tanh 224 -> 149.5, GELU 156 ->
-/// 115.75, SiLU 223.5 -> 149.5) and about half the dealer bytes, for 6 more
-/// rounds (7 -> 13). A round costs a round trip: on a 40 ms, 100 Mbit/s link
-/// 6 rounds are 240 ms, the time to send 52 bytes for about 58,000 elements,
-/// so the direct method wins until a layer carries that many elements per
-/// batch: it is the default.
+/// NAME --smooth METHOD`): the symmetric method takes 25-39% fewer online
+/// bytes per element (sigmoid 347.75 -> 262, tanh 336.5 -> 205.75, GELU
+/// 223.5 -> 149.5, SiLU 336 -> 205.75) and 55-64% fewer dealer bytes, for 6
+/// more rounds (7 -> 13). A round costs a round trip: on a 40 ms, 100 Mbit/s
+/// link 6 rounds are 240 ms, the time to send 86 bytes for about 35,000
+/// elements, so the direct method wins until a layer carries that many
+/// elements per batch: it is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SmoothMethod {

@@ -115,12 +115,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             );
             for r in &rows {
                 println!(
-                    "{:<11} {:>11} {:>6} {:>11.2e} {:>11.0e} {:>9.3}  {}",
+                    "{:<11} {:>11} {:>6} {:>11.2e} {:>11} {:>9.3}  {}",
                     r.function,
                     r.breakpoints,
                     r.degree,
                     r.max_error,
-                    r.bound,
+                    format!("{:e}", r.bound),
                     r.worst_input,
                     if r.relative { "relative" } else { "absolute" }
                 );

@@ -351,8 +351,9 @@ fn diagnose(
         .args(["diagnose", "--server", server, "--dealer", dealer])
         .args(["--insecure-plaintext", "--timeout", "600"])
         .args(["--batch", &batch.to_string()])
-        .args(["--input", &path(&input), "--output", &path(&out)])
-        .args(["--report", &path(&report)])
+        // The records are written in the model's column order, without a header.
+        .args(["--input", &path(&input), "--no-header"])
+        .args(["--output", &path(&out), "--report", &path(&report)])
         .stderr(Stdio::null())
         .status()
         .context("starting the client")?;
@@ -373,8 +374,10 @@ fn diagnose(
         .into_iter()
         .map(|l| serde_json::from_value(l).context("a report line"))
         .collect::<anyhow::Result<Vec<Report>>>()?;
+    // Results: the run's comment line, the header, then one line per record.
     let labels = std::fs::read_to_string(&out)?
         .lines()
+        .filter(|l| !l.starts_with('#'))
         .skip(1)
         .map(|l| {
             l.split(',')
