@@ -28,9 +28,13 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let want = plaintext_labels(MODEL, &rec_path, 30);
-    let got: Vec<usize> = std::fs::read_to_string(&out_path)
-        .unwrap()
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    // The first line names the run the results belong to.
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["cryptmed_run"]["reveal"], "label", "{text}");
+    let got: Vec<usize> = text
         .lines()
+        .skip(1)
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["label"]
                 .as_u64()
@@ -43,8 +47,10 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     let demo = path(&root().join("testdata/breast_cancer_demo.csv"));
     let out = d.diagnose(&["--input", &demo]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let (first, rest) = stdout.split_once('\n').unwrap();
+    assert!(first.starts_with("# cryptmed run {\"input\":"), "{stdout}");
     assert!(
-        stdout.starts_with("record,label,class_name\n0,1,benign"),
+        rest.starts_with("record,label,class_name\n0,1,benign"),
         "{stdout}"
     );
 
@@ -58,11 +64,11 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     // provider only that the records do not fit.
     let bad = d.dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
-    let out = d.diagnose(&["--input", &path(&bad)]);
+    let out = d.diagnose(&["--input", &path(&bad), "--no-header"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!(
-            "{}: line 1 (record 0): 3 values, the model expects 30",
+            "{}: 3 values per record, the model expects 30",
             path(&bad)
         )),
         "{}",
@@ -187,7 +193,8 @@ fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
         err.contains("stopped after") && err.contains("of 400 records") && err.contains("--resume"),
         "{err}"
     );
-    let done = std::fs::read_to_string(&out_path).unwrap().lines().count() - 1;
+    // The run's comment line and the header, then the results.
+    let done = std::fs::read_to_string(&out_path).unwrap().lines().count() - 2;
     assert!(done > 0 && done < 400);
     // A partly written last line (as after a crash mid-write) is dropped on resume.
     let mut partial = std::fs::read_to_string(&out_path).unwrap();
@@ -199,7 +206,7 @@ fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
     let out = run(&json.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("holds CSV results; resume without --json"),
+        stderr(&out).contains("holds CSV results; continue them without --json"),
         "{}",
         stderr(&out)
     );
@@ -240,33 +247,55 @@ fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
     let text = std::fs::read_to_string(&out_path).unwrap();
     let indices: Vec<usize> = text
         .lines()
-        .skip(1)
+        .skip(2)
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(indices, (0..400).collect::<Vec<_>>());
-    assert!(
-        text.lines()
-            .next()
-            .unwrap()
-            .starts_with("record,label,class_name,logit0,logit1")
+    assert!(text.lines().next().unwrap().starts_with("# cryptmed run {"));
+    assert_eq!(
+        text.lines().nth(1),
+        Some("record,label,class_name,logit_malignant,logit_benign")
     );
     // JSON: resume continues after the last record index, with no gap or repeat.
+    // A whole JSON run, cut after its run line and 10 results (and a
+    // partly written 11th), then resumed.
     let jpath = d.dir.join("results.jsonl");
-    let kept: String = (0..10)
-        .map(|i| format!("{{\"record\":{i},\"label\":0,\"class_name\":\"malignant\"}}\n"))
-        .collect();
-    std::fs::write(&jpath, kept + "{\"record\":10,\"lab").unwrap();
     let mut j = args(&d.provider, &d.dealer);
     let pos = j.iter().position(|a| a == "--output").unwrap();
     j[pos + 1] = path(&jpath);
     let pos = j.iter().position(|a| a == "--batch").unwrap();
     j[pos + 1] = "64".into();
-    j.extend(["--json".into(), "--resume".into()]);
+    j.push("--json".into());
     let out = run(&j.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
-    let records: Vec<u64> = std::fs::read_to_string(&jpath)
-        .unwrap()
+    let whole = std::fs::read_to_string(&jpath).unwrap();
+    let kept: String = whole.lines().take(11).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&jpath, kept + "{\"record\":10,\"lab").unwrap();
+    j.push("--resume".into());
+    let out = run(&j.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&jpath).unwrap();
+    // The kept lines stay as they were; the labels (secure, so equal to
+    // the whole run's) follow without a gap or a repeat.
+    let head: Vec<&str> = whole.lines().take(11).collect();
+    assert!(text.lines().take(11).eq(head.iter().copied()));
+    let labels = |t: &str| -> Vec<u64> {
+        t.lines()
+            .skip(1)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["label"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert!(
+        labels(&text) == labels(&whole),
+        "labels differ after resuming"
+    );
+    let records: Vec<u64> = text
         .lines()
+        .skip(1)
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]
                 .as_u64()

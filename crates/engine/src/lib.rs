@@ -216,7 +216,6 @@ fn digest(plan: &Plan, config: &EngineConfig, network: &Network) -> [u8; 32] {
     h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.preprocessing).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.class_names).unwrap_or_default());
-    h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
     *h.finalize().as_bytes()
 }
 

@@ -250,6 +250,11 @@ impl Table {
         self.names.as_deref()
     }
 
+    /// How many columns are kept (all but the skipped ones and the label).
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
     /// The records for a model of `len` values per record whose columns are
     /// `schema` (when it names them). With a header and a schema, columns
     /// are matched by name, whatever their order: a model column the file

@@ -11,11 +11,14 @@ use super::{NetArgs, ServerArgs, seconds};
 /// Arguments of `cryptmed dealer`.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "cryptmed dealer --listen <ADDR> --ca <FILE> --cert <FILE> --key <FILE> [OPTIONS]\n       \
+                      cryptmed dealer --listen <ADDR> --insecure-plaintext [OPTIONS]",
+    mut_args(super::server_required),
     after_help = "Examples:\n  cryptmed dealer --listen 0.0.0.0:7100 --cert certs/dealer.pem --key certs/dealer.key --ca certs/ca.pem\n  cryptmed dealer --listen 127.0.0.1:7100 --insecure-plaintext --pair-timeout 10\n\nThe dealer accepts providers and clients whose certificates (from `cryptmed certs`) name the role they join as.\nIt never sees records, weights or results. It must not collude with either party."
 )]
 pub(crate) struct Args {
     /// Address to listen on.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = super::REQUIRED)]
     listen: String,
     #[command(flatten)]
     net: NetArgs,

@@ -69,7 +69,13 @@ struct Row {
 #[derive(Debug, Serialize, Default)]
 struct Cost {
     online_bytes: u64,
+    /// The session's rounds: the larger of the two parties' counts, as
+    /// `inspect` predicts them (one batch).
     online_rounds: u64,
+    /// The rounds the client counted: one fewer when the provider's last
+    /// message (the client's result) is one-way, as a label or
+    /// probabilities are.
+    client_rounds: u64,
     offline_bytes: u64,
     setup_bytes: u64,
     online_seconds: f64,
@@ -85,6 +91,20 @@ fn security(certs: &CertSet, role: &str) -> anyhow::Result<Security> {
     )?)
 }
 
+/// Whether a CSV carries labels (read apart, not diagnosed): a `label`
+/// column the model does not take, or, without one, a value per record more
+/// than the model takes (the last column, as in the test splits).
+fn has_labels(source: &cryptmed_input::Source, net: &cryptmed_model::Network) -> bool {
+    let Some(table) = source.table() else {
+        return false;
+    };
+    let named = |n: &str| net.schema.as_ref().is_some_and(|s| s.names().contains(&n));
+    match table.names() {
+        Some(names) if names.iter().any(|n| n == "label") => !named("label"),
+        _ => table.width() == net.input_len() + 1,
+    }
+}
+
 /// Runs `cryptmed demo`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (mut net, model_name) = match &args.model {
@@ -98,24 +118,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (file, fitted) = match &args.input {
         // A labelled file is read without its labels.
         Some(p) => {
-            let fit = |labelled| -> anyhow::Result<_> {
-                Ok(args.records.fit(&args.records.read(p, labelled)?, &net)?)
-            };
+            let labelled = has_labels(&args.records.read(p, false)?, &net);
             (
                 p.display().to_string(),
-                fit(false).or_else(|e| fit(true).map_err(|_| e))?,
+                args.records.load(p, &net, labelled)?,
             )
         }
         None => {
             let file = "bundled breast_cancer_demo.csv";
-            let table = cryptmed_input::Table::parse(file, RECORDS, &Default::default(), 1e9)?;
-            let records = table.records(net.input_len(), net.schema.as_ref())?;
             (
                 file.to_string(),
-                super::records::Fitted {
-                    records,
-                    implausible: vec![],
-                },
+                args.records.load_csv(file, RECORDS, &net)?,
             )
         }
     };
@@ -166,7 +179,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             preds.extend_from_slice(p);
             let e = &r.engine;
             cost.online_bytes += e.online_bytes_sent + e.online_bytes_recv;
-            cost.online_rounds += e.online_rounds;
+            cost.client_rounds += e.online_rounds;
             // Every byte on both dealer links, as the dealer counted them.
             dealer_session = r.dealer_session_bytes;
             dealer_batches += r.dealer_batch_bytes;
@@ -179,6 +192,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     stop.store(true, Ordering::SeqCst);
     let info = info?;
     cost.offline_bytes = dealer_session + dealer_batches;
+    // One batch: the session's rounds are the plan's.
+    cost.online_rounds = model.predict(records.len()).rounds();
 
     let names = info.class_names.clone();
     let mut fidelity = Fidelity::default();
@@ -269,8 +284,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    let counted = if cost.client_rounds == cost.online_rounds {
+        String::new()
+    } else {
+        format!(
+            " (the client counts {}: the provider's last message, the result, needs no reply)",
+            cost.client_rounds
+        )
+    };
     println!(
-        "\ncost: online {} bytes in {} rounds ({:.1} ms); dealer {} bytes ({:.1} ms); one-time setup {} bytes (masked weights)",
+        "\ncost: online {} bytes in {} rounds{counted}, {:.1} ms; dealer {} bytes ({:.1} ms); one-time setup {} bytes (masked weights)",
         cost.online_bytes,
         cost.online_rounds,
         cost.online_seconds * 1e3,

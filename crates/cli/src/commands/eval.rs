@@ -8,16 +8,17 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use cryptmed_engine::Fidelity;
 use cryptmed_engine::local::run_local;
-use cryptmed_input::{InputError, Records};
+use cryptmed_input::InputError;
 use cryptmed_model::{Network, reference};
 use serde::Serialize;
 
+use super::records::{Fitted, RecordArgs, SchemaArgs};
 use super::{RevealArg, UsageError};
 
 /// Arguments of `cryptmed eval`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed eval --model models/breast-cancer-relu.onnx --data breast-cancer\n  cryptmed eval --model models/securenn-lenet.onnx --data mnist --limit 1000 --json\n  cryptmed eval --model m.onnx --data records.csv   (last column: the integer label)\n\nNamed data sets come from scripts/prepare_data.py (data/<name>/test.csv, data/mnist), or the committed subsets in testdata/."
+    after_help = "Examples:\n  cryptmed eval --model models/breast-cancer-relu.onnx --data breast-cancer\n  cryptmed eval --model models/securenn-lenet.onnx --data mnist --limit 1000 --json\n  cryptmed eval --model m.onnx --data records.csv   (a `label` column, or else the last: the integer label)\n  cryptmed eval --model m.onnx --schema m.schema.json --data records.csv --ignore-column patient_id\n\nNamed data sets come from scripts/prepare_data.py (data/<name>/test.csv, data/mnist), or the committed subsets in testdata/.\nCSV columns are matched to the model's by header name when the model names them (as diagnose reads them)."
 )]
 pub(crate) struct Args {
     /// The model (ONNX).
@@ -26,6 +27,10 @@ pub(crate) struct Args {
     /// A prepared data set (breast-cancer, diabetes, heart-disease, kidney, mnist, fashion-mnist) or a labelled CSV.
     #[arg(long, value_name = "NAME|FILE")]
     data: String,
+    #[command(flatten)]
+    records: RecordArgs,
+    #[command(flatten)]
+    schema: SchemaArgs,
     /// Evaluate only the first N records.
     #[arg(long)]
     limit: Option<usize>,
@@ -55,9 +60,16 @@ struct EvalResult {
     online_seconds_per_record: f64,
     offline_bytes_per_record: f64,
     batch: usize,
+    /// Values outside their column's plausible range, evaluated with --allow-implausible.
+    #[serde(skip_serializing_if = "is_zero")]
+    implausible_values: usize,
     /// Secure logits and probabilities against the f64 reference.
     #[serde(flatten)]
     fidelity: Fidelity,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The committed subset of a named data set in `testdata/`, and what it is.
@@ -79,13 +91,14 @@ fn subset(data: &str) -> (String, &'static str) {
 }
 
 /// Finds the labelled records for `data` (a labelled CSV, or a data set's
-/// name) for a model of input shape `shape`; returns the file read (for
-/// messages) and the records. A named set falls back to its committed subset
-/// in `testdata/` when `data/` is not prepared, and says so on standard error.
-fn dataset(data: &str, net: &Network) -> anyhow::Result<(String, Records)> {
+/// name) for `net` (a CSV's columns by name, its label column kept), read
+/// with the record flags `ra`; returns the file read (for messages) and the
+/// records. A named set falls back to its committed subset in `testdata/`
+/// when `data/` is not prepared, and says so on standard error.
+fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String, Fitted)> {
     let path = Path::new(data);
     if path.is_file() || path.is_dir() {
-        return Ok((data.into(), super::load_records(path, net, true)?));
+        return Ok((data.into(), ra.load(path, net, true)?));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bases = [PathBuf::from("."), root];
@@ -93,7 +106,7 @@ fn dataset(data: &str, net: &Network) -> anyhow::Result<(String, Records)> {
         let dir = base.join("data").join(data);
         if dir.join("test.csv").is_file() {
             let p = dir.join("test.csv");
-            return Ok((p.display().to_string(), super::load_records(&p, net, true)?));
+            return Ok((p.display().to_string(), ra.load(&p, net, true)?));
         }
         for (img, lab) in [
             ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
@@ -101,21 +114,21 @@ fn dataset(data: &str, net: &Network) -> anyhow::Result<(String, Records)> {
         ] {
             if dir.join(img).is_file() {
                 let (img, lab) = (dir.join(img), dir.join(lab));
-                let mut r = super::load_records(&img, net, false)?;
+                let mut r = ra.load(&img, net, false)?;
                 let labels = cryptmed_input::load_labels(&lab)?;
-                if labels.len() != r.records.len() {
+                if labels.len() != r.records.records.len() {
                     return Err(InputError::Format {
                         file: lab.display().to_string(),
                         reason: format!(
                             "{} labels for the {} records of {}: refusing to pair them",
                             labels.len(),
-                            r.records.len(),
+                            r.records.records.len(),
                             img.display()
                         ),
                     }
                     .into());
                 }
-                r.labels = Some(labels);
+                r.records.labels = Some(labels);
                 return Ok((img.display().to_string(), r));
             }
         }
@@ -128,14 +141,11 @@ fn dataset(data: &str, net: &Network) -> anyhow::Result<(String, Records)> {
                 "note: data/{data} is not prepared (python3 scripts/prepare_data.py {data}); \
                  using the committed testdata/{name} ({what})"
             );
-            return Ok((
-                sub.display().to_string(),
-                super::load_records(&sub, net, true)?,
-            ));
+            return Ok((sub.display().to_string(), ra.load(&sub, net, true)?));
         }
     }
     bail!(
-        "no data set `{data}`: run `python3 scripts/prepare_data.py {data}`, or give a CSV file whose last column is the label"
+        "no data set `{data}`: run `python3 scripts/prepare_data.py {data}`, or give a CSV file with a `label` column (or the label last)"
     )
 }
 
@@ -144,8 +154,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.limit == Some(0) {
         return Err(UsageError("--limit 0 evaluates nothing: give at least 1".into()).into());
     }
-    let net = super::load_network(&args.model)?;
-    let (file, mut set) = dataset(&args.data, &net)?;
+    let mut net = super::load_network(&args.model)?;
+    args.schema.apply(&mut net)?;
+    let (file, fitted) = dataset(&args.data, &net, &args.records)?;
+    let implausible = fitted.implausible.len();
+    let mut set = fitted.records;
     let labels = set
         .labels
         .clone()
@@ -202,6 +215,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         online_seconds_per_record: online / f,
         offline_bytes_per_record: offline as f64 / f,
         batch: args.batch,
+        implausible_values: implausible,
         fidelity,
     };
     if args.json {
@@ -223,6 +237,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             r.online_rounds
         );
         println!("{}", super::fidelity_line(&r.fidelity));
+        if implausible > 0 {
+            println!(
+                "{implausible} values outside their plausible range were evaluated (--allow-implausible)"
+            );
+        }
     }
     Ok(())
 }

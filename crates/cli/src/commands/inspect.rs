@@ -10,11 +10,13 @@ use super::RevealArg;
 /// Arguments of `cryptmed inspect`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cryptmed inspect models/securenn-lenet.onnx\n  cryptmed inspect models/breast-cancer-gelu.onnx --json"
+    after_help = "Examples:\n  cryptmed inspect models/securenn-lenet.onnx\n  cryptmed inspect models/breast-cancer-gelu.onnx --json\n  cryptmed inspect models/kidney-relu.onnx --schema kidney-schema.json\n\nThe input columns: index, name, unit and plausible range (the model's feature schema), and the range the\nengine admits for each (a power of two from the first layer's weights: values beyond it are refused)."
 )]
 pub(crate) struct Args {
     /// The model (ONNX).
     model: PathBuf,
+    #[command(flatten)]
+    schema: super::records::SchemaArgs,
     /// Output policy to plan for.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     reveal: RevealArg,
@@ -41,10 +43,115 @@ struct Step {
     rounds: u64,
 }
 
+/// One input column of a record, as the client must give it.
+#[derive(Debug, Serialize)]
+struct Column {
+    /// Counted from 1, as refusals name it.
+    index: usize,
+    name: Option<String>,
+    unit: Option<String>,
+    /// The schema's plausible range.
+    plausible: Option<[f64; 2]>,
+    /// The engine's limit `L`: values in `[-L, L]` are admitted (a power of two).
+    admitted: f64,
+    /// Extra fractional bits the column is encoded with (`e_j`).
+    extra_bits: i32,
+}
+
+/// The columns of `model`'s records (its network's schema, limits and exponents).
+fn columns(model: &cryptmed_engine::Model) -> Vec<Column> {
+    let net = model.network();
+    let features = net.schema.as_ref().map(|s| &s.features[..]).unwrap_or(&[]);
+    let limits = model.input_limits().unwrap_or(&[]);
+    let exponents = &model.plan().input_exponents;
+    (0..net.input_len())
+        .map(|j| {
+            let f = features.get(j);
+            Column {
+                index: j + 1,
+                name: f.map(|f| f.name.clone()),
+                unit: f.and_then(|f| f.unit.clone()),
+                plausible: f.and_then(|f| f.range),
+                admitted: limits.get(j).copied().unwrap_or(f64::NAN),
+                extra_bits: exponents.get(j).copied().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// Columns printed one per line up to this many (images are summarised).
+const SHOWN_COLUMNS: usize = 64;
+
+/// Whether the columns are shown one by one: named, or few.
+fn one_by_one(cols: &[Column]) -> bool {
+    cols.len() <= SHOWN_COLUMNS || cols.iter().any(|c| c.name.is_some())
+}
+
+/// The smallest and largest admitted range.
+fn admitted_span(cols: &[Column]) -> [f64; 2] {
+    let lo = cols
+        .iter()
+        .map(|c| c.admitted)
+        .fold(f64::INFINITY, f64::min);
+    let hi = cols.iter().map(|c| c.admitted).fold(0.0, f64::max);
+    [lo, hi]
+}
+
+/// Prints the columns: one per line for a named or small record, else the
+/// span of their admitted ranges.
+fn print_columns(cols: &[Column]) {
+    let named = cols.iter().any(|c| c.name.is_some());
+    if !one_by_one(cols) {
+        let [lo, hi] = admitted_span(cols);
+        println!(
+            "input columns: {} values, not named; admitted ranges from +-{lo} to +-{hi}\n",
+            cols.len()
+        );
+        return;
+    }
+    if !named {
+        println!("input columns (not named: the model has no feature schema; --schema gives one):");
+    } else {
+        println!("input columns:");
+    }
+    println!(
+        "  {:>5}  {:<28} {:<12} {:<26} {:>20} {:>5}",
+        "index", "name", "unit", "plausible range", "admitted range", "+bits"
+    );
+    for c in cols {
+        let plausible = c.plausible.map_or("-".to_string(), |[lo, hi]| {
+            format!("[{}, {}]", significant(lo), significant(hi))
+        });
+        let admitted = if c.admitted.is_finite() && c.admitted > 0.0 {
+            format!("+-{} (2^{})", c.admitted, c.admitted.log2().round())
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "  {:>5}  {:<28} {:<12} {:<26} {:>20} {:>5}",
+            c.index,
+            c.name.as_deref().unwrap_or("-"),
+            c.unit.as_deref().unwrap_or("-"),
+            plausible,
+            admitted,
+            c.extra_bits
+        );
+    }
+    println!();
+}
+
+/// `v` to six significant digits, as short as it prints.
+fn significant(v: f64) -> f64 {
+    format!("{v:.5e}").parse().unwrap_or(v)
+}
+
 /// Runs `cryptmed inspect`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let net = super::load_network(&args.model)?;
-    let model = super::compile(net.public(), args.reveal.into(), &args.smooth)?;
+    let mut net = super::load_network(&args.model)?;
+    args.schema.apply(&mut net)?;
+    // With its weights: the per-column limits come from the first layer's.
+    let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
+    let cols = columns(&model);
     let layers: Vec<Layer> = net
         .nodes
         .iter()
@@ -75,7 +182,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         let o = serde_json::json!({
             "model": args.model.display().to_string(), "input_shape": net.input_shape, "params": net.param_count(),
-            "layers": layers, "steps": steps, "online_bytes": online, "online_rounds": rounds,
+            "columns": if one_by_one(&cols) { serde_json::json!(cols) } else { serde_json::Value::Null },
+            "admitted_range": admitted_span(&cols), "layers": layers, "steps": steps, "online_bytes": online, "online_rounds": rounds,
             "offline_bytes": offline, "setup_bytes": setup, "digest": model.architecture_digest().iter().map(|b| format!("{b:02x}")).collect::<String>(),
         });
         println!("{}", serde_json::to_string_pretty(&o)?);
@@ -87,6 +195,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         net.input_shape,
         net.param_count()
     );
+    print_columns(&cols);
     println!("imported layers (after folding):");
     println!(
         "  {:<24} {:<16} {:<16} {:>10}",

@@ -166,6 +166,20 @@ pub(crate) struct NetArgs {
     pub(crate) max_frame: usize,
 }
 
+/// The help heading of the options a command cannot run without.
+pub(crate) const REQUIRED: &str = "Required";
+
+/// A server's arguments, with `--ca`, `--cert` and `--key` required unless
+/// `--insecure-plaintext` (a client may go without a certificate).
+pub(crate) fn server_required(a: clap::Arg) -> clap::Arg {
+    match a.get_id().as_str() {
+        "ca" | "cert" | "key" => a
+            .required_unless_present("insecure_plaintext")
+            .help_heading(REQUIRED),
+        _ => a,
+    }
+}
+
 /// Limits of the two servers (dealer and provider).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {
@@ -391,8 +405,9 @@ pub(crate) fn load_records(
     net: &Network,
     labelled: bool,
 ) -> anyhow::Result<cryptmed_input::Records> {
-    let args = records::RecordArgs::default();
-    Ok(args.fit(&args.read(path, labelled)?, net)?.records)
+    Ok(records::RecordArgs::default()
+        .load(path, net, labelled)?
+        .records)
 }
 
 /// The loader's message for a record the engine refused

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cryptmed_input::{CsvOptions, Implausible, InputError, ReadOptions, Records, Source, Target};
+use cryptmed_input::{
+    CsvOptions, Implausible, InputError, ReadOptions, Records, Source, Table, Target,
+};
 use cryptmed_model::{Network, SchemaFile};
 
 /// How the client's records are read and checked.
@@ -51,22 +53,58 @@ impl RecordArgs {
     /// [`Source::read`]); `labelled` reads a CSV's label column apart.
     pub(crate) fn read(&self, path: &Path, labelled: bool) -> Result<Source, InputError> {
         let opts = ReadOptions {
-            csv: CsvOptions {
-                ignore: self.ignore.clone(),
-                no_header: self.no_header,
-                labelled,
-            },
+            csv: self.csv(labelled),
             limit: limit(),
         };
         Source::read(path, &opts)
     }
 
+    /// How a CSV is read with these flags.
+    fn csv(&self, labelled: bool) -> CsvOptions {
+        CsvOptions {
+            ignore: self.ignore.clone(),
+            no_header: self.no_header,
+            labelled,
+        }
+    }
+
     /// Fits a source to `net`'s public description (shape, named columns,
     /// image preprocessing) and checks plausibility.
     pub(crate) fn fit(&self, source: &Source, net: &Network) -> Result<Fitted, InputError> {
-        let records = source.records(&Target::of(net))?;
+        self.plausible(source.file(), source.records(&Target::of(net))?, net)
+    }
+
+    /// Reads `path` and fits it to `net` in one go ([`RecordArgs::read`],
+    /// then [`RecordArgs::fit`]).
+    pub(crate) fn load(
+        &self,
+        path: &Path,
+        net: &Network,
+        labelled: bool,
+    ) -> Result<Fitted, InputError> {
+        self.fit(&self.read(path, labelled)?, net)
+    }
+
+    /// CSV text (`file` names it in messages) fitted to `net`, as
+    /// [`RecordArgs::load`] fits a CSV file.
+    pub(crate) fn load_csv(
+        &self,
+        file: &str,
+        bytes: &[u8],
+        net: &Network,
+    ) -> Result<Fitted, InputError> {
+        let table = Table::parse(file, bytes, &self.csv(false), limit())?;
+        self.plausible(
+            file,
+            table.records(net.input_len(), net.schema.as_ref())?,
+            net,
+        )
+    }
+
+    /// Checks `records` of `file` against `net`'s plausible ranges.
+    fn plausible(&self, file: &str, records: Records, net: &Network) -> Result<Fitted, InputError> {
         let implausible = cryptmed_input::check_plausible(
-            source.file(),
+            file,
             &records,
             net.schema.as_ref(),
             self.allow_implausible,

@@ -264,6 +264,11 @@ pub fn with<'a>(mut base: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
 
 /// Certificates, a dealer and a provider of `model` with `reveal`.
 pub fn deploy(tag: &str, model: &str, reveal: &str) -> Deployment {
+    deploy_with(tag, model, &["--reveal", reveal])
+}
+
+/// Certificates, a dealer and a provider of `model` with `serve` flags `extra`.
+pub fn deploy_with(tag: &str, model: &str, extra: &[&str]) -> Deployment {
     let dir = scratch(tag);
     let certs = make_certs(&dir, &[]);
     let mut d = Deployment {
@@ -275,7 +280,7 @@ pub fn deploy(tag: &str, model: &str, reveal: &str) -> Deployment {
     };
     d.dealer = d.start_dealer("dealer", &[], &[]);
     let dealer = d.dealer.clone();
-    d.provider = d.start_provider("provider", model, &dealer, &["--reveal", reveal], &[]);
+    d.provider = d.start_provider("provider", model, &dealer, extra, &[]);
     d
 }
 
