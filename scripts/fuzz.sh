@@ -22,12 +22,17 @@ seed() { # seed TARGET FILES...
     mkdir -p "$dir"
     for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$dir/" || true; done
 }
-T=$ROOT/testdata
+T=("$ROOT/testdata" "$ROOT/crates/input/tests/fixtures")
 seed onnx_import "$ROOT"/models/*.onnx
-seed read_csv "$T"/*.csv
-seed read_npy $(find "$T" -name '*.npy' | head -20)
-seed read_idx $(find "$T" -name '*idx*' | head -20)
-seed read_image $(find "$T" \( -name '*.png' -o -name '*.jpg' -o -name '*.dcm' \) | head -20)
+seed read_csv $(find "${T[@]}" -name '*.csv' | head -20)
+seed read_npy $(find "${T[@]}" -name '*.npy' | head -20)
+seed read_idx $(find "${T[@]}" -name '*idx*' | head -20)
+# The image target's first byte picks the decoder: 0 PNG, 1 JPEG, 2 DICOM.
+mkdir -p corpus/read_image
+for f in $(find "${T[@]}" \( -name '*.png' -o -name '*.jpg' -o -name '*.dcm' \) | head -30); do
+    case $f in *.png) b='\x00' ;; *.jpg) b='\x01' ;; *) b='\x02' ;; esac
+    { printf "$b"; cat "$f"; } > "corpus/read_image/seed-$(basename "$f")"
+done
 mkdir -p corpus/frame_decoder corpus/validate_architecture
 
 FAILED=()
