@@ -4,7 +4,8 @@
 # logits and probabilities output (fidelity: logit and probability error against the f64 reference)
 # into bench-out/eval/logits/M.json and bench-out/eval/probabilities/M.json.
 # Needs the prepared data sets (python3 scripts/prepare_data.py). MNIST_LIMIT (default: all 10000)
-# limits the MNIST and Fashion-MNIST test records. Then: python3 python/models_table.py
+# limits the MNIST and Fashion-MNIST test records; REVEALS (default: label logits probabilities) picks
+# the runs. Then: python3 python/models_table.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p cryptmed
@@ -19,7 +20,7 @@ for f in ${@:-models/*.onnx}; do
   esac
   limit=()
   if [[ $ds == *mnist && -n ${MNIST_LIMIT:-} ]]; then limit=(--limit "$MNIST_LIMIT"); fi
-  for reveal in label logits probabilities; do
+  for reveal in ${REVEALS:-label logits probabilities}; do
     out=bench-out/eval/$m.json
     [[ $reveal != label ]] && out=bench-out/eval/$reveal/$m.json
     if ! $bin eval --model "$f" --data $ds --batch $batch --reveal $reveal "${limit[@]}" --json > "$out" 2> "${out%.json}.err"; then

@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | sigmoid, tanh, erf, SiLU, GELU (both forms) | 4e-5 absolute | 1e-3 absolute |
 //! | softplus, ELU (any alpha in (0, 4]), SELU | 6e-5 absolute | 2e-3 absolute |
-//! | exp | 2.5e-4 relative on `[-16, 8]`; 0 below -16 (absolute error under `e^-16` = 1.1e-7); clamped at `e^8` above 8 | 4e-3 relative on `[-16, 8]`, the same saturation |
+//! | exp | 1e-4 relative on `[-14.5, 8]`, below it `1e-4 e^-14.5` (5e-11) absolute, 4.5e-4 relative at -16; 0 below -16 (absolute error under `e^-16` = 1.1e-7); clamped at `e^8` above 8 | 4e-3 relative on `[-14.5, 8]`, the same saturation |
 //! | reciprocal on `[1/4, 16]` | 1e-3 relative; clamped to `1/x` of the nearer end outside | 4e-3 relative |
 //! | leaky ReLU (any alpha, `|alpha| <= 2^20`) | 2 units of `2^-f` (3.1e-5) | the same |
 //!
@@ -133,6 +133,12 @@ pub const RECIPROCAL_HI: f64 = 16.0;
 pub const EXP_LO: f64 = -16.0;
 /// Upper end of exp's range (clamped above).
 pub const EXP_HI: f64 = 8.0;
+/// Where exp's relative bound ends: below `e^EXP_RELATIVE_LO` (5.0e-7) its
+/// error is judged against that value, an absolute `bound * 5.0e-7`, which
+/// is still 4.5e-4 relative at `e^-16`. One unit of exp's 36-bit output is
+/// 1.3e-4 of `e^-16`, so no relative bound near 1e-4 could hold down there,
+/// and a softmax probability that small moves by less than 1e-10.
+pub const EXP_RELATIVE_LO: f64 = -14.5;
 /// Fractional bits of exp's output, whatever the input's.
 pub const EXP_OUT_FRAC_BITS: u32 = 36;
 /// SELU's alpha.
@@ -188,7 +194,7 @@ impl Function {
     pub fn bound(&self, p: Precision) -> f64 {
         let tight = match self {
             Function::Softplus | Function::Elu { .. } | Function::Selu => 6e-5,
-            Function::Exp => 2.5e-4,
+            Function::Exp => 1e-4,
             Function::Reciprocal => 1e-3,
             Function::LeakyRelu { .. } => return 3.1e-5,
             _ => 4e-5,
@@ -207,14 +213,14 @@ impl Function {
     }
 
     /// The denominator floor of the relative error: the error at a true
-    /// value `v` is `|err| / max(|v|, floor)`. Exp: `e^EXP_LO` whatever `f`
+    /// value `v` is `|err| / max(|v|, floor)`. Exp: `e^EXP_RELATIVE_LO` whatever `f`
     /// (its output has [`EXP_OUT_FRAC_BITS`] bits); reciprocal: `2^(12-f)`
     /// (1/16, its smallest value, at 16 bits; coarser inputs are judged
     /// against a larger floor because one unit is then a larger fraction).
     pub fn relative_floor(&self, f: u32) -> f64 {
         match self {
             Function::Reciprocal => (2f64).powi(12 - f as i32),
-            _ => libm::exp(EXP_LO),
+            _ => libm::exp(EXP_RELATIVE_LO),
         }
     }
 

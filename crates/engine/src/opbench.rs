@@ -614,10 +614,11 @@ fn softmax_op(cfg: &OpConfig) -> Result<OpResult, OpError> {
 }
 
 /// Softmax's stated bound: `|p - p_true| <= SOFTMAX_REL_BOUND p_true +
-/// SOFTMAX_ABS_BOUND`: twice exp's relative bound (the reciprocal's error is
-/// squared away by the Newton step, see `cryptmed_protocols::softmax`).
-pub const SOFTMAX_REL_BOUND: f64 = 5e-4;
-/// See [`SOFTMAX_REL_BOUND`]: exp's saturation below -16 (`e^-16` = 1.1e-7) and the last units.
+/// SOFTMAX_ABS_BOUND`: two and a half times exp's relative bound (two
+/// exponentials meet in a ratio; the reciprocal's error is squared away by
+/// the Newton step, see `cryptmed_protocols::softmax`).
+pub const SOFTMAX_REL_BOUND: f64 = 2.5e-4;
+/// See [`SOFTMAX_REL_BOUND`]: exp's absolute error below `e^-14.5` and saturation below -16 (`e^-16` = 1.1e-7), and the last units.
 pub const SOFTMAX_ABS_BOUND: f64 = 2e-7;
 
 #[cfg(test)]

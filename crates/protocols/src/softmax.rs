@@ -6,8 +6,9 @@
 //! 2. `z = x - max <= 0` locally;
 //! 3. `e = exp(z)` by the exp table with the truncation of `z` by `s` fused
 //!    into its opening (7 rounds): values in `(0, 1]` at exp's fine output
-//!    scale `o_e` (36 bits), each within the table's relative bound (2.5e-4)
-//!    on all of `[-16, 0]`, and exactly 0 below;
+//!    scale `o_e` (36 bits), each within the table's relative bound (1e-4)
+//!    on `[-14.5, 0]`, within `5e-11` absolutely on `[-16, -14.5]`, and
+//!    exactly 0 below;
 //! 4. `S = sum e` locally, in `[1, k]` at scale `o_e`, and `y = 1/S` by the
 //!    reciprocal table with the truncation of `S` to `f` fused into its
 //!    opening (7 rounds; the table's range `[1/4, 16]` bounds `k` to 16
@@ -22,7 +23,7 @@
 //!    rather than the reciprocal's `1 - 1e-3`.
 //!
 //! What remains is exp's relative error `d_i`: `p_i (d_i - sum_j p_j d_j)`,
-//! at most `2 p_i (1 - p_i) 2.5e-4 <= 1.25e-4` (measured over ties,
+//! at most `2 p_i (1 - p_i) 1e-4 <= 5e-5` (measured over ties,
 //! all-equal rows, huge spreads and the whole input range by `cryptmed
 //! bench --op softmax` and the tests). Two classes: 23 rounds.
 //!

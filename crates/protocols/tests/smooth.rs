@@ -415,8 +415,8 @@ fn closed_form_costs_for_every_table() {
 }
 
 /// Softmax's bound, `|p - p_true| <= SOFTMAX_REL_BOUND p_true + SOFTMAX_ABS_BOUND`
-/// (as `cryptmed_engine::opbench` states it): twice exp's relative bound.
-const SOFTMAX_REL_BOUND: f64 = 5e-4;
+/// (as `cryptmed_engine::opbench` states it): 2.5 times exp's relative bound.
+const SOFTMAX_REL_BOUND: f64 = 2.5e-4;
 const SOFTMAX_ABS_BOUND: f64 = 2e-7;
 
 /// Softmax over 2 to 16 classes: logits over the whole input range at scale
