@@ -99,7 +99,6 @@ fn disagreements_exit_5_and_both_sides_say_what_differed() {
             &path(&other_certs.join("dealer.key")),
             "--ca",
             &path(&both),
-            "--require-client-cert",
         ],
         &d.dir.join("dealer2.log"),
         &[],
@@ -142,7 +141,9 @@ fn disagreements_exit_5_and_both_sides_say_what_differed() {
     let out = diagnose_at(&d, &addr, &d.dealer, &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("version mismatch: ours is 2, the provider's is 99"),
+        stderr(&out).contains(&format!(
+            "version mismatch: ours is {VERSION}, the provider's is 99"
+        )),
         "{}",
         stderr(&out)
     );
@@ -242,6 +243,25 @@ fn unreachable_silent_and_misconfigured_peers_exit_4_quickly_with_the_reason() {
         stderr(&out)
     );
     d.procs[1].wait_for("certificate for the dealer role; expected client");
+    // No client certificate: the provider requires one by default, and says so at once.
+    let out = run(&[
+        "diagnose",
+        "--server",
+        &d.provider,
+        "--dealer",
+        &d.dealer,
+        "--ca",
+        &d.cert("ca.pem"),
+        "--input",
+        &recs,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("the provider requires a client certificate and this client presented none"),
+        "{}",
+        stderr(&out)
+    );
     // Plain TCP against TLS: both sides name the problem.
     let out = run(&[
         "diagnose",

@@ -254,6 +254,10 @@ pub enum EngineError {
     /// The peers disagree about the plan (sizes, kinds or order of material).
     #[error("plan mismatch: {0}")]
     PlanMismatch(String),
+    /// The operating system's random source failed: the session stops
+    /// rather than use a default seed.
+    #[error(transparent)]
+    Randomness(#[from] cryptmed_share::RngFailure),
 }
 
 /// A network compiled for secure evaluation. Cloning is cheap (the network

@@ -248,3 +248,11 @@ proptest! {
         prop_assert!(out.data.iter().all(|p| *p == v));
     }
 }
+
+#[test]
+fn a_malformed_rle_dicom_found_by_fuzzing_is_an_error_not_a_crash() {
+    let name = "fuzz_rle_out_of_bounds.dcm";
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+    assert!(e.to_string().contains("malformed pixel data"), "{e}");
+}

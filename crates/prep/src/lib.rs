@@ -41,6 +41,7 @@
 use cryptmed_ring::bits::{BitVec, bytes_for};
 use cryptmed_ring::{ELEM_BYTES, Elem, bytes_to_elems, elems_to_bytes};
 use cryptmed_share::{Prg, Role, Seed};
+use zeroize::Zeroize;
 
 /// Why material could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,12 +75,20 @@ pub struct Usage {
     pub public_bytes: u64,
 }
 
-/// The dealer's side: mirrors both parties' PRGs and collects corrections for the client.
+/// The dealer's side: mirrors both parties' PRGs and collects corrections
+/// for the client. Its PRG states and uncollected material are wiped on
+/// drop; what [`Dealer::take`] hands out is the caller's to wipe.
 pub struct Dealer {
     prg: [Prg; 2],
     /// Bytes for each party (indexed by [`Role::index`]) since the last [`Dealer::take`].
     outgoing: [Vec<u8>; 2],
     usage: Usage,
+}
+
+impl Drop for Dealer {
+    fn drop(&mut self) {
+        self.outgoing.iter_mut().for_each(Zeroize::zeroize);
+    }
 }
 
 /// Shows how much material was generated, never the PRG state or the corrections.
@@ -201,13 +210,20 @@ pub trait PrepSource {
 
 /// The trusted-dealer [`PrepSource`]: the party's seeded PRG and the
 /// material received from the dealer (the client's corrections, and for
-/// both parties the bytes of [`Dealer::public`]).
+/// both parties the bytes of [`Dealer::public`]). Its PRG state and the
+/// loaded material are wiped on drop and when new material replaces them.
 pub struct PartyPrep {
     role: Role,
     prg: Prg,
     material: Vec<u8>,
     pos: usize,
     error: Option<PrepError>,
+}
+
+impl Drop for PartyPrep {
+    fn drop(&mut self) {
+        self.material.zeroize();
+    }
 }
 
 /// Shows the role and how much material is loaded, never the PRG state or the corrections.
@@ -236,6 +252,7 @@ impl PartyPrep {
 
     /// Installs material received from the dealer (what [`Dealer::take`] gave for this role).
     pub fn load(&mut self, material: Vec<u8>) {
+        self.material.zeroize();
         self.material = material;
         self.pos = 0;
         self.error = None;

@@ -3,7 +3,7 @@
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cryptmed_channel::ChannelError;
 use cryptmed_engine::{ClientSession, Prediction, ProgressFn, Report, Reveal};
@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use crate::wire::{Frame, VERSION};
 use crate::{
     Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, refuse_with,
-    send, short, tls, unexpected,
+    send, session_tag, short, tls, unexpected,
 };
 
 /// Where and how to diagnose.
@@ -37,8 +37,10 @@ pub struct ClientSetup {
 /// What the handshake told the client.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
-    /// The session id (hex), as the provider and the dealer log it.
+    /// The session id (hex); never logged (see [`crate::session_tag`]).
     pub session: String,
+    /// The session's tag ([`crate::session_tag`]), as all three parties log it.
+    pub tag: String,
     /// The provider's output policy.
     pub reveal: Reveal,
     /// Class names, if the model has them.
@@ -90,7 +92,7 @@ pub fn diagnose_with_progress(
         "diagnose",
         server = %setup.server,
         dealer = %setup.dealer,
-        session = tracing::field::Empty
+        tag = tracing::field::Empty
     );
     let _entered = span.enter();
     let t0 = Instant::now();
@@ -190,10 +192,15 @@ impl Pairing<'_> {
     }
 }
 
-/// A failure on the client's dealer link in words: a TLS alert there means
-/// the dealer did not accept the client's certificate, or that it requires
-/// one and the client presented none.
+/// A failure on the client's dealer link in words (see [`tls_refusal`]).
 fn dealer_refusal(e: ServiceError, addr: &str) -> ServiceError {
+    tls_refusal(e, "dealer", addr)
+}
+
+/// A failure on a link to the server `peer` in words: a TLS alert there
+/// means the server did not accept the client's certificate, or that it
+/// requires one (the default) and the client presented none.
+fn tls_refusal(e: ServiceError, peer: &str, addr: &str) -> ServiceError {
     use rustls::AlertDescription as A;
     let ServiceError::Link {
         cause: ChannelError::Io(io),
@@ -207,13 +214,12 @@ fn dealer_refusal(e: ServiceError, addr: &str) -> ServiceError {
         _ => return e,
     };
     let reason = match alert {
-        A::CertificateRequired => {
-            "the dealer requires a client certificate and this client presented none \
+        A::CertificateRequired => format!(
+            "the {peer} requires a client certificate and this client presented none \
              (give --cert and --key with a client certificate of the deployment's CA)"
-                .to_string()
-        }
+        ),
         a => format!(
-            "the dealer ended TLS with the alert {a:?}: it did not accept this client's certificate"
+            "the {peer} ended TLS with the alert {a:?}: it did not accept this client's certificate"
         ),
     };
     ServiceError::Handshake {
@@ -249,6 +255,7 @@ fn run(
     let lim = &setup.limits;
     let conn = tls::connect(&setup.server, Role::Provider, &setup.security, lim.timeouts)?;
     let provider_socket = conn.socket;
+    let provider_fp = conn.peer.fingerprint.clone();
     let mut link = Link::new(conn.stream);
     debug!("connected to the provider");
     send(
@@ -260,7 +267,8 @@ fn run(
         "provider",
         "hello",
     )?;
-    let info = expect(&mut link, lim.max_frame, "provider", "model info")?;
+    let info = expect(&mut link, lim.max_frame, "provider", "model info")
+        .map_err(|e| tls_refusal(e, "provider", &setup.server))?;
     let Frame::ModelInfo {
         version,
         session,
@@ -276,7 +284,8 @@ fn run(
         refuse(&mut link, &e);
         return Err(e);
     };
-    tracing::Span::current().record("session", session.as_str());
+    let tag = session_tag(&session);
+    tracing::Span::current().record("tag", tag.as_str());
     debug!("model info received");
     // From here every failure is told to the provider before we return.
     let checked = (|| {
@@ -310,6 +319,7 @@ fn run(
         }
         let info = SessionInfo {
             session: session.clone(),
+            tag: tag.clone(),
             reveal: config.reveal,
             class_names: class_names.clone(),
             network,
@@ -366,6 +376,7 @@ fn run(
             version: VERSION,
             role: "client".into(),
             session: session.clone(),
+            peer: provider_fp,
             network: network_json,
             config: config_json,
             digest: ours,
@@ -451,4 +462,52 @@ fn run(
     send(&mut link, &Frame::Done, "provider", "done")?;
     send(&mut dealer, &Frame::Done, "dealer", "done")?;
     Ok((info, done))
+}
+
+/// Longest single wait between two attempts of [`retry_busy`].
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+
+/// Runs `attempt` until it succeeds, fails for a reason other than a busy
+/// server ([`ServiceError::is_busy`]), or `retry_for` has passed since the
+/// first attempt. Between attempts it waits with jittered exponential
+/// back-off (at least half the server's hint, doubling up to 15 s, never
+/// past `retry_for`) so that many refused clients do not return at once,
+/// and calls `on_wait(error, wait)` first (to say that it waits). The last
+/// error is returned when it gives up.
+pub fn retry_busy<T>(
+    retry_for: Duration,
+    mut on_wait: impl FnMut(&ServiceError, Duration),
+    mut attempt: impl FnMut() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let t0 = Instant::now();
+    let mut ceiling = Duration::ZERO;
+    loop {
+        let e = match attempt() {
+            Err(e) if e.is_busy() => e,
+            r => return r,
+        };
+        let hint = match &e {
+            ServiceError::Overloaded { retry_after, .. } => *retry_after,
+            _ => crate::BUSY_RETRY_AFTER,
+        };
+        ceiling = (ceiling * 2).max(hint).min(MAX_BACKOFF);
+        let left = retry_for.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            return Err(e);
+        }
+        let wait = jitter(hint / 2, ceiling).min(left);
+        on_wait(&e, wait);
+        std::thread::sleep(wait);
+    }
+}
+
+/// A uniformly random duration in `[low, high]` (`high` if the system's
+/// random source fails: the jitter only spreads load, it guards no secret).
+fn jitter(low: Duration, high: Duration) -> Duration {
+    let mut b = [0u8; 8];
+    if high <= low || cryptmed_share::os_random(&mut b).is_err() {
+        return high;
+    }
+    let u = u64::from_le_bytes(b) as f64 / u64::MAX as f64;
+    low + (high - low).mul_f64(u)
 }

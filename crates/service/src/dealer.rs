@@ -4,21 +4,22 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cryptmed_channel::Counted;
+use cryptmed_channel::{ChannelError, Counted};
 use cryptmed_engine::{DealerSession, Model};
 use tracing::{debug, info, warn};
 
+use crate::audit::{self, AuditLog, Entry};
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
 use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, send, tls,
-    unexpected,
+    Limits, Link, Role, Security, ServiceError, compile_peer, expect, hex, refuse, send,
+    session_tag, tls, unexpected,
 };
 
 /// A counted link: the dealer reports the bytes of both its links.
@@ -27,6 +28,8 @@ type Counter = Counted<Link>;
 /// A party that has joined and waits for its partner.
 struct Joined {
     link: Counter,
+    /// Its certificate's subject (for the audit trail).
+    subject: String,
     role: Role,
     digest: String,
     model: Model,
@@ -34,7 +37,21 @@ struct Joined {
     _slot: Slot,
 }
 
-type Waiting = Arc<Mutex<HashMap<String, Sender<Joined>>>>;
+/// What pairs two joins: the session id, and the fingerprints of the
+/// provider's and the client's certificates as the provider-client link
+/// saw them, each taken once from a party's own dealer link and once from
+/// what its partner says it saw. So a party that learned a session id but
+/// is not the certificate holder at the other end of that session's
+/// provider-client link never takes a slot in it: its key differs, it
+/// waits alone and is refused when the pairing time runs out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PairKey {
+    session: String,
+    provider: String,
+    client: String,
+}
+
+type Waiting = Arc<Mutex<HashMap<PairKey, Sender<Joined>>>>;
 
 /// Serves sessions until `stop` is set. Each connection runs on its own
 /// thread; failures are logged and end only that session. See
@@ -44,6 +61,17 @@ pub fn serve(
     listener: TcpListener,
     security: Security,
     limits: Limits,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
+    serve_audited(listener, security, limits, None, stop)
+}
+
+/// [`serve`], appending one line per session to `audit` (see [`crate::audit`]).
+pub fn serve_audited(
+    listener: TcpListener,
+    security: Security,
+    limits: Limits,
+    audit: Option<Arc<AuditLog>>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
     let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
@@ -56,7 +84,12 @@ pub fn serve(
             return;
         };
         let watch = watchdog.watch(&tcp, "handshake", limits.handshake);
-        let (security, waiting, parties) = (security.clone(), waiting.clone(), parties.clone());
+        let (security, waiting, parties, audit) = (
+            security.clone(),
+            waiting.clone(),
+            parties.clone(),
+            audit.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("dealer-session".into())
             .spawn(move || {
@@ -65,7 +98,7 @@ pub fn serve(
                     "dealer",
                     %peer,
                     role = tracing::field::Empty,
-                    session = tracing::field::Empty
+                    tag = tracing::field::Empty
                 );
                 let _entered = span.enter();
                 let c = Conn {
@@ -74,16 +107,59 @@ pub fn serve(
                     waiting: &waiting,
                     parties: &parties,
                 };
-                match c.connection(tcp, peer, slot, watch) {
-                    Ok(()) => {}
+                let mut entry = Entry::new("dealer");
+                let r = c.connection(tcp, peer, slot, watch, &mut entry);
+                entry.finish(&r);
+                match r {
+                    Ok(Ends::Recorded) => audit::record(audit.as_deref(), &entry),
+                    Ok(Ends::Silent) => {}
                     Err(e) if e.is_probe() => info!(error = %e, "connection closed before TLS"),
-                    Err(e) => warn!(error = %e, "dealer session failed"),
+                    Err(e) => {
+                        audit::record(audit.as_deref(), &entry);
+                        warn!(error = %e, "dealer session failed");
+                    }
                 }
             });
         if let Err(e) = spawned {
             warn!(%peer, error = %e, "cannot start a connection thread");
         }
     })
+}
+
+/// A stream that notes whether the peer sent any byte: a link closed after
+/// TLS without one is a provider that only learned our certificate (see
+/// the handshake in the crate docs), not a failed join.
+struct Heard {
+    inner: Box<dyn tls::Stream>,
+    heard: Arc<AtomicBool>,
+}
+
+impl std::io::Read for Heard {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.heard.store(true, Ordering::SeqCst);
+        }
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Heard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// How a connection ended well: with a session for the audit trail, or
+/// without one (its partner's thread records the session; or a provider
+/// only learned our certificate).
+enum Ends {
+    Recorded,
+    Silent,
 }
 
 /// What every connection thread shares.
@@ -101,13 +177,27 @@ impl Conn<'_> {
         peer: SocketAddr,
         pending: Slot,
         watch: Watch,
-    ) -> Result<(), ServiceError> {
+        entry: &mut Entry,
+    ) -> Result<Ends, ServiceError> {
         let lim = self.limits;
         let conn = tls::accept(tcp, self.security, lim.handshake, lim.timeouts.io)
             .map_err(|e| watch.explain(e))?;
-        let mut link = Counted::new(Link::new(conn.stream));
-        let (session, role, digest, model) = match join(&mut link, lim, &conn.peer) {
+        entry.peers.push(conn.peer.subject.clone());
+        let heard = Arc::new(AtomicBool::new(false));
+        let stream = Heard {
+            inner: conn.stream,
+            heard: heard.clone(),
+        };
+        let mut link = Counted::new(Link::new(Box::new(stream)));
+        let (key, role, digest, model) = match join(&mut link, lim, &conn.peer) {
             Ok(j) => j,
+            Err(ServiceError::Link {
+                cause: ChannelError::Closed,
+                ..
+            }) if !heard.load(Ordering::SeqCst) => {
+                debug!("closed after TLS without a byte (a provider learning our certificate)");
+                return Ok(Ends::Silent);
+            }
             Err(e) => {
                 refuse(&mut link, &e);
                 return Err(watch.explain(e));
@@ -116,7 +206,11 @@ impl Conn<'_> {
         drop(pending);
         let span = tracing::Span::current();
         span.record("role", role.name());
-        span.record("session", session.as_str());
+        let tag = session_tag(&key.session);
+        span.record("tag", tag.as_str());
+        entry.session = Some(tag.clone());
+        entry.model = Some(digest.clone());
+        entry.policy = Some(model.config().reveal.name().into());
         debug!(%peer, "joined");
         let Some(slot) = self.parties.take() else {
             let e = ServiceError::Busy(format!(
@@ -129,6 +223,7 @@ impl Conn<'_> {
         watch.reset("pairing", lim.pair_timeout + lim.handshake);
         let me = Joined {
             link,
+            subject: conn.peer.subject,
             role,
             digest,
             model,
@@ -143,10 +238,10 @@ impl Conn<'_> {
                 .waiting
                 .lock()
                 .map_err(|_| ServiceError::Config("pairing table poisoned".into()))?;
-            match w.remove(&session) {
+            match w.remove(&key) {
                 Some(t) => Some(t),
                 None => {
-                    w.insert(session.clone(), tx);
+                    w.insert(key.clone(), tx);
                     None
                 }
             }
@@ -159,17 +254,18 @@ impl Conn<'_> {
                 return Err(e);
             }
             debug!("handed over to the waiting partner");
-            return Ok(());
+            return Ok(Ends::Silent);
         }
         let other = match rx.recv_timeout(lim.pair_timeout) {
             Ok(o) => o,
             Err(_) => {
                 if let Ok(mut w) = self.waiting.lock() {
-                    w.remove(&session);
+                    w.remove(&key);
                 }
                 let mut link = me.link;
                 let e = ServiceError::Busy(format!(
-                    "no partner joined session {session} within {:?}",
+                    "no partner joined session {tag} within {:?} (a partner pairs only with the \
+                     certificate the provider-client link saw)",
                     lim.pair_timeout
                 ));
                 refuse(&mut link, &e);
@@ -179,33 +275,35 @@ impl Conn<'_> {
         let t0 = Instant::now();
         me.watch.reset("session", lim.session_deadline);
         other.watch.reset("session", lim.session_deadline);
-        match run(me, other, lim) {
-            Ok((n, bytes)) => {
-                info!(
-                    records = n,
-                    dealer_bytes = bytes,
-                    seconds = t0.elapsed().as_secs_f64(),
-                    "session finished"
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        entry.peers = match me.role {
+            Role::Provider => vec![me.subject.clone(), other.subject.clone()],
+            _ => vec![other.subject.clone(), me.subject.clone()],
+        };
+        let (n, bytes) = run(me, other, lim)?;
+        (entry.records, entry.bytes) = (n, bytes);
+        info!(
+            records = n,
+            dealer_bytes = bytes,
+            seconds = t0.elapsed().as_secs_f64(),
+            "session finished"
+        );
+        Ok(Ends::Recorded)
     }
 }
 
-/// Reads and checks a `Join`; returns the session id, role, digest and compiled plan.
+/// Reads and checks a `Join`; returns the pairing key, role, digest and compiled plan.
 fn join(
     link: &mut Counter,
     limits: &Limits,
     conn: &PeerCert,
-) -> Result<(String, Role, String, Model), ServiceError> {
+) -> Result<(PairKey, Role, String, Model), ServiceError> {
     conn.check_role(&[Role::Provider, Role::Client], true)?;
     let frame = expect(link, limits.max_frame, "party", "join")?;
     let Frame::Join {
         version,
         role,
         session,
+        peer,
         network,
         config,
         digest,
@@ -249,7 +347,17 @@ fn join(
             theirs: digest,
         });
     }
-    Ok((session, role, digest, model))
+    let own = conn.fingerprint.clone();
+    let (provider, client) = match role {
+        Role::Provider => (own, peer),
+        _ => (peer, own),
+    };
+    let key = PairKey {
+        session,
+        provider,
+        client,
+    };
+    Ok((key, role, digest, model))
 }
 
 /// The largest batch, up to [`Limits::max_batch`], whose dealer material

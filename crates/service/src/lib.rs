@@ -13,19 +13,28 @@
 //!    certificate) and says [`wire::Frame::Hello`] (protocol version, the
 //!    output policy it insists on). The provider checks both and refuses
 //!    with an [`wire::Frame::Error`] that says what differed.
-//! 2. The provider opens TLS to the dealer it trusts (a `dealer`
-//!    certificate) and joins it with a fresh session id. If its dealer is
-//!    unreachable it tells the client at once (`dealer_unreachable`).
-//! 3. The provider sends [`wire::Frame::ModelInfo`]: the public
-//!    architecture, the engine configuration, the plan digest and the
-//!    fingerprint of its dealer's certificate.
+//! 2. The provider draws a fresh session id (an error, never a default id,
+//!    if the system's random source fails) and opens TLS to the dealer it
+//!    trusts (a `dealer` certificate) to learn that certificate; it closes
+//!    this link without a frame. If its dealer is unreachable it tells the
+//!    client at once (`dealer_unreachable`).
+//! 3. The provider sends [`wire::Frame::ModelInfo`]: the session id, the
+//!    public architecture, the engine configuration, the plan digest and
+//!    the fingerprint of its dealer's certificate.
 //! 4. The client rebuilds the plan, checks version, digest and policy, loads
 //!    its records, opens TLS to the dealer *it* trusts and compares that
 //!    dealer's fingerprint with the provider's. Any mismatch (or an
 //!    unreachable dealer) goes back to the provider as an error frame, so
 //!    both sides log what differed. Otherwise it sends
 //!    [`wire::Frame::Accept`] (with its dealer's fingerprint, which the
-//!    provider checks too) and joins the dealer.
+//!    provider checks too) and joins the dealer. Only now does the provider
+//!    join the dealer (on a new link to the same certificate), so a client
+//!    that refuses the session never makes the dealer open one. Each join
+//!    carries the fingerprint of the certificate the other party presented
+//!    on the provider-client link: the dealer pairs a provider and a client
+//!    only when the session id matches *and* each names the certificate the
+//!    other joined with (so learning a session id is not enough to take a
+//!    party's place; see [`dealer`]).
 //! 5. The dealer validates each join's architecture (refusing one that
 //!    fails [`cryptmed_model::validate`] with an `architecture` error frame
 //!    naming every problem), pairs the two joins of the session, checks
@@ -39,10 +48,14 @@
 //!    batch the dealer reports the bytes of both its links
 //!    ([`wire::Frame::Dealt`]).
 //!
+//! Logs never hold a session id: all three parties log the same short tag
+//! ([`session_tag`]) instead.
+//!
 //! Error frames are sent only while a link carries frames: once raw shares
 //! flow, a failing party closes its links (an error frame could be read as
 //! shares), and the peer's error names the step it was in.
 
+pub mod audit;
 pub mod client;
 pub mod dealer;
 pub mod provider;
@@ -164,9 +177,20 @@ pub enum ServiceError {
         /// Its message.
         message: String,
     },
-    /// A server is at one of its limits.
+    /// A server is at one of its limits (we are the server).
     #[error("{0}")]
     Busy(String),
+    /// The server we reached (or the dealer behind it) is at one of its
+    /// limits: try again after `retry_after` (see [`client::retry_busy`]).
+    #[error("the {peer} is busy: {message}")]
+    Overloaded {
+        /// Who said so.
+        peer: &'static str,
+        /// Which limit.
+        message: String,
+        /// The server's hint.
+        retry_after: Duration,
+    },
     /// The peer broke the protocol in a way no frame type describes.
     #[error("{0}")]
     Protocol(String),
@@ -187,6 +211,10 @@ pub enum ServiceError {
         /// The configured limit.
         limit: Duration,
     },
+    /// The operating system's random source failed: the session stops
+    /// (no default or zero id, seed or mask is ever used).
+    #[error(transparent)]
+    Randomness(#[from] cryptmed_share::RngFailure),
     /// The secure computation failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -227,10 +255,11 @@ impl ServiceError {
             | ServiceError::Protocol(_) => "protocol",
             ServiceError::Architecture { .. } => "architecture",
             ServiceError::Connect { peer: "dealer", .. } => "dealer_unreachable",
-            ServiceError::Busy(_) => "busy",
+            ServiceError::Busy(_) | ServiceError::Overloaded { .. } => "busy",
             ServiceError::Role { .. } => "role",
             ServiceError::Input(_) => "input",
             ServiceError::Deadline { .. } => "deadline",
+            ServiceError::Randomness(_) => "randomness",
             _ => "failed",
         }
     }
@@ -239,6 +268,12 @@ impl ServiceError {
     /// health check): servers log it quietly.
     pub fn is_probe(&self) -> bool {
         matches!(self, ServiceError::Handshake { reason, .. } if reason == tls::CLOSED_IN_HANDSHAKE)
+    }
+
+    /// True when a server (or the dealer behind it) was at a limit: the
+    /// session may succeed if tried again later.
+    pub fn is_busy(&self) -> bool {
+        self.code() == "busy"
     }
 
     /// True when the failure is a disagreement between the parties.
@@ -279,6 +314,14 @@ pub(crate) fn expect(
             peer,
             code,
             message,
+        }),
+        Ok(wire::Frame::Busy {
+            retry_after_ms,
+            message,
+        }) => Err(ServiceError::Overloaded {
+            peer,
+            message,
+            retry_after: Duration::from_millis(retry_after_ms),
         }),
         Ok(f) => Ok(f),
         Err(wire::DecodeError::Channel(cause)) => Err(ServiceError::Link {
@@ -335,16 +378,39 @@ pub(crate) fn refuse_with(link: &mut dyn Channel, code: &str, message: String) {
     );
 }
 
-/// Best effort: tells the peer why the session ends (the error's own message).
+/// How long a server at its limit asks a party to wait before trying again.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Best effort: tells the peer why the session ends (the error's own
+/// message); a server at a limit says so with a [`wire::Frame::Busy`] hint.
 pub(crate) fn refuse(link: &mut dyn Channel, e: &ServiceError) {
-    refuse_with(link, e.code(), e.to_string());
+    if e.is_busy() {
+        let _ = wire::send(
+            link,
+            &wire::Frame::Busy {
+                retry_after_ms: BUSY_RETRY_AFTER.as_millis() as u64,
+                message: e.to_string(),
+            },
+        );
+    } else {
+        refuse_with(link, e.code(), e.to_string());
+    }
 }
 
-/// A fresh random session id (hex).
-pub(crate) fn session_id() -> String {
+/// A fresh random session id (hex), or an error when the system's random
+/// source fails (never a default id).
+pub(crate) fn session_id() -> Result<String, ServiceError> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).unwrap_or_default();
-    hex(&b)
+    cryptmed_share::os_random(&mut b)?;
+    Ok(hex(&b))
+}
+
+/// The session's tag in logs and messages: the first 8 hex digits of a
+/// hash of its id. The id itself (which, with a link's channel binding,
+/// lets a party join the dealer) never appears in a log; the tag is the
+/// same on all three parties, so their logs can be matched.
+pub fn session_tag(id: &str) -> String {
+    blake3::hash(id.as_bytes()).to_hex()[..8].to_string()
 }
 
 /// Hex of a digest.

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use cryptmed_channel::Counted;
 use cryptmed_engine::{Model, ProviderSession};
 use cryptmed_model::Network;
 use tracing::{debug, info, warn};
 
+use crate::audit::{self, AuditLog, Entry};
 use crate::server::{Slot, Slots, Watch, Watchdog, accept_loop};
+use crate::tls::PeerCert;
 use crate::wire::{Frame, VERSION};
 use crate::{
-    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, session_id, short, tls,
-    unexpected,
+    Limits, Link, Role, Security, ServiceError, expect, hex, refuse, send, session_id, session_tag,
+    short, tls, unexpected,
 };
 
 /// Everything a provider needs to serve.
@@ -52,6 +55,16 @@ pub fn serve(
     setup: Arc<ProviderSetup>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
+    serve_audited(listener, setup, None, stop)
+}
+
+/// [`serve`], appending one line per session to `audit` (see [`crate::audit`]).
+pub fn serve_audited(
+    listener: TcpListener,
+    setup: Arc<ProviderSetup>,
+    audit: Option<Arc<AuditLog>>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
     let lim = setup.limits;
     let pending = Slots::new(lim.max_pending);
     let sessions = Slots::new(lim.max_sessions);
@@ -62,7 +75,7 @@ pub fn serve(
             return;
         };
         let watch = watchdog.watch(&tcp, "handshake", lim.handshake);
-        let (setup, sessions) = (setup.clone(), sessions.clone());
+        let (setup, sessions, audit) = (setup.clone(), sessions.clone(), audit.clone());
         let spawned = std::thread::Builder::new()
             .name("provider-session".into())
             .spawn(move || {
@@ -71,13 +84,21 @@ pub fn serve(
                     "session",
                     role = "provider",
                     %peer,
-                    id = tracing::field::Empty
+                    tag = tracing::field::Empty
                 );
                 let _entered = span.enter();
                 let t0 = Instant::now();
-                match session(tcp, peer, &setup, slot, &sessions, &watch)
-                    .map_err(|e| watch.explain(e))
-                {
+                let mut entry = Entry::new("provider");
+                entry.model = Some(hex(&setup.model.architecture_digest()));
+                entry.policy = Some(setup.model.config().reveal.name().into());
+                let r = session(tcp, peer, &setup, slot, &sessions, &watch, &mut entry)
+                    .map_err(|e| watch.explain(e));
+                entry.finish(&r);
+                if !matches!(&r, Err(e) if e.is_probe()) {
+                    entry.records = *r.as_ref().unwrap_or(&0);
+                    audit::record(audit.as_deref(), &entry);
+                }
+                match r {
                     Ok(n) => info!(
                         records = n,
                         seconds = t0.elapsed().as_secs_f64(),
@@ -93,7 +114,8 @@ pub fn serve(
     })
 }
 
-/// One connection: TLS, hello, then a session slot; returns the records served.
+/// One connection: TLS, hello, then a session slot; returns the records
+/// served, and notes the session in `entry`.
 fn session(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -101,49 +123,99 @@ fn session(
     pending: Slot,
     sessions: &Slots,
     watch: &Watch,
+    entry: &mut Entry,
 ) -> Result<u64, ServiceError> {
     let lim = &setup.limits;
     let conn = tls::accept(tcp, &setup.security, lim.handshake, lim.timeouts.io)?;
-    let mut link = Link::new(conn.stream);
-    let hello = conn
-        .peer
-        .check_role(&[Role::Client], true)
-        .and_then(|()| expect(&mut link, lim.max_frame, "client", "hello"));
-    let hello = match hello {
-        Ok(h) => h,
-        Err(e) => {
-            refuse(&mut link, &e);
-            return Err(e);
-        }
+    entry.peers.push(conn.peer.subject.clone());
+    let mut link = Counted::new(Link::new(conn.stream));
+    let admitted = Admitted {
+        setup,
+        pending,
+        sessions,
+        watch,
     };
-    debug!(%peer, "hello received");
-    drop(pending);
-    let Some(_slot) = sessions.take() else {
-        let e = ServiceError::Busy(format!(
-            "the provider is at its limit of {} concurrent sessions; try again later",
-            sessions.cap()
-        ));
-        refuse(&mut link, &e);
-        return Err(e);
-    };
-    watch.reset("session", lim.session_deadline);
-    // Error frames only while the client reads frames (until `Ready`).
-    let mut framed = true;
-    let r = run(&mut link, hello, setup, watch, &mut framed);
-    if let Err(e) = &r
-        && framed
-    {
-        refuse(&mut link, e);
-    }
+    let r = admitted.serve(&mut link, &conn.peer, peer, entry);
+    entry.bytes = link.stats().bytes();
     r
 }
 
+/// A connection whose TLS handshake completed.
+struct Admitted<'a> {
+    setup: &'a ProviderSetup,
+    pending: Slot,
+    sessions: &'a Slots,
+    watch: &'a Watch,
+}
+
+impl Admitted<'_> {
+    /// Hello, a session slot, then the session.
+    fn serve(
+        self,
+        link: &mut Counter,
+        client: &PeerCert,
+        peer: SocketAddr,
+        entry: &mut Entry,
+    ) -> Result<u64, ServiceError> {
+        let Admitted {
+            setup,
+            pending,
+            sessions,
+            watch,
+        } = self;
+        let lim = &setup.limits;
+        let hello = client
+            .check_role(&[Role::Client], true)
+            .and_then(|()| expect(link, lim.max_frame, "client", "hello"));
+        let hello = match hello {
+            Ok(h) => h,
+            Err(e) => {
+                refuse(link, &e);
+                return Err(e);
+            }
+        };
+        debug!(%peer, "hello received");
+        drop(pending);
+        let Some(_slot) = sessions.take() else {
+            let e = ServiceError::Busy(format!(
+                "the provider is at its limit of {} concurrent sessions; try again later",
+                sessions.cap()
+            ));
+            refuse(link, &e);
+            return Err(e);
+        };
+        watch.reset("session", lim.session_deadline);
+        // Error frames only while the client reads frames (until `Ready`).
+        let mut framed = true;
+        let r = run(
+            link,
+            &client.fingerprint,
+            hello,
+            setup,
+            watch,
+            &mut framed,
+            entry,
+        );
+        if let Err(e) = &r
+            && framed
+        {
+            refuse(link, e);
+        }
+        r
+    }
+}
+
+/// A counted link: the audit trail notes the bytes of the client link.
+type Counter = Counted<Link>;
+
 fn run(
-    link: &mut Link,
+    link: &mut Counter,
+    client_fp: &str,
     hello: Frame,
     setup: &ProviderSetup,
     watch: &Watch,
     framed: &mut bool,
+    entry: &mut Entry,
 ) -> Result<u64, ServiceError> {
     let lim = &setup.limits;
     let Frame::Hello { version, reveal } = hello else {
@@ -166,42 +238,33 @@ fn run(
             theirs: want,
         });
     }
-    let session = session_id();
-    tracing::Span::current().record("id", session.as_str());
+    let session = session_id()?;
+    let tag = session_tag(&session);
+    tracing::Span::current().record("tag", tag.as_str());
+    entry.session = Some(tag);
     info!(policy = config.reveal.name(), "session started");
 
-    // Reach our dealer before answering, so the client learns at once if we cannot.
-    let dconn = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?;
-    watch.add(dconn.socket.as_ref());
-    let dealer_fp = dconn.peer.fingerprint.clone();
-    let mut dealer = Link::new(dconn.stream);
+    // Reach our dealer before answering, so the client learns at once if we
+    // cannot, and learn its certificate for the model info. The join waits
+    // for the client's accept (a client that refuses never opens a session
+    // at the dealer), on a fresh connection: the client may take longer to
+    // load its records than the dealer lets a connection sit without a frame.
+    let dealer_fp = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?
+        .peer
+        .fingerprint;
     let digest = hex(&setup.model.architecture_digest());
     let network =
         serde_json::to_value(&setup.public).map_err(|e| ServiceError::Config(e.to_string()))?;
     let config_json =
         serde_json::to_value(config).map_err(|e| ServiceError::Config(e.to_string()))?;
     send(
-        &mut dealer,
-        &Frame::Join {
+        link,
+        &Frame::ModelInfo {
             version: VERSION,
-            role: "provider".into(),
             session: session.clone(),
             network: network.clone(),
             config: config_json.clone(),
             digest: digest.clone(),
-        },
-        "dealer",
-        "join",
-    )?;
-    debug!(dealer = %setup.dealer, "joined the dealer");
-    send(
-        link,
-        &Frame::ModelInfo {
-            version: VERSION,
-            session,
-            network,
-            config: config_json,
-            digest,
             class_names: setup.public.class_names.clone(),
             dealer: dealer_fp.clone(),
             max_batch: lim.max_batch as u64,
@@ -213,19 +276,42 @@ fn run(
     let Frame::Accept { dealer: theirs } = accept else {
         return Err(unexpected("client", "accept", "accept", &accept));
     };
+    let dealer_mismatch = |theirs: &str| ServiceError::Mismatch {
+        what: "dealer",
+        peer: "client",
+        ours: format!(
+            "the dealer at {} (certificate {})",
+            setup.dealer,
+            short(&dealer_fp)
+        ),
+        theirs: format!("a dealer with certificate {}", short(theirs)),
+    };
     if theirs != dealer_fp {
-        return Err(ServiceError::Mismatch {
-            what: "dealer",
-            peer: "client",
-            ours: format!(
-                "the dealer at {} (certificate {})",
-                setup.dealer,
-                short(&dealer_fp)
-            ),
-            theirs: format!("a dealer with certificate {}", short(&theirs)),
-        });
+        return Err(dealer_mismatch(&theirs));
     }
     debug!("the client accepted");
+    let dconn = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?;
+    if dconn.peer.fingerprint != dealer_fp {
+        return Err(dealer_mismatch(&dconn.peer.fingerprint));
+    }
+    entry.peers.push(dconn.peer.subject.clone());
+    watch.add(dconn.socket.as_ref());
+    let mut dealer = Link::new(dconn.stream);
+    send(
+        &mut dealer,
+        &Frame::Join {
+            version: VERSION,
+            role: "provider".into(),
+            session,
+            peer: client_fp.into(),
+            network,
+            config: config_json,
+            digest,
+        },
+        "dealer",
+        "join",
+    )?;
+    debug!(dealer = %setup.dealer, "joined the dealer");
     let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
     let Frame::Paired { .. } = paired else {
         return Err(unexpected("dealer", "pairing", "paired", &paired));

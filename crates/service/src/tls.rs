@@ -277,6 +277,7 @@ impl Connected {
             stream: Box::new(tcp.try_clone().map_err(ServiceError::io("socket"))?),
             peer: PeerCert {
                 fingerprint: "plaintext".into(),
+                subject: "plaintext".into(),
                 role: None,
                 addr,
             },
@@ -290,6 +291,8 @@ impl Connected {
 pub struct PeerCert {
     /// Fingerprint of the peer's certificate (`"plaintext"` without TLS, `"none"` without a certificate).
     pub fingerprint: String,
+    /// The subject of the peer's certificate (`plaintext` without TLS, `none` without a certificate).
+    pub subject: String,
     /// The role in the peer's certificate (`None` without TLS or without a certificate).
     pub role: Option<Role>,
     /// The peer's address.
@@ -321,15 +324,25 @@ impl PeerCert {
     }
 }
 
+/// The subject of a certificate (DER) as a distinguished name (`CN=...`).
+fn subject_of(der: &[u8]) -> String {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c.subject().to_string())
+        .unwrap_or_else(|_| "unreadable".into())
+}
+
 fn peer_cert(certs: Option<&[CertificateDer<'_>]>, addr: String) -> PeerCert {
     match certs.and_then(|c| c.first()) {
         Some(c) => PeerCert {
             fingerprint: fingerprint(c),
+            subject: subject_of(c),
             role: Role::of_certificate(c),
             addr,
         },
         None => PeerCert {
             fingerprint: "none".into(),
+            subject: "none".into(),
             role: None,
             addr,
         },

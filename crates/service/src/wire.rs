@@ -11,7 +11,7 @@ use cryptmed_channel::{Channel, ChannelError};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; peers with a different one are refused at the handshake.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Default largest control frame (the public architecture is the largest).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -59,6 +59,10 @@ pub enum Frame {
         role: String,
         /// Session id.
         session: String,
+        /// Fingerprint of the certificate the *other* party presented on the
+        /// provider-client link (`none` without one): the dealer pairs two
+        /// joins only when each names the certificate the other joined with.
+        peer: String,
         /// The public network, as JSON.
         network: serde_json::Value,
         /// Engine configuration, as JSON.
@@ -88,6 +92,15 @@ pub enum Frame {
     },
     /// Client -> provider and dealer: the session is over.
     Done,
+    /// Server -> connecting party, instead of [`Frame::Error`], when the
+    /// server (or the dealer behind it) is at one of its limits: the
+    /// session ends, and the party may try again after the hint.
+    Busy {
+        /// The server's hint: milliseconds to wait before trying again.
+        retry_after_ms: u64,
+        /// Which limit.
+        message: String,
+    },
     /// Either way, while a link carries frames: the session ends; says why.
     Error {
         /// Short machine-readable reason (`version`, `digest`, `policy`, `dealer`, `busy`, ...).
@@ -110,6 +123,7 @@ impl Frame {
             Frame::Batch { .. } => "batch",
             Frame::Dealt { .. } => "dealt",
             Frame::Done => "done",
+            Frame::Busy { .. } => "busy",
             Frame::Error { .. } => "error",
         }
     }
@@ -212,6 +226,7 @@ mod tests {
                 version: 1,
                 role: "client".into(),
                 session: "s".into(),
+                peer: "p".into(),
                 network: serde_json::Value::Null,
                 config: serde_json::Value::Null,
                 digest: "d".into(),
@@ -225,6 +240,10 @@ mod tests {
                 batch_bytes: 2,
             },
             Frame::Done,
+            Frame::Busy {
+                retry_after_ms: 1000,
+                message: "m".into(),
+            },
             Frame::Error {
                 code: "digest".into(),
                 message: "m".into(),

@@ -11,7 +11,7 @@
 pub mod open;
 mod prg;
 
-pub use prg::{Prg, Seed};
+pub use prg::{Prg, RngFailure, Seed, os_random};
 
 /// One of the two computing parties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,7 +14,7 @@ use super::{NetArgs, ServerArgs, seconds};
     override_usage = "cryptmed dealer --listen <ADDR> --ca <FILE> --cert <FILE> --key <FILE> [OPTIONS]\n       \
                       cryptmed dealer --listen <ADDR> --insecure-plaintext [OPTIONS]",
     mut_args(super::server_required),
-    after_help = "Examples:\n  cryptmed dealer --listen 0.0.0.0:7100 --cert certs/dealer.pem --key certs/dealer.key --ca certs/ca.pem --require-client-cert\n  cryptmed dealer --listen 127.0.0.1:7100 --insecure-plaintext --pair-timeout 10\n\nThe dealer accepts providers and clients whose certificates (from `cryptmed certs`) name the role they join as.\nIt never sees records, weights or results. It must not collude with either party."
+    after_help = "Examples:\n  cryptmed dealer --listen 0.0.0.0:7100 --cert certs/dealer.pem --key certs/dealer.key --ca certs/ca.pem\n  cryptmed dealer --listen 127.0.0.1:7100 --insecure-plaintext --pair-timeout 10\n\nThe dealer accepts providers and clients whose certificates (from `cryptmed certs`) name the role they join as.\nIt never sees records, weights or results. It must not collude with either party."
 )]
 pub(crate) struct Args {
     /// Address to listen on.
@@ -36,10 +36,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ..args.net.server_limits(&args.server)?
     };
     let security = args.net.server_security(&args.server)?;
+    let audit = args.server.audit()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dealer listening on {}", listener.local_addr()?);
     tracing::info!(addr = %listener.local_addr()?, "dealer listening");
-    cryptmed_service::dealer::serve(listener, security, limits, Arc::new(AtomicBool::new(false)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    cryptmed_service::dealer::serve_audited(listener, security, limits, audit, stop)?;
     Ok(())
 }

@@ -16,7 +16,9 @@ use cryptmed_engine::{Prediction, Reveal};
 use cryptmed_input::Source;
 use cryptmed_input::results::{Columns, Existing, Mode, Outcome, ResultsError, Run, Writer};
 use cryptmed_service::ServiceError;
-use cryptmed_service::client::{BatchReport, ClientSetup, SessionInfo, diagnose_with_progress};
+use cryptmed_service::client::{
+    BatchReport, ClientSetup, SessionInfo, diagnose_with_progress, retry_busy,
+};
 
 use super::records::{Fitted, RecordArgs};
 use super::{NetArgs, RevealArg, UsageError};
@@ -59,6 +61,9 @@ pub(crate) struct Args {
     /// Refuse the session unless the provider reveals exactly this.
     #[arg(long, value_enum)]
     reveal: Option<RevealArg>,
+    /// Seconds to keep trying, with jittered back-off, while the provider or the dealer is busy (0: once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    retry_for: f64,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -279,12 +284,28 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         bar: RefCell::default(),
         finished: Cell::new(0),
     };
-    let result = diagnose_with_progress(
-        &setup,
-        super::layer_progress(),
-        |info| client.accept(info),
-        |first, preds, report| client.batch(first, preds, report),
+    let retry_for = match args.retry_for {
+        0.0 => std::time::Duration::ZERO,
+        s => super::seconds("retry-for", s)?,
+    };
+    let result = retry_busy(
+        retry_for,
+        |e, wait| eprintln!("{e}; trying again in {:.1} s", wait.as_secs_f64()),
+        || {
+            diagnose_with_progress(
+                &setup,
+                super::layer_progress(),
+                |info| client.accept(info),
+                |first, preds, report| client.batch(first, preds, report),
+            )
+        },
     );
+    if matches!(&result, Err(e) if e.is_busy()) {
+        eprintln!(
+            "giving up: still busy after --retry-for {} s",
+            args.retry_for
+        );
+    }
     if let Some(b) = client.bar.borrow().as_ref() {
         b.finish_and_clear();
     }

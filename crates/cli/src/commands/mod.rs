@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cryptmed_engine::{ComparisonKind, EngineConfig, EngineError, Link, Model, Reveal};
 use cryptmed_model::Network;
+use cryptmed_service::audit::AuditLog;
 use cryptmed_service::{Limits, Security, ServiceError, Timeouts};
 
 /// Sets up `tracing` on standard error; `RUST_LOG` overrides the verbosity.
@@ -182,8 +183,12 @@ pub(crate) fn server_required(a: clap::Arg) -> clap::Arg {
 /// Limits of the two servers (dealer and provider).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {
-    /// Refuse peers without a certificate signed by the CA.
+    /// Also serve clients without a certificate (by default every client
+    /// must present one signed by the CA). Warns at start.
     #[arg(long)]
+    pub(crate) allow_anonymous_clients: bool,
+    /// Client certificates are required by default; accepted for older scripts.
+    #[arg(long, hide = true, conflicts_with = "allow_anonymous_clients")]
     pub(crate) require_client_cert: bool,
     /// Concurrent sessions (more clients are refused as busy).
     #[arg(long, default_value_t = 64)]
@@ -200,6 +205,21 @@ pub(crate) struct ServerArgs {
     /// Largest batch of records a client may ask for.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_batch: usize,
+    /// Append one JSON line per session to FILE: time, session tag, peer
+    /// certificate subjects, model digest, policy, records, bytes, outcome
+    /// (never records, shares, weights or results).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The audit trail, if `--audit-log` was given (opened now, so a bad path stops the server at start).
+    pub(crate) fn audit(&self) -> anyhow::Result<Option<std::sync::Arc<AuditLog>>> {
+        Ok(match &self.audit_log {
+            Some(p) => Some(std::sync::Arc::new(AuditLog::open(p)?)),
+            None => None,
+        })
+    }
 }
 
 /// Seconds from a flag, refusing what is not a positive finite number.
@@ -231,9 +251,18 @@ impl NetArgs {
         self.security_with(false)
     }
 
-    /// A server's TLS setup, requiring client certificates if asked.
+    /// A server's TLS setup: client certificates required unless
+    /// `--allow-anonymous-clients` (which warns).
     pub(crate) fn server_security(&self, s: &ServerArgs) -> anyhow::Result<Security> {
-        self.security_with(s.require_client_cert)
+        if s.allow_anonymous_clients && !self.insecure_plaintext {
+            tracing::warn!(
+                "INSECURE: --allow-anonymous-clients: clients without a certificate are served"
+            );
+            eprintln!(
+                "warning: --allow-anonymous-clients: clients without a certificate are served; anyone who reaches this port can start sessions"
+            );
+        }
+        self.security_with(!s.allow_anonymous_clients)
     }
 
     fn security_with(&self, require_client_cert: bool) -> anyhow::Result<Security> {

@@ -16,7 +16,7 @@ use super::{NetArgs, RevealArg, ServerArgs};
     override_usage = "cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --ca <FILE> --cert <FILE> --key <FILE> [OPTIONS]\n       \
                       cryptmed serve --model <FILE.onnx> --listen <ADDR> --dealer <ADDR> --insecure-plaintext [OPTIONS]",
     mut_args(super::server_required),
-    after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --require-client-cert --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
+    after_help = "Examples:\n  cryptmed serve --model models/breast-cancer-relu.onnx --listen 0.0.0.0:7200 --dealer dealer.example:7100 \\\n      --cert certs/provider.pem --key certs/provider.key --ca certs/ca.pem --reveal label\n  cryptmed serve ... --timeout 30 --max-sessions 32 --handshake-timeout 5\n\nThe provider connects to its dealer for every session; clients must trust the same dealer."
 )]
 pub(crate) struct Args {
     /// The model (ONNX, as PyTorch exports it).
@@ -59,6 +59,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
     let limits = args.net.server_limits(&args.server)?;
     let security = args.net.server_security(&args.server)?;
+    let audit = args.server.audit()?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     eprintln!(
@@ -80,6 +81,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         security,
         limits,
     });
-    cryptmed_service::provider::serve(listener, setup, Arc::new(AtomicBool::new(false)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    cryptmed_service::provider::serve_audited(listener, setup, audit, stop)?;
     Ok(())
 }

@@ -141,8 +141,8 @@ impl Deployment {
     }
 
     /// Starts a server `role` (`dealer` or `provider`): the subcommand and
-    /// its own flags in `head`, then the role's certificate, the CA,
-    /// `--require-client-cert`, a 10 s timeout and `extra`; returns its
+    /// its own flags in `head`, then the role's certificate, the CA (client
+    /// certificates are required by default), a 10 s timeout and `extra`; returns its
     /// `localhost:PORT`.
     fn start(
         &mut self,
@@ -169,7 +169,6 @@ impl Deployment {
             &key,
             "--ca",
             &ca,
-            "--require-client-cert",
             "--timeout",
             "10",
         ]);

@@ -176,7 +176,7 @@ impl DealerSession {
         to_provider: &mut impl Channel,
         to_client: &mut impl Channel,
     ) -> Result<Self, EngineError> {
-        let (s0, s1) = (Seed::random(), Seed::random());
+        let (s0, s1) = (Seed::random()?, Seed::random()?);
         let digest = model.architecture_digest();
         for (ch, s, who) in [
             (&mut *to_provider as &mut dyn Channel, &s0, "provider"),

@@ -57,7 +57,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Raster, String> {
     let obj = dicom_object::OpenFileOptions::new()
         .from_reader(std::io::Cursor::new(bytes))
         .map_err(|e| e.to_string())?;
-    let pixels = obj.decode_pixel_data().map_err(|e| e.to_string())?;
+    // dicom-rs's RLE decoder indexes past its buffer on some malformed
+    // segments (found by fuzzing, fixture `fuzz_rle_out_of_bounds.dcm`): its
+    // panic is this file's error, not a crash.
+    let pixels = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+        .map_err(|_| "malformed pixel data (the decoder failed on it)".to_string())?
+        .map_err(|e| e.to_string())?;
     let (w, h) = (pixels.columns() as usize, pixels.rows() as usize);
     let channels = pixels.samples_per_pixel() as usize;
     if channels != 1 && channels != 3 {

@@ -315,12 +315,15 @@ pub struct Cut {
 }
 
 /// A TLS-terminating proxy (it holds the certificates of both ends, as a
-/// test may) that forwards plaintext and cuts its first connection at an
-/// exact plaintext offset; later connections pass through.
+/// test may) that forwards plaintext and cuts its first connection that
+/// carries data at an exact plaintext offset; later connections pass
+/// through. (A connection closed after TLS without data, such as the
+/// provider's look at its dealer's certificate, is not cut.)
 pub struct Proxy {
     /// Where to connect (`localhost:PORT`).
     pub addr: String,
-    /// The proxy's local addresses towards the server (the peer the server logs), per connection.
+    /// The proxy's local addresses towards the server (the peer the server
+    /// logs), per connection that carried data.
     pub upstream: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
@@ -339,19 +342,19 @@ pub fn proxy(
     let upstream = Arc::new(Mutex::new(Vec::new()));
     let (up, st, target) = (upstream.clone(), stop.0.clone(), target.to_string());
     std::thread::spawn(move || {
-        let mut cut = cut;
+        let cut = Arc::new(Mutex::new(cut));
         while !st.load(Ordering::SeqCst) {
             let Ok((tcp, _)) = l.accept() else {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             };
             tcp.set_nonblocking(false).unwrap();
-            let this_cut = cut.take();
-            let (face, client_side, target, up) = (
+            let (face, client_side, target, up, cut) = (
                 face.clone(),
                 client_side.clone(),
                 target.clone(),
                 up.clone(),
+                cut.clone(),
             );
             std::thread::spawn(move || {
                 let t = Timeouts {
@@ -364,10 +367,7 @@ pub fn proxy(
                 let Ok(upc) = cryptmed_service::tls::connect(&target, role, &client_side, t) else {
                     return;
                 };
-                if let Some(s) = &upc.socket {
-                    up.lock().unwrap().push(s.local_addr().unwrap());
-                }
-                pump(down, upc, this_cut);
+                pump(down, upc, &cut, &up);
             });
         }
     });
@@ -393,37 +393,30 @@ impl Side {
     }
 }
 
-/// Forwards both ways; at the cut, the receiving side gets a clean end of
-/// stream after exactly the bytes before the offset (its further writes are
-/// read and dropped), and the sending side is shut down.
+/// Forwards both ways; the first connection to carry data takes the cut
+/// (and records its upstream address). At the cut, the receiving side gets
+/// a clean end of stream after exactly the bytes before the offset (its
+/// further writes are read and dropped), and the sending side is shut down.
 fn pump(
     down: cryptmed_service::tls::Connected,
     up: cryptmed_service::tls::Connected,
-    cut: Option<Cut>,
+    shared_cut: &Mutex<Option<Cut>>,
+    upstream: &Mutex<Vec<SocketAddr>>,
 ) {
     let (mut a, mut b) = (down.stream, up.stream);
     let (sa, sb) = (down.socket.unwrap(), up.socket.unwrap());
     for s in [&sa, &sb] {
         s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     }
-    let mut sides = [
-        Side {
-            seen: Vec::new(),
-            cut: cut
-                .filter(|c| c.dir == Dir::Up)
-                .map(|c| (c.frames, c.bytes)),
-        },
-        Side {
-            seen: Vec::new(),
-            cut: cut
-                .filter(|c| c.dir == Dir::Down)
-                .map(|c| (c.frames, c.bytes)),
-        },
-    ];
+    let mut sides = [(); 2].map(|()| Side {
+        seen: Vec::new(),
+        cut: None,
+    });
+    let mut carried = false;
     let mut buf = vec![0u8; 1 << 16];
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        for (k, side) in sides.iter_mut().enumerate() {
+        for k in 0..2 {
             let (src, dst, dst_sock, src_sock) = if k == 0 {
                 (&mut a, &mut b, &sb, &sa)
             } else {
@@ -450,6 +443,14 @@ fn pump(
                     return;
                 }
             };
+            if !carried {
+                carried = true;
+                upstream.lock().unwrap().push(sb.local_addr().unwrap());
+                if let Some(c) = shared_cut.lock().unwrap().take() {
+                    sides[usize::from(c.dir == Dir::Down)].cut = Some((c.frames, c.bytes));
+                }
+            }
+            let side = &mut sides[k];
             let before = side.seen.len();
             side.seen.extend_from_slice(&buf[..n]);
             match side.offset() {
@@ -531,7 +532,8 @@ pub fn hello_to_provider(addr: &str, security: &Security) -> Link {
     link
 }
 
-/// A join frame of `role` for session `session`.
+/// A join frame of `role` for session `session`, naming a partner
+/// certificate fingerprint of the real one's length that no party has.
 pub fn join(
     role: &str,
     session: &str,
@@ -543,6 +545,7 @@ pub fn join(
         version: VERSION,
         role: role.into(),
         session: session.into(),
+        peer: "00".repeat(32),
         network,
         config,
         digest: digest.into(),
