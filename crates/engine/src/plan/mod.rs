@@ -153,15 +153,15 @@ impl StepKind {
     pub fn protocol(&self) -> &'static str {
         match self {
             StepKind::Linear { .. } => "reusable-mask linear",
-            StepKind::Relu { shift: 0 } => "relu (ppa compare + 1-bit select)",
+            StepKind::Relu { shift: 0 } => "relu (compare + 1-bit select)",
             StepKind::Relu { .. } => "relu + fused truncation",
             StepKind::Clip { .. } => "clip (two thresholds, one opening) + fused truncation",
             StepKind::Smooth {
                 symmetric: true, ..
             } => "symmetric piecewise polynomial (sign, then half table)",
-            StepKind::Smooth { shift: 0, .. } => "piecewise polynomial (ppa compare + selects)",
+            StepKind::Smooth { shift: 0, .. } => "piecewise polynomial (compare + selects)",
             StepKind::Smooth { .. } => "piecewise polynomial + fused truncation",
-            StepKind::MaxPool { .. } => "max tournament (ppa compare)",
+            StepKind::MaxPool { .. } => "max tournament (compare)",
             StepKind::SumPool {
                 multiplier: None, ..
             } => "local sum (free)",
