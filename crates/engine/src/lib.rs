@@ -146,11 +146,14 @@ impl Link {
 }
 
 impl ComparisonKind {
-    /// The backend with the lower predicted online latency of one record of
-    /// `model` on `link` ([`Model::predicted_latency`]); PPA on a tie (it
-    /// asks far less of the dealer).
+    /// The backend with the lower predicted session latency of one record
+    /// of `model` on `link` ([`Model::predicted_session_latency`]: the
+    /// online phase and the dealer's material, which streams while it
+    /// runs); PPA on a tie (it asks far less of the dealer). On a LAN the
+    /// dealer's keys decide (the bundled model: FSS 0.8 ms online but 495 KB
+    /// of keys, 4 ms at 1 Gbit/s; PPA 3.6 ms in all), over a WAN the rounds.
     pub fn choose(model: &Model, link: Link) -> ComparisonKind {
-        let latency = |k| model.with_comparison(k).predicted_latency(1, link);
+        let latency = |k| model.with_comparison(k).predicted_session_latency(1, link);
         if latency(ComparisonKind::Fss) < latency(ComparisonKind::Ppa) {
             ComparisonKind::Fss
         } else {
@@ -430,6 +433,17 @@ impl Model {
     /// (rounds and transfer time; local computation not included).
     pub fn predicted_latency(&self, batch: usize, link: Link) -> std::time::Duration {
         link.time(&self.predict(batch))
+    }
+
+    /// The longer of [`Model::predicted_latency`] and the time the dealer's
+    /// material for the batch takes on links like `link` (half of
+    /// [`Model::offline_bytes`] to each party, over its own dealer link): the
+    /// material streams step by step while the online phase runs, so the
+    /// session takes at least both.
+    pub fn predicted_session_latency(&self, batch: usize, link: Link) -> std::time::Duration {
+        let dealer = 8.0 * self.offline_bytes(batch) as f64 / 2.0 / link.bandwidth;
+        let online = self.predicted_latency(batch, link).as_secs_f64();
+        std::time::Duration::from_secs_f64(online.max(dealer))
     }
 
     /// Predicted communication of one batch of `batch` records (online phase).
