@@ -256,3 +256,19 @@ fn a_malformed_rle_dicom_found_by_fuzzing_is_an_error_not_a_crash() {
     let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
     assert!(e.to_string().contains("malformed pixel data"), "{e}");
 }
+
+#[test]
+fn a_dicom_declaring_more_bytes_than_it_holds_is_refused_before_allocating() {
+    // Found by fuzzing: 6.6 KB whose element header declares 2.5 GB, which
+    // dicom-rs would reserve before finding the data missing.
+    let name = "fuzz_declared_length_oom.dcm";
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!(
+            "declares 2524142595 bytes in a file of {}",
+            bytes.len()
+        )),
+        "{e}"
+    );
+}

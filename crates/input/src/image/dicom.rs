@@ -9,7 +9,11 @@
 
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
+use dicom_object::meta::FileMetaTable;
+use dicom_parser::dataset::LazyDataToken;
+use dicom_parser::dataset::lazy_read::LazyDataSetReader;
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutOption};
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::{Raster, check_size};
 
@@ -53,7 +57,55 @@ fn grey_levels(values: &[f64], win: Option<(f64, f64)>) -> Vec<u8> {
     }
 }
 
+/// Refuses a file with an element, item or sequence that declares more
+/// bytes than the whole file holds, before dicom-rs reserves memory for it
+/// (found by fuzzing: a 6.6 KB file declaring 2.5 GB). The data set is
+/// walked token by token, values skipped unread. Anything else malformed is
+/// left to dicom-rs, whose error names why.
+fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
+    let total = bytes.len() as u64;
+    let start = if bytes.get(128..132) == Some(b"DICM".as_slice()) {
+        128
+    } else {
+        0
+    };
+    let mut cursor = std::io::Cursor::new(bytes);
+    cursor.set_position(start);
+    let Ok(meta) = FileMetaTable::from_reader(&mut cursor) else {
+        return Ok(());
+    };
+    let Some(ts) = TransferSyntaxRegistry.get(meta.transfer_syntax()) else {
+        return Ok(());
+    };
+    let Ok(mut reader) = LazyDataSetReader::new_with_ts(cursor, ts) else {
+        return Ok(());
+    };
+    while let Some(token) = reader.advance() {
+        let Ok(token) = token else {
+            return Ok(());
+        };
+        let declared = match &token {
+            LazyDataToken::LazyValue { header, .. } => header.len.get(),
+            LazyDataToken::LazyItemValue { len, .. } => Some(*len),
+            LazyDataToken::SequenceStart { len, .. } | LazyDataToken::ItemStart { len } => {
+                len.get()
+            }
+            _ => None,
+        };
+        if let Some(n) = declared.filter(|n| u64::from(*n) > total) {
+            return Err(format!(
+                "an element declares {n} bytes in a file of {total} (malformed)"
+            ));
+        }
+        if token.skip().is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn decode(bytes: &[u8]) -> Result<Raster, String> {
+    check_declared_lengths(bytes)?;
     let obj = dicom_object::OpenFileOptions::new()
         .from_reader(std::io::Cursor::new(bytes))
         .map_err(|e| e.to_string())?;
