@@ -9,35 +9,11 @@
 
 use cryptmed_engine::local::run_local;
 use cryptmed_engine::{EngineConfig, EngineError, Model, Reveal, StepKind};
-use cryptmed_model::{Activation, Network, Node, Op, Tensor, reference};
+use cryptmed_model::{Activation, Network, Op, Tensor, reference};
+
+mod common;
+use common::{Rng, node};
 use cryptmed_ring::kernels::Conv2dGeom;
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[-a, a]`.
-    fn sym(&mut self, a: f64) -> f64 {
-        (2.0 * self.unit() - 1.0) * a
-    }
-}
-
-fn node(name: &str, op: Op, input: usize, shape: Vec<usize>) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: vec![input],
-        shape,
-    }
-}
 
 /// `d`-16-2 MLP whose first layer has, per column, weights of magnitude
 /// `scales[j]` (as folded standardisation gives: tiny for a count in the

@@ -8,7 +8,10 @@
 
 use cryptmed_engine::local::run_local;
 use cryptmed_engine::{EngineConfig, Fidelity, Model, Reveal};
-use cryptmed_model::{Activation, Feature, FeatureSchema, Network, Node, Op, Tensor};
+use cryptmed_model::{Activation, Feature, FeatureSchema, Network, Op, Tensor};
+
+mod common;
+use common::{Rng, node};
 
 /// Columns: (low, high) of the plausible range, and the standardisation's
 /// mean and deviation folded into the graph.
@@ -18,28 +21,6 @@ const COLUMNS: [(f64, f64, f64, f64); 4] = [
     (-1.0, 1.0, 0.0, 0.5),          // already a z-score
     (1.003, 1.027, 1.015, 0.005),   // a specific gravity: near 1, varies in the third decimal
 ];
-
-/// SplitMix64 in `[0, 1)`.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn node(name: &str, op: Op, input: usize, shape: Vec<usize>) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: vec![input],
-        shape,
-    }
-}
 
 /// Standardisation in the graph, then 4-16-2 with a ReLU: the layout of the
 /// committed medical models.

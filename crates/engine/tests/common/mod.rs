@@ -4,7 +4,7 @@
 
 use cryptmed_engine::local::run_local;
 use cryptmed_engine::{EngineConfig, Model, Reveal};
-use cryptmed_model::Network;
+use cryptmed_model::{Network, Node, Op};
 use cryptmed_ring::FixedPoint;
 
 /// How far secure logits may be from the engine's fixed-point reference, in
@@ -121,4 +121,34 @@ pub(crate) fn check_config(net: &Network, config: EngineConfig, inputs: &[Vec<f6
         assert!(model.largest_step_bytes(n) <= dealt);
     }
     assert_eq!(run.setup_bytes, model.setup_bytes());
+}
+
+/// A small deterministic generator (SplitMix64), so test records and
+/// weights are the same on every machine.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[-a, a]`.
+    pub(crate) fn sym(&mut self, a: f64) -> f64 {
+        (2.0 * self.unit() - 1.0) * a
+    }
+}
+
+/// A node with one input.
+pub(crate) fn node(name: &str, op: Op, input: usize, shape: Vec<usize>) -> Node {
+    Node {
+        name: name.into(),
+        op,
+        inputs: vec![input],
+        shape,
+    }
 }
