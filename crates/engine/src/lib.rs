@@ -36,6 +36,7 @@ use cryptmed_model::Network;
 use cryptmed_ring::FixedPoint;
 use serde::{Deserialize, Serialize};
 
+pub use cryptmed_protocols::Speed;
 pub use fidelity::Fidelity;
 pub use plan::{Plan, Step, StepKind};
 pub use report::{LayerReport, Report};
@@ -148,12 +149,23 @@ impl Link {
 impl ComparisonKind {
     /// The backend with the lower predicted session latency of one record
     /// of `model` on `link` ([`Model::predicted_session_latency`]: the
-    /// online phase and the dealer's material, which streams while it
-    /// runs); PPA on a tie (it asks far less of the dealer). On a LAN the
-    /// dealer's keys decide (the bundled model: FSS 0.8 ms online but 495 KB
-    /// of keys, 4 ms at 1 Gbit/s; PPA 3.6 ms in all), over a WAN the rounds.
+    /// online phase with its local work on this machine, and the dealer's
+    /// material); PPA on a tie (it asks far less of the dealer). Over a WAN
+    /// the rounds decide; on a LAN the keys' generation, transfer and
+    /// evaluation do (function secret sharing walks a 2.5 KB key per
+    /// comparison, about a microsecond, where PPA's rounds cost 0.2 ms
+    /// each), so only the smallest networks get FSS there.
     pub fn choose(model: &Model, link: Link) -> ComparisonKind {
-        let latency = |k| model.with_comparison(k).predicted_session_latency(1, link);
+        Self::choose_on(model, link, Speed::measured())
+    }
+
+    /// [`ComparisonKind::choose`] for a machine of the given speed.
+    pub fn choose_on(model: &Model, link: Link, speed: Speed) -> ComparisonKind {
+        let latency = |k| {
+            model
+                .with_comparison(k)
+                .predicted_session_latency_on(1, link, speed)
+        };
         if latency(ComparisonKind::Fss) < latency(ComparisonKind::Ppa) {
             ComparisonKind::Fss
         } else {
@@ -272,16 +284,31 @@ pub struct Model {
     config: EngineConfig,
     plan: std::sync::Arc<Plan>,
     input_limits: Option<Vec<f64>>,
+    /// Dealer bytes of a batch up to which it is received before the online
+    /// phase ([`Model::with_offline_first_limit`]).
+    offline_first_bytes: u64,
     digest: [u8; 32],
 }
+
+/// The default of [`Model::with_offline_first_limit`]: 512 MiB of dealer
+/// bytes per batch (both parties), every benchmark network's batch of 64
+/// under PPA and a record under function secret sharing except minionn-cifar.
+pub const OFFLINE_FIRST_BYTES: u64 = 512 << 20;
 
 /// The digest of [`Model::architecture_digest`]: the plan, the
 /// configuration and the network's public description of its inputs and
 /// outputs (the columns and the preprocessing a record goes through, the
 /// class names).
-fn digest(plan: &Plan, config: &EngineConfig, network: &Network) -> [u8; 32] {
+fn digest(plan: &Plan, config: &EngineConfig, network: &Network, offline_first: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(b"cryptmed plan v3\0");
+    // Both parties must agree on it (one receiving all material first while
+    // the other streams would stall the dealer); the default leaves every
+    // digest as it was.
+    if offline_first != OFFLINE_FIRST_BYTES {
+        h.update(b"offline first\0");
+        h.update(&offline_first.to_le_bytes());
+    }
     h.update(&serde_json::to_vec(plan).unwrap_or_default());
     h.update(&serde_json::to_vec(config).unwrap_or_default());
     h.update(&serde_json::to_vec(&network.schema).unwrap_or_default());
@@ -337,13 +364,14 @@ impl Model {
             };
             limits::check_usable(config.fixed, l, &needed)?;
         }
-        let digest = digest(&plan, &config, &network);
+        let digest = digest(&plan, &config, &network, OFFLINE_FIRST_BYTES);
         Ok(Self {
             network: std::sync::Arc::new(network),
             config,
             digest,
             plan: std::sync::Arc::new(plan),
             input_limits,
+            offline_first_bytes: OFFLINE_FIRST_BYTES,
         })
     }
 
@@ -423,27 +451,79 @@ impl Model {
             ..self.config
         };
         Model {
-            digest: digest(&self.plan, &config, &self.network),
+            digest: digest(&self.plan, &config, &self.network, self.offline_first_bytes),
             config,
             ..self.clone()
         }
     }
 
-    /// Predicted online latency of one batch of `batch` records on `link`
-    /// (rounds and transfer time; local computation not included).
-    pub fn predicted_latency(&self, batch: usize, link: Link) -> std::time::Duration {
-        link.time(&self.predict(batch))
+    /// The same model, receiving a batch's dealer material whole before
+    /// the online phase only up to `bytes` (both parties; above it the
+    /// material streams step by step, bounding memory by the largest step).
+    /// Part of the digest when not [`OFFLINE_FIRST_BYTES`]: both parties
+    /// must use the same limit. The command line always uses the default;
+    /// tests lower it to exercise streaming on small networks.
+    pub fn with_offline_first_limit(&self, bytes: u64) -> Model {
+        Model {
+            digest: digest(&self.plan, &self.config, &self.network, bytes),
+            offline_first_bytes: bytes,
+            ..self.clone()
+        }
     }
 
-    /// The longer of [`Model::predicted_latency`] and the time the dealer's
-    /// material for the batch takes on links like `link` (half of
-    /// [`Model::offline_bytes`] to each party, over its own dealer link): the
-    /// material streams step by step while the online phase runs, so the
-    /// session takes at least both.
+    /// Predicted online latency of one batch of `batch` records on `link`
+    /// on this machine ([`Model::predicted_latency_on`] at
+    /// [`Speed::measured`]).
+    pub fn predicted_latency(&self, batch: usize, link: Link) -> std::time::Duration {
+        self.predicted_latency_on(batch, link, Speed::measured())
+    }
+
+    /// Predicted online latency of one batch of `batch` records on `link`:
+    /// rounds and transfer time ([`Link::time`]), plus the key bytes each
+    /// party evaluates at `speed` (function secret sharing's local work, one
+    /// thread; other local work is not counted).
+    pub fn predicted_latency_on(
+        &self,
+        batch: usize,
+        link: Link,
+        speed: Speed,
+    ) -> std::time::Duration {
+        let t = self.predict(batch);
+        link.time(&t)
+            + std::time::Duration::from_secs_f64(t.key_bytes_evaluated as f64 * speed.eval)
+    }
+
+    /// Predicted wall time of a batch on this machine
+    /// ([`Model::predicted_session_latency_on`] at [`Speed::measured`]).
     pub fn predicted_session_latency(&self, batch: usize, link: Link) -> std::time::Duration {
-        let dealer = 8.0 * self.offline_bytes(batch) as f64 / 2.0 / link.bandwidth;
-        let online = self.predicted_latency(batch, link).as_secs_f64();
-        std::time::Duration::from_secs_f64(online.max(dealer))
+        self.predicted_session_latency_on(batch, link, Speed::measured())
+    }
+
+    /// Predicted wall time of a batch: the online phase
+    /// ([`Model::predicted_latency_on`]) and the dealer's material, which
+    /// takes generating (function secret sharing's keys, at `speed`) and
+    /// sending (half of [`Model::offline_bytes`] to each party, over its
+    /// own dealer link like `link`). A batch whose material is received
+    /// before the online phase (up to 512 MiB) takes both one after the
+    /// other; a larger one streams, and takes the longer of the two.
+    pub fn predicted_session_latency_on(
+        &self,
+        batch: usize,
+        link: Link,
+        speed: Speed,
+    ) -> std::time::Duration {
+        let per_party = self.offline_bytes(batch) as f64 / 2.0;
+        let keygen = match self.config.comparison {
+            ComparisonKind::Fss => per_party * speed.keygen,
+            ComparisonKind::Ppa => 0.0,
+        };
+        let dealer = keygen + 8.0 * per_party / link.bandwidth;
+        let online = self.predicted_latency_on(batch, link, speed).as_secs_f64();
+        std::time::Duration::from_secs_f64(if session::offline_first(self, batch) {
+            dealer + online
+        } else {
+            dealer.max(online)
+        })
     }
 
     /// Predicted communication of one batch of `batch` records (online phase).

@@ -32,10 +32,18 @@ pub struct Report {
     pub offline_bytes: u64,
     /// One-time setup bytes (the masked weights), included in neither figure above.
     pub setup_bytes: u64,
-    /// Wall time of the online phase, seconds.
+    /// Wall time of the online phase, seconds: the walk through the plan,
+    /// from the first online message to the result. When the batch's
+    /// material is received before the walk (the classic offline/online
+    /// split, up to 512 MiB of dealer bytes), this excludes the dealer;
+    /// when it streams (larger batches), waits for it are included.
     pub online_seconds: f64,
-    /// Wall time spent on dealer material, seconds.
+    /// Time spent receiving and preparing dealer material, seconds (on a
+    /// helper thread, so it may overlap the online phase).
     pub offline_seconds: f64,
+    /// Wall time of the whole batch, dealer material included, seconds.
+    #[serde(default)]
+    pub session_seconds: f64,
     /// Per plan step (online).
     pub layers: Vec<LayerReport>,
 }

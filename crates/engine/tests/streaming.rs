@@ -1,4 +1,4 @@
-//! Dealer material streams step by step: a party runs its first steps
+//! Dealer material streams step by step (above the offline-first limit): a party runs its first steps
 //! online before the dealer has sent the material of its last ones, and no
 //! process ever holds more than a few steps' material.
 
@@ -66,8 +66,14 @@ fn the_client_computes_before_the_dealer_has_sent_everything() {
         reveal: Reveal::Logits,
         ..EngineConfig::default()
     };
-    let model = Model::compile(net.clone(), config).unwrap();
-    let public = Model::compile(net.public(), config).unwrap();
+    // Streamed, not received whole before the online phase (which a record
+    // of this size is by default).
+    let model = Model::compile(net.clone(), config)
+        .unwrap()
+        .with_offline_first_limit(0);
+    let public = Model::compile(net.public(), config)
+        .unwrap()
+        .with_offline_first_limit(0);
     assert!(model.plan().steps.len() >= 8);
     let record = zoo::random_inputs(&net, 1, 9).remove(0);
     let t = Duration::from_secs(60);
@@ -121,6 +127,101 @@ fn the_client_computes_before_the_dealer_has_sent_everything() {
     let seen = steps_seen.lock().unwrap();
     let total = model.plan().steps.len() + 1;
     assert_eq!(*seen, (1..=total).map(|d| (d, total)).collect::<Vec<_>>());
+}
+
+/// By default a record this small is received whole before the online
+/// phase: the client's first step starts only once the dealer has sent
+/// everything, and the digest is the default's; a lowered limit is in the
+/// digest, so parties that disagree on it are told at the handshake.
+#[test]
+fn a_small_batch_is_received_before_the_online_phase() {
+    let net = zoo::build("minionn-mnist", 5).unwrap();
+    let config = EngineConfig {
+        reveal: Reveal::Logits,
+        ..EngineConfig::default()
+    };
+    let model = Model::compile(net.clone(), config).unwrap();
+    let public = Model::compile(net.public(), config).unwrap();
+    assert_ne!(
+        model.architecture_digest(),
+        model.with_offline_first_limit(0).architecture_digest()
+    );
+    assert_eq!(
+        model.architecture_digest(),
+        model
+            .with_offline_first_limit(cryptmed_engine::OFFLINE_FIRST_BYTES)
+            .architecture_digest()
+    );
+    let record = zoo::random_inputs(&net, 1, 9).remove(0);
+    let t = Duration::from_secs(60);
+    let (mut dp, mut pd) = memory_pair(t);
+    let (dc, mut cd) = memory_pair(t);
+    let (mut pc, mut cp) = memory_pair(t);
+    // The dealer's link to the client counts its flushes: the session
+    // seed, the batch header with the first unit, then one per unit.
+    let flushes = Arc::new(AtomicUsize::new(0));
+    let mut dc = Counting {
+        inner: dc,
+        flushes: flushes.clone(),
+    };
+    let units = model.plan().steps.len() + 1;
+    let at_first_step = Arc::new(AtomicUsize::new(usize::MAX));
+    std::thread::scope(|s| {
+        let public_d = public.clone();
+        s.spawn(move || {
+            let mut d = DealerSession::new(public_d, &mut dp, &mut dc).unwrap();
+            d.run_batch(1, &mut dp, &mut dc).unwrap();
+        });
+        let model_p = model.clone();
+        s.spawn(move || {
+            let mut p = ProviderSession::new(model_p, &mut pd, &mut pc).unwrap();
+            p.run_batch(1, &mut pd, &mut pc).unwrap();
+        });
+        let mut c = ClientSession::new(public.clone(), &mut cd, &mut cp).unwrap();
+        let (f, first) = (flushes.clone(), at_first_step.clone());
+        c.set_progress(Arc::new(move |p| {
+            if p.done == 1 {
+                first.store(f.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        }));
+        let (preds, report) = c
+            .run_batch(std::slice::from_ref(&record), &mut cd, &mut cp)
+            .unwrap();
+        let want = model.reference_fixed(&record).unwrap();
+        let got = preds[0].logits.as_ref().unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
+        }
+        // The online phase is the walk alone; the session also waited for the dealer.
+        assert!(
+            report.session_seconds >= report.online_seconds,
+            "{report:?}"
+        );
+    });
+    assert_eq!(
+        at_first_step.load(Ordering::SeqCst),
+        1 + units,
+        "the client's first step ran before it had all the dealer's units"
+    );
+}
+
+/// The dealer's link to the client, counting flushes.
+struct Counting<C> {
+    inner: C,
+    flushes: Arc<AtomicUsize>,
+}
+
+impl<C: Channel> Channel for Counting<C> {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        self.inner.send(bytes)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<(), ChannelError> {
+        self.inner.recv(buf)
+    }
+    fn flush(&mut self) -> Result<(), ChannelError> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        self.inner.flush()
+    }
 }
 
 #[test]

@@ -288,57 +288,61 @@ impl<G: Group> Dcf<G> {
         let h = G::payload_blocks(w);
         let step = self.eval_blocks();
         let kb = self.key_bytes();
-        let key = |e: usize| (first + e) / per;
-        let mut s: Vec<u128> = (0..points.len())
-            .map(|e| roots[key(e)] & SEED_MASK)
-            .collect();
+        // Each point's key, found once (not a division per level).
+        let keys: Vec<usize> = (first..first + points.len()).map(|i| i / per).collect();
+        let mut s: Vec<u128> = keys.iter().map(|k| roots[*k] & SEED_MASK).collect();
         let mut t = vec![party == 1; points.len()];
         let mut blocks = vec![0u128; points.len() * step];
         let mut buf = Vec::with_capacity(blocks.len());
         let mut pay = vec![0u64; w];
-        let sign = |x: u64| if party == 1 { G::neg(x) } else { x };
+        let negate = party == 1;
         for level in 0..n {
             let shift = n - 1 - level;
-            for (e, b) in blocks.chunks_mut(step).enumerate() {
-                let side = ((points[e] >> shift) & 1) as usize;
-                b[0] = s[e] ^ FixedAes::tweak(side);
-                for (j, x) in b[1..].iter_mut().enumerate() {
-                    *x = s[e] ^ FixedAes::tweak(2 + side * h + j);
+            for ((b, x), seed) in blocks.chunks_exact_mut(step).zip(points).zip(&s) {
+                let side = ((x >> shift) & 1) as usize;
+                b[0] = seed ^ FixedAes::tweak(side);
+                for (j, y) in b[1..].iter_mut().enumerate() {
+                    *y = seed ^ FixedAes::tweak(2 + side * h + j);
                 }
             }
             aes.hash(&mut blocks, &mut buf);
-            for (e, b) in blocks.chunks(step).enumerate() {
-                let side = ((points[e] >> shift) & 1) as usize;
-                let k = key(e);
-                let at = k * kb + 16 * level;
-                let cw = u128::from_le_bytes(cws[at..at + 16].try_into().unwrap_or([0; 16]));
+            let iter = blocks
+                .chunks_exact(step)
+                .zip(out.chunks_exact_mut(w))
+                .zip(points.iter().zip(&keys))
+                .zip(s.iter_mut().zip(t.iter_mut()));
+            for (((b, o), (x, k)), (seed, tb)) in iter {
+                let side = ((x >> shift) & 1) as u32;
+                let key = &cws[k * kb..(k + 1) * kb];
+                let cw = u128::from_le_bytes(
+                    key[16 * level..16 * level + 16]
+                        .try_into()
+                        .unwrap_or([0; 16]),
+                );
                 G::payload(b[0], &b[1..], &mut pay);
-                let mut child = b[0] & SEED_MASK;
-                let mut tc = b[0] & 1 == 1;
-                let vals = &cws[k * kb + 16 * n..(k + 1) * kb];
-                if t[e] {
-                    child ^= cw & SEED_MASK;
-                    tc ^= (cw >> side) & 1 == 1;
-                    for (j, p) in pay.iter_mut().enumerate() {
-                        *p = G::add(*p, G::read(vals, level * w + j));
+                let on = *tb;
+                let fix = if on { cw } else { 0 };
+                *seed = (b[0] ^ fix) & SEED_MASK;
+                *tb = (b[0] & 1 == 1) ^ ((fix >> side) & 1 == 1);
+                let vals = &key[16 * n..];
+                for (j, (o, p)) in o.iter_mut().zip(&pay).enumerate() {
+                    let mut v = *p;
+                    if on {
+                        v = G::add(v, G::read(vals, level * w + j));
                     }
+                    *o = G::add(*o, if negate { G::neg(v) } else { v });
                 }
-                for (o, p) in out[e * w..(e + 1) * w].iter_mut().zip(&pay) {
-                    *o = G::add(*o, sign(*p));
-                }
-                s[e] = child;
-                t[e] = tc;
             }
         }
         let leaf = self.leaf_payloads(aes, &s, &mut buf);
-        for e in 0..points.len() {
-            let vals = &cws[key(e) * kb + 16 * n..(key(e) + 1) * kb];
-            for j in 0..w {
+        for (e, o) in out.chunks_exact_mut(w).enumerate() {
+            let vals = &cws[keys[e] * kb + 16 * n..(keys[e] + 1) * kb];
+            for (j, o) in o.iter_mut().enumerate() {
                 let mut v = leaf[e * w + j];
                 if t[e] {
                     v = G::add(v, G::read(vals, n * w + j));
                 }
-                out[e * w + j] = G::add(out[e * w + j], sign(v));
+                *o = G::add(*o, if negate { G::neg(v) } else { v });
             }
         }
     }

@@ -46,6 +46,8 @@
 mod dcf;
 pub mod group;
 mod prg;
+mod speed;
 
 pub use dcf::{Dcf, key_bytes};
 pub use group::{Group, Ring, Xor};
+pub use speed::Speed;

@@ -184,8 +184,8 @@ impl Comparison for Fss {
             .collect())
     }
 
-    fn trace(&self, _: usize, _: usize) -> Trace {
-        Trace::default()
+    fn trace(&self, n: usize, thresholds: usize) -> Trace {
+        Trace::evaluating((n * thresholds.max(1) * key_bytes::<Xor>(BITS, 1)) as u64)
     }
 
     fn cost(&self, _: usize, _: usize) -> Cost {
@@ -310,8 +310,9 @@ impl Comparison for Fss {
             .collect()
     }
 
-    fn select_trace(&self, _: usize, _: &Selection) -> Trace {
-        Trace::default()
+    fn select_trace(&self, n: usize, sel: &Selection) -> Trace {
+        let points = n * sel.thresholds.max(1);
+        Trace::evaluating((points * key_bytes::<Ring>(BITS, width(sel))) as u64)
     }
 
     fn select_cost(&self, _: usize, _: &Selection) -> Cost {

@@ -35,6 +35,8 @@ pub mod trunc;
 
 pub use compare::{Comparison, Ppa, Selected, Selection, Selector};
 pub use cost::{Event, Trace};
+/// This machine's measured speed of the function-secret-sharing code (latency predictions).
+pub use cryptmed_fss::Speed;
 pub use ctx::{Ctx, ProtocolError};
 pub use fss::Fss;
 

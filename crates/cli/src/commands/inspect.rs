@@ -46,6 +46,8 @@ struct Backend {
     largest_step_dealer_bytes: u64,
     lan_seconds: f64,
     wan_seconds: f64,
+    lan_session_seconds: f64,
+    wan_session_seconds: f64,
 }
 
 impl Backend {
@@ -58,8 +60,10 @@ impl Backend {
             rounds: t.rounds(),
             dealer_bytes: m.offline_bytes(1),
             largest_step_dealer_bytes: m.largest_step_bytes(1),
-            lan_seconds: Link::LAN.time(&t).as_secs_f64(),
-            wan_seconds: wan.time(&t).as_secs_f64(),
+            lan_seconds: m.predicted_latency(1, Link::LAN).as_secs_f64(),
+            wan_seconds: m.predicted_latency(1, wan).as_secs_f64(),
+            lan_session_seconds: m.predicted_session_latency(1, Link::LAN).as_secs_f64(),
+            wan_session_seconds: m.predicted_session_latency(1, wan).as_secs_f64(),
         }
     }
 }
@@ -268,26 +272,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 /// Both comparison backends side by side, one record.
 fn print_backends(backends: &[Backend], wan: Link) {
     println!(
-        "\ncomparison backends (one record; LAN {} ms / {} Gbit/s, WAN {} ms / {} Mbit/s; latency = rounds x RTT + bytes of the busier direction / rate):",
+        "\ncomparison backends (one record; LAN {} ms / {} Gbit/s, WAN {} ms / {} Mbit/s; online = rounds x RTT + bytes of the busier direction / rate + key bytes evaluated at this machine's measured speed; session = online and the dealer's material, generated and sent):",
         Link::LAN.rtt * 1e3,
         Link::LAN.bandwidth / 1e9,
         wan.rtt * 1e3,
         wan.bandwidth / 1e6
     );
     println!(
-        "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10} {:>10}",
-        "backend", "online B", "rounds", "dealer B", "largest step B", "LAN s", "WAN s"
+        "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10} {:>10} {:>12} {:>12}",
+        "backend",
+        "online B",
+        "rounds",
+        "dealer B",
+        "largest step B",
+        "LAN s",
+        "WAN s",
+        "LAN sess. s",
+        "WAN sess. s"
     );
     for b in backends {
         println!(
-            "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10.4} {:>10.3}",
+            "  {:<8} {:>14} {:>7} {:>16} {:>18} {:>10.4} {:>10.3} {:>12.4} {:>12.3}",
             b.comparison,
             b.online_bytes,
             b.rounds,
             b.dealer_bytes,
             b.largest_step_dealer_bytes,
             b.lan_seconds,
-            b.wan_seconds
+            b.wan_seconds,
+            b.lan_session_seconds,
+            b.wan_session_seconds
         );
     }
 }

@@ -18,6 +18,7 @@ use crate::plan::encode_weights;
 use crate::{ComparisonKind, EngineError, Model, Prediction, Progress, Report, limits};
 pub(crate) use online::binary_pair;
 use online::{Encoded, Party};
+pub(crate) use stream::offline_first;
 use stream::{Source, with_feed};
 
 /// The engine's one dispatch point from [`ComparisonKind`] to a
@@ -217,9 +218,11 @@ impl DealerSession {
         let sent = with_comparison!(model.config.comparison, cmp => {
             stream::deal_batch(cmp, model, dealer, masks, batch, [to_provider, to_client])
         })?;
+        let seconds = t0.elapsed().as_secs_f64();
         Ok(Report {
             offline_bytes: sent,
-            offline_seconds: t0.elapsed().as_secs_f64(),
+            offline_seconds: seconds,
+            session_seconds: seconds,
             ..Report::default()
         })
     }
@@ -332,8 +335,9 @@ fn report<C: Channel>(
         online_rounds: s.rounds,
         offline_bytes: fed.bytes,
         setup_bytes,
-        online_seconds: t0.elapsed().as_secs_f64(),
+        online_seconds: fed.walk_seconds,
         offline_seconds: fed.seconds,
+        session_seconds: t0.elapsed().as_secs_f64(),
         layers,
     }
 }

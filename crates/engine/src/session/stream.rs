@@ -2,17 +2,27 @@
 //! chunk per unit (plan step, then the output step), in plan order.
 //!
 //! The dealer produces, sends and forgets a unit's material before it
-//! starts the next; a party pulls the chunks on a helper thread at most
-//! [`AHEAD`] units ahead of its online walk (TCP back-pressure, or the
-//! bounded in-memory channel, stops the dealer when a party falls behind).
-//! So every process holds the material of a few units, never the
-//! network's: memory is set by the largest layer. No deadline grows with
-//! the model: each read waits at most the link's timeout since its last byte.
+//! starts the next; a party pulls the chunks on a helper thread. Two modes,
+//! which both parties pick alike from the model and the batch size:
+//! - **Offline first** (the batch's material, both parties, at most
+//!   [`Model::with_offline_first_limit`], 512 MiB by default): a party receives all of it before its online walk
+//!   starts, the classic offline/online split. The online phase then never
+//!   waits on the dealer, so its time is the protocols' own (function
+//!   secret sharing's keys are megabytes that would otherwise stall it).
+//! - **Streamed** (larger batches, the imaging networks): the helper thread
+//!   runs at most [`AHEAD`] units ahead of the walk (TCP back-pressure, or
+//!   the bounded in-memory channel, stops the dealer when a party falls
+//!   behind), so every process holds the material of a few units, never the
+//!   network's: memory is set by the largest layer.
+//!
+//! No deadline grows with the model: each read waits at most the link's
+//! timeout since its last byte.
 //!
 //! Wire, dealer -> each party, per batch: plan digest (32 bytes) and batch
 //! size (u64 LE); then per unit a length (u64 LE) and that many bytes (the
 //! party's [`Dealer::take`](cryptmed_prep::Dealer::take) for the unit).
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
@@ -26,7 +36,8 @@ use super::steps::{self, Material, Unit};
 use super::{chan, mismatch};
 use crate::{EngineError, Model};
 
-/// Units a party's helper thread may take ahead of its online walk.
+/// Units a party's helper thread may take ahead of its online walk when
+/// the material streams.
 pub(crate) const AHEAD: usize = 1;
 
 /// Bytes of the batch header.
@@ -112,27 +123,56 @@ pub(crate) fn recv_header(
     Ok(())
 }
 
-/// What a party's material feed cost: bytes from the dealer and time spent
-/// receiving and preparing material (on the helper thread).
+/// What a party's material feed cost: bytes from the dealer, time spent
+/// receiving and preparing material (on the helper thread), and the wall
+/// time of the online walk alone.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct FeedStats {
     pub(crate) bytes: u64,
     pub(crate) seconds: f64,
+    pub(crate) walk_seconds: f64,
+}
+
+/// Whether a batch's material is received whole before the online walk
+/// (see the module docs); both parties decide alike.
+pub(crate) fn offline_first(model: &Model, batch: usize) -> bool {
+    model.offline_bytes(batch) <= model.offline_first_bytes
 }
 
 /// The online walk's source of material: the next unit's, in plan order.
 pub(crate) struct Feed<C: Comparison> {
+    /// Units already received (offline first).
+    ready: VecDeque<Result<Material<C>, EngineError>>,
     rx: Receiver<Result<Material<C>, EngineError>>,
 }
 
 impl<C: Comparison> Feed<C> {
     /// The next unit's material (or the error that stopped the feed).
     pub(crate) fn next(&mut self) -> Result<Material<C>, EngineError> {
+        if let Some(m) = self.ready.pop_front() {
+            return m;
+        }
         self.rx.recv().unwrap_or_else(|_| {
             Err(mismatch(
                 "the dealer material ended before the plan did".to_string(),
             ))
         })
+    }
+
+    /// Receives every unit (or up to the first failure) before the walk.
+    fn fill(&mut self, units: usize) {
+        while self.ready.len() < units {
+            match self.rx.recv() {
+                Ok(m) => {
+                    let failed = m.is_err();
+                    self.ready.push_back(m);
+                    if failed {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -146,8 +186,9 @@ pub(crate) struct Source<'a> {
 }
 
 /// Runs `walk` with a [`Feed`] of this party's material for one batch,
-/// pulled from `dealer` on a helper thread; returns `walk`'s result and
-/// what the feed cost. Reads the batch header first.
+/// pulled from `dealer` on a helper thread (all of it first when
+/// [`offline_first`]); returns `walk`'s result and what the feed cost.
+/// Reads the batch header first.
 pub(crate) fn with_feed<C, R>(
     cmp: &C,
     src: Source<'_>,
@@ -160,17 +201,30 @@ where
     let t0 = Instant::now();
     recv_header(src.model, dealer, src.batch)?;
     let header_seconds = t0.elapsed().as_secs_f64();
-    let (tx, rx) = sync_channel(AHEAD);
+    let units = steps::unit_count(src.model);
+    let whole = offline_first(src.model, src.batch);
+    let (tx, rx) = sync_channel(if whole { units } else { AHEAD });
     std::thread::scope(|s| {
         let producer = s.spawn(move || produce(cmp, src, dealer, tx));
+        let mut feed = Feed {
+            ready: VecDeque::new(),
+            rx,
+        };
+        if whole {
+            feed.fill(units);
+        }
         // A failed feed hands its error to the walk, which returns it.
-        let walked = walk(&mut Feed { rx });
+        let started = Instant::now();
+        let walked = walk(&mut feed);
+        let walk_seconds = started.elapsed().as_secs_f64();
+        drop(feed);
         // The receiver is gone: a producer blocked on a full queue stops now.
         let mut stats = producer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         stats.seconds += header_seconds;
         stats.bytes += HEADER_BYTES;
+        stats.walk_seconds = walk_seconds;
         Ok((walked?, stats))
     })
 }
