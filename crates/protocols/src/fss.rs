@@ -24,7 +24,10 @@
 //! whose payload carries every term its pieces use, evaluated at every
 //! breakpoint.
 //!
-//! **Cost.** Online: nothing beyond the opening (0 bytes, 0 rounds here).
+//! **Cost.** Online: nothing beyond the opening (0 bytes, 0 rounds here);
+//! the traces count the key bytes each party evaluates
+//! ([`Trace::key_bytes_evaluated`], key size times points), the local work
+//! latency predictions weigh at the machine's measured speed.
 //! Dealer, for `n` values ([`offline_bytes`](crate::Comparison::offline_bytes),
 //! [`select_offline_bytes`](crate::Comparison::select_offline_bytes)): the
 //! keys' correction words to *both* parties (`2 n K` with

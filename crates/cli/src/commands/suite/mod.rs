@@ -94,7 +94,11 @@ pub(crate) struct Row {
     pub(crate) online_seconds_min: f64,
     /// Slowest batch, seconds.
     pub(crate) online_seconds_max: f64,
-    /// Records per second of online time.
+    /// Median wall time of a batch, dealer material included, seconds
+    /// (0 in results recorded before it was measured).
+    #[serde(default)]
+    pub(crate) session_seconds_median: f64,
+    /// Records per second of session time (dealer material included).
     pub(crate) records_per_second: f64,
     /// Plaintext (f64) accuracy on the labelled records, when there are labels.
     pub(crate) plaintext_accuracy: Option<f64>,
@@ -466,6 +470,7 @@ fn row(name: &str, profile: &str, batch: usize, case: &Case, run: &Run, bound: (
     let per_record = |v: u64| v / records.max(1) as u64;
     let sum = |f: fn(&Report) -> u64| run.reports.iter().map(f).sum::<u64>();
     let times: Vec<f64> = run.reports.iter().map(|r| r.online_seconds).collect();
+    let sessions: Vec<f64> = run.reports.iter().map(|r| r.session_seconds).collect();
     let first = &run.reports[0];
     Row {
         network: name.into(),
@@ -485,7 +490,8 @@ fn row(name: &str, profile: &str, batch: usize, case: &Case, run: &Run, bound: (
         online_seconds_median: median(times.clone()),
         online_seconds_min: times.iter().copied().fold(f64::INFINITY, f64::min),
         online_seconds_max: times.iter().copied().fold(0.0, f64::max),
-        records_per_second: records as f64 / times.iter().sum::<f64>().max(1e-9),
+        session_seconds_median: median(sessions.clone()),
+        records_per_second: records as f64 / sessions.iter().sum::<f64>().max(1e-9),
         plaintext_accuracy: None,
         secure_accuracy: None,
         accuracy_records: 0,

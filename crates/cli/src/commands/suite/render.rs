@@ -176,6 +176,7 @@ fn render(all: &[Row], markdown: bool) -> String {
             "dealer time",
             "setup (once)",
             "latency median (min-max)",
+            "session median",
             "rec/s b1",
             "rec/s b16",
             "rec/s b64",
@@ -215,6 +216,7 @@ fn render(all: &[Row], markdown: bool) -> String {
                     ms(r.online_seconds_min),
                     ms(r.online_seconds_max)
                 ),
+                ms(r.session_seconds_median),
                 tp(BATCHES[0]),
                 tp(BATCHES[1]),
                 tp(BATCHES[2]),
