@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cryptmed_channel::ChannelError;
-use cryptmed_engine::{ClientSession, Prediction, ProgressFn, Report, Reveal};
+use cryptmed_engine::{ClientSession, ComparisonKind, Prediction, ProgressFn, Report, Reveal};
 use cryptmed_model::Network;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
@@ -49,6 +49,12 @@ pub struct SessionInfo {
     pub network: Network,
     /// The architecture digest (hex) both parties checked.
     pub digest: String,
+    /// The session's comparison backend (the provider's choice, in the digest).
+    pub comparison: ComparisonKind,
+    /// The digest the model would have under PPA (hex): names the model and
+    /// its policy whatever backend a session runs (both compute the same
+    /// diagnosis), so results resumed under another backend stay one run.
+    pub fingerprint: String,
 }
 
 /// The costs of one batch as the client learns them: its engine report and
@@ -267,8 +273,21 @@ fn run(
         "provider",
         "hello",
     )?;
-    let info = expect(&mut link, lim.max_frame, "provider", "model info")
-        .map_err(|e| tls_refusal(e, "provider", &setup.server))?;
+    // A provider that picks the comparison per session first measures the
+    // round trip: answer each ping at once.
+    let info = loop {
+        let frame = expect(&mut link, lim.max_frame, "provider", "model info")
+            .map_err(|e| tls_refusal(e, "provider", &setup.server))?;
+        match frame {
+            Frame::Ping { nonce } => send(
+                &mut link,
+                &Frame::Pong { nonce },
+                "provider",
+                "round-trip probe",
+            )?,
+            other => break other,
+        }
+    };
     let Frame::ModelInfo {
         version,
         session,
@@ -324,6 +343,10 @@ fn run(
             class_names: class_names.clone(),
             network,
             digest: ours.clone(),
+            comparison: config.comparison,
+            fingerprint: hex(&model
+                .with_comparison(ComparisonKind::Ppa)
+                .architecture_digest()),
         };
         let records = records(&info)?;
         Ok((model, info, records, ours))

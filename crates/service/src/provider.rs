@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use cryptmed_channel::Counted;
-use cryptmed_engine::{Model, ProviderSession};
+use cryptmed_engine::{ComparisonKind, Link as EngineLink, Model, ProviderSession};
 use cryptmed_model::Network;
 use tracing::{debug, info, warn};
 
@@ -31,7 +31,30 @@ pub struct ProviderSetup {
     pub security: Security,
     /// Session limits.
     pub limits: Limits,
+    /// How each session's comparison backend is picked.
+    pub backend: Backend,
 }
+
+/// How the provider picks a session's comparison backend.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Backend {
+    /// The compiled model's own, for every session.
+    #[default]
+    Fixed,
+    /// Per session, the one with the lower predicted latency
+    /// ([`ComparisonKind::choose`]) on the client's link: its round trip
+    /// measured at the session's start (the fastest of [`PROBES`] pings,
+    /// before the model info) and its bandwidth as given, in bits per
+    /// second (a measurement within a session's first round trips would see
+    /// TCP's slow start, not the link).
+    PerSession {
+        /// The link's bandwidth, bits per second.
+        bandwidth: f64,
+    },
+}
+
+/// Pings of a [`Backend::PerSession`] round-trip measurement.
+pub const PROBES: usize = 3;
 
 /// Never prints weights: the model's own `Debug` shows shapes only, the
 /// public network is shown by name.
@@ -43,6 +66,7 @@ impl std::fmt::Debug for ProviderSetup {
             .field("dealer", &self.dealer)
             .field("security", &self.security)
             .field("limits", &self.limits)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -243,6 +267,21 @@ fn run(
     tracing::Span::current().record("tag", tag.as_str());
     entry.session = Some(tag);
     info!(policy = config.reveal.name(), "session started");
+    let model = match setup.backend {
+        Backend::Fixed => setup.model.clone(),
+        Backend::PerSession { bandwidth } => {
+            let rtt = measure_rtt(link, lim.max_frame)?;
+            let kind = ComparisonKind::choose(&setup.model, EngineLink { rtt, bandwidth });
+            info!(
+                rtt_ms = rtt * 1e3,
+                mbit = bandwidth / 1e6,
+                comparison = kind.name(),
+                "comparison chosen for this client's link"
+            );
+            setup.model.with_comparison(kind)
+        }
+    };
+    let config = model.config();
 
     // Reach our dealer before answering, so the client learns at once if we
     // cannot, and learn its certificate for the model info. The join waits
@@ -252,7 +291,7 @@ fn run(
     let dealer_fp = tls::connect(&setup.dealer, Role::Dealer, &setup.security, lim.timeouts)?
         .peer
         .fingerprint;
-    let digest = hex(&setup.model.architecture_digest());
+    let digest = hex(&model.architecture_digest());
     let network =
         serde_json::to_value(&setup.public).map_err(|e| ServiceError::Config(e.to_string()))?;
     let config_json =
@@ -319,7 +358,7 @@ fn run(
     send(link, &Frame::Ready, "client", "pairing")?;
     *framed = false;
     debug!("paired");
-    let mut party = ProviderSession::new(setup.model.clone(), &mut dealer, link)?;
+    let mut party = ProviderSession::new(model, &mut dealer, link)?;
     debug!(bytes = party.setup_bytes(), "setup sent");
     let mut served = 0u64;
     loop {
@@ -344,4 +383,27 @@ fn run(
             other => return Err(unexpected("client", "batch", "batch or done", &other)),
         }
     }
+}
+
+/// The client link's round trip, seconds: the fastest of [`PROBES`] pings,
+/// each answered by a pong with its nonce.
+fn measure_rtt(link: &mut Counter, max_frame: usize) -> Result<f64, ServiceError> {
+    let mut best = f64::INFINITY;
+    for nonce in 0..PROBES as u64 {
+        let t = Instant::now();
+        send(link, &Frame::Ping { nonce }, "client", "round-trip probe")?;
+        match expect(link, max_frame, "client", "round-trip probe")? {
+            Frame::Pong { nonce: n } if n == nonce => {}
+            other => {
+                return Err(unexpected(
+                    "client",
+                    "round-trip probe",
+                    "pong with the ping's nonce",
+                    &other,
+                ));
+            }
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
 }

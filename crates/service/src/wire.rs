@@ -11,7 +11,7 @@ use cryptmed_channel::{Channel, ChannelError};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; peers with a different one are refused at the handshake.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Default largest control frame (the public architecture is the largest).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -26,6 +26,18 @@ pub enum Frame {
         version: u32,
         /// The output policy the client insists on, if any.
         reveal: Option<String>,
+    },
+    /// Provider -> client, after the hello and before the model info, when
+    /// the provider picks the comparison backend per session: a round-trip
+    /// probe the client answers at once with [`Frame::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Client -> provider: the answer to a [`Frame::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
     },
     /// Provider -> client: the public architecture and the session's parameters.
     ModelInfo {
@@ -115,6 +127,8 @@ impl Frame {
     pub fn name(&self) -> &'static str {
         match self {
             Frame::Hello { .. } => "hello",
+            Frame::Ping { .. } => "ping",
+            Frame::Pong { .. } => "pong",
             Frame::ModelInfo { .. } => "model_info",
             Frame::Accept { .. } => "accept",
             Frame::Join { .. } => "join",
@@ -212,6 +226,8 @@ mod tests {
                 version: VERSION,
                 reveal: Some("label".into()),
             },
+            Frame::Ping { nonce: 5 },
+            Frame::Pong { nonce: u64::MAX },
             Frame::ModelInfo {
                 version: 1,
                 session: "ab".into(),

@@ -191,6 +191,7 @@ fn the_audit_trail_has_one_line_per_session_and_no_record_share_weight_or_result
         dealer: dealer_addr.clone(),
         security: security(&certs, "provider", true),
         limits: limits(),
+        backend: provider::Backend::Fixed,
     });
     let (l, provider_addr) = listener();
     let (audit, st) = (

@@ -14,7 +14,7 @@ use cryptmed_engine::fidelity::softmax;
 use cryptmed_engine::{Fidelity, Prediction, Reveal};
 use cryptmed_model::reference;
 use cryptmed_service::client::{ClientSetup, diagnose_with_progress};
-use cryptmed_service::provider::ProviderSetup;
+use cryptmed_service::provider::{Backend, ProviderSetup};
 use cryptmed_service::tls::{CertSet, Identity, RoleNames, generate_certs};
 use cryptmed_service::{Limits, Security};
 use serde::Serialize;
@@ -156,6 +156,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         dealer: dealer_addr.clone(),
         security: security(&certs, "provider")?,
         limits,
+        backend: Backend::Fixed,
     });
     let st = stop.clone();
     std::thread::spawn(move || cryptmed_service::provider::serve(pl, setup, st));

@@ -125,7 +125,7 @@ impl Client<'_> {
             .map_err(|e| input(e.to_string()))?;
         let run = Run {
             input: fitted.records.fingerprint(),
-            model: info.digest.clone(),
+            model: info.fingerprint.clone(),
             reveal: info.reveal.name().into(),
             allow_implausible: self.args.records.allow_implausible,
         };

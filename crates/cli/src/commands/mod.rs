@@ -344,7 +344,8 @@ pub(crate) struct SmoothArgs {
     pub(crate) method: SmoothArg,
     /// Secure comparison (ReLU, pooling, argmax, Clip, smooth pieces): ppa (several rounds each,
     /// little dealer material), fss (one round each, kilobytes of dealer keys per comparison) or
-    /// auto (the lower predicted latency on the link given by --rtt and --bandwidth).
+    /// auto (the lower predicted latency on the link given by --rtt and --bandwidth; serve
+    /// measures each client's round trip and picks per session).
     #[arg(long, value_enum, default_value_t = ComparisonArg::Ppa)]
     pub(crate) comparison: ComparisonArg,
     #[command(flatten)]
@@ -355,7 +356,8 @@ pub(crate) struct SmoothArgs {
 /// prediction assume (as measured by, e.g., `ping` and `iperf3`).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct LinkArgs {
-    /// Round-trip time between provider and client, milliseconds.
+    /// Round-trip time between provider and client, milliseconds (`serve --comparison auto`
+    /// measures each client's instead, with three pings at the session's start).
     #[arg(long = "rtt", value_name = "MS", default_value_t = 40.0)]
     pub(crate) rtt_ms: f64,
     /// Bandwidth between provider and client, Mbit/s.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use cryptmed_service::provider::ProviderSetup;
+use cryptmed_service::provider::{Backend, ProviderSetup};
 
 use super::{NetArgs, RevealArg, ServerArgs};
 
@@ -56,7 +56,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --model"),
     };
     args.schema.apply(&mut net)?;
-    let model = super::compile(net.clone(), args.reveal.into(), &args.smooth)?;
+    // `auto` is decided per client, on its measured round trip.
+    let (smooth, backend) = match args.smooth.comparison {
+        super::ComparisonArg::Auto => (
+            super::SmoothArgs {
+                comparison: super::ComparisonArg::Ppa,
+                ..args.smooth
+            },
+            Backend::PerSession {
+                bandwidth: args.smooth.link.link()?.bandwidth,
+            },
+        ),
+        _ => (args.smooth, Backend::Fixed),
+    };
+    let model = super::compile(net.clone(), args.reveal.into(), &smooth)?;
     let limits = args.net.server_limits(&args.server)?;
     let security = args.net.server_security(&args.server)?;
     let audit = args.server.audit()?;
@@ -80,6 +93,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         dealer: args.dealer,
         security,
         limits,
+        backend,
     });
     let stop = Arc::new(AtomicBool::new(false));
     cryptmed_service::provider::serve_audited(listener, setup, audit, stop)?;

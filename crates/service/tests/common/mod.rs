@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cryptmed_engine::{EngineConfig, Model, Prediction, Reveal};
 use cryptmed_model::{Network, reference};
 use cryptmed_service::client::{BatchReport, ClientSetup, diagnose};
-use cryptmed_service::provider::ProviderSetup;
+use cryptmed_service::provider::{Backend, ProviderSetup};
 use cryptmed_service::tls::{CertSet, Identity, RoleNames, generate_certs};
 use cryptmed_service::wire::{self, Frame, VERSION};
 use cryptmed_service::{Limits, Link, Role, Security, ServiceError, Timeouts, dealer, provider};
@@ -200,6 +200,27 @@ pub fn start_provider(
     limits: Limits,
     stop: &Stop,
 ) -> String {
+    start_provider_with(
+        net,
+        reveal,
+        dealer_addr,
+        security,
+        limits,
+        stop,
+        Backend::Fixed,
+    )
+}
+
+/// [`start_provider`] with a choice of how sessions pick their comparison backend.
+pub fn start_provider_with(
+    net: &Network,
+    reveal: Reveal,
+    dealer_addr: &str,
+    security: Security,
+    limits: Limits,
+    stop: &Stop,
+    backend: Backend,
+) -> String {
     let model = Model::compile(
         net.clone(),
         EngineConfig {
@@ -214,6 +235,7 @@ pub fn start_provider(
         dealer: dealer_addr.into(),
         security,
         limits,
+        backend,
     });
     let (l, addr) = listener();
     let st = stop.0.clone();
