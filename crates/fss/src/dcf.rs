@@ -15,7 +15,7 @@ use crate::prg::{FixedAes, SEED_MASK};
 /// Keys generated per chunk (each chunk is walked level by level).
 const GEN_CHUNK: usize = 256;
 /// Evaluations per chunk.
-const EVAL_CHUNK: usize = 1024;
+const EVAL_CHUNK: usize = 128;
 /// Work items below which a batch stays on one thread.
 const PARALLEL_MIN: usize = 4096;
 
