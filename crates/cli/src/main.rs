@@ -41,7 +41,28 @@ enum Command {
     Approx(commands::approx::Args),
 }
 
+/// Output piped into a reader that stops early (`cryptmed inspect M | head`)
+/// ends the process quietly, with the status a shell reports for a process
+/// killed by SIGPIPE (128 + 13), as Unix tools do; `print!` would otherwise
+/// panic. SIGPIPE itself stays ignored, so a peer closing a TLS link is an
+/// error the session reports, never the death of a server.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("os error 32") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     commands::init_logging(cli.verbose);
     let result = match cli.command {

@@ -304,3 +304,23 @@ fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
         .collect();
     assert_eq!(records, (0..400).collect::<Vec<_>>());
 }
+
+/// Output piped into a reader that has gone (as `| head` leaves it): the
+/// command ends quietly with status 141 (SIGPIPE's, as Unix tools report
+/// it), no panic.
+#[test]
+fn a_reader_that_has_gone_ends_the_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cryptmed"))
+        .args(["inspect", MODEL])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has loaded its model, let alone printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
