@@ -2,7 +2,8 @@
 # Measures both comparison backends side by side (issue 12): every benchmark
 # network on LAN and WAN (40 ms, 100 Mbit/s between provider and client),
 # batch 1 for latency and batches of 16 and 64 for throughput, then writes
-# results/comparison.json and results/latency-lan-wan-backends.svg.
+# results/comparison.json, results/latency-lan-wan-backends.svg and
+# results/backends-bytes.svg (online and dealer bytes per record).
 #
 #   scripts/compare_backends.sh                 # run (about 20 minutes), then render
 #   scripts/compare_backends.sh --render-only   # re-render from results/comparison.json
@@ -42,4 +43,5 @@ PY
 fi
 "$bin" bench --from results/comparison.json --plot "$work/plots" > /dev/null
 cp "$work/plots/latency-lan-wan.svg" results/latency-lan-wan-backends.svg
+cp "$work/plots/backends-bytes.svg" results/backends-bytes.svg
 "$bin" bench --from results/comparison.json --markdown

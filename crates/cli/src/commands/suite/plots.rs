@@ -237,5 +237,27 @@ pub(crate) fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<Vec<String>> {
             })
             .collect(),
     )?;
+    // Both backends side by side, when a run measured both.
+    let backends = |r: &&&Row| {
+        lan_all
+            .iter()
+            .any(|o| o.network == r.network && o.comparison != r.comparison)
+    };
+    chart(
+        "backends-bytes.svg".into(),
+        "per record, batch 1: online bytes and dealer bytes (to the client), PPA and FSS",
+        "bytes",
+        &["online", "dealer"],
+        lan_all
+            .iter()
+            .filter(backends)
+            .map(|r| {
+                (
+                    format!("{} ({})", r.network, r.comparison),
+                    vec![r.online_bytes as f64, r.offline_bytes as f64],
+                )
+            })
+            .collect(),
+    )?;
     Ok(files)
 }
