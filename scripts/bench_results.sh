@@ -20,8 +20,11 @@ if [ "${1:-}" != "--render-only" ]; then
   fi
   "$bin" "${args[@]}" > results/bench.txt
 fi
-rm -f results/*.svg
-"$bin" bench --from results/bench.json --plot results > /dev/null
+# The suite's charts (not scripts/compare_backends.sh's, which live beside them).
+plots=$(mktemp -d)
+trap 'rm -rf "$plots"' EXIT
+"$bin" bench --from results/bench.json --plot "$plots" > /dev/null
+cp "$plots"/*.svg results/
 table=$("$bin" bench --from results/bench.json --markdown)
 
 python3 - "$table" <<'EOF'

@@ -216,7 +216,12 @@ fn render(all: &[Row], markdown: bool) -> String {
                     ms(r.online_seconds_min),
                     ms(r.online_seconds_max)
                 ),
-                ms(r.session_seconds_median),
+                // Results recorded before the session time was measured have none.
+                if r.session_seconds_median > 0.0 {
+                    ms(r.session_seconds_median)
+                } else {
+                    "—".into()
+                },
                 tp(BATCHES[0]),
                 tp(BATCHES[1]),
                 tp(BATCHES[2]),
