@@ -464,6 +464,10 @@ fn eval_and_demo_read_columns_by_name_and_check_plausibility() {
     );
     let v = json(&eval(&odd, &["--allow-implausible"]));
     assert_eq!(v["implausible_values"], 1);
+    // Only the records `--limit` keeps are checked: record 1 is beyond one.
+    let v = json(&eval(&odd, &["--limit", "1"]));
+    assert_eq!(v["records"], 1, "{v}");
+    assert_eq!(v["implausible_values"].as_u64().unwrap_or(0), 0, "{v}");
 
     // demo: the labelled split with swapped columns gives the diagnoses of
     // the split in order (its labels skipped), and the plaintext model's.

@@ -148,6 +148,16 @@ pub struct Records {
 }
 
 impl Records {
+    /// Keeps the first `n` records (and their labels and places), dropping the rest.
+    pub fn keep_first(&mut self, n: usize) {
+        self.records.truncate(n);
+        if let Some(l) = &mut self.labels {
+            l.truncate(n);
+        }
+        self.lines.truncate(n);
+        self.sources.truncate(n);
+    }
+
     /// Where record `record` is in its file.
     pub fn place(&self, record: usize) -> Place {
         Place {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use cryptmed_engine::Fidelity;
 use cryptmed_engine::local::run_local;
-use cryptmed_input::InputError;
+use cryptmed_input::{InputError, Target};
 use cryptmed_model::{Network, reference};
 use serde::Serialize;
 
@@ -95,10 +95,16 @@ fn subset(data: &str) -> (String, &'static str) {
 /// with the record flags `ra`; returns the file read (for messages) and the
 /// records. A named set falls back to its committed subset in `testdata/`
 /// when `data/` is not prepared, and says so on standard error.
-fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String, Fitted)> {
+/// Only the first `first` records are kept and checked (`--limit`).
+fn dataset(
+    data: &str,
+    net: &Network,
+    ra: &RecordArgs,
+    first: usize,
+) -> anyhow::Result<(String, Fitted)> {
     let path = Path::new(data);
     if path.is_file() || path.is_dir() {
-        return Ok((data.into(), ra.load(path, net, true)?));
+        return Ok((data.into(), ra.load_first(path, net, true, first)?));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bases = [PathBuf::from("."), root];
@@ -106,7 +112,10 @@ fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String
         let dir = base.join("data").join(data);
         if dir.join("test.csv").is_file() {
             let p = dir.join("test.csv");
-            return Ok((p.display().to_string(), ra.load(&p, net, true)?));
+            return Ok((
+                p.display().to_string(),
+                ra.load_first(&p, net, true, first)?,
+            ));
         }
         for (img, lab) in [
             ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
@@ -114,22 +123,25 @@ fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String
         ] {
             if dir.join(img).is_file() {
                 let (img, lab) = (dir.join(img), dir.join(lab));
-                let mut r = ra.load(&img, net, false)?;
+                let source = ra.read(&img, false)?;
+                let mut records = source.records(&Target::of(net))?;
                 let labels = cryptmed_input::load_labels(&lab)?;
-                if labels.len() != r.records.records.len() {
+                if labels.len() != records.records.len() {
                     return Err(InputError::Format {
                         file: lab.display().to_string(),
                         reason: format!(
                             "{} labels for the {} records of {}: refusing to pair them",
                             labels.len(),
-                            r.records.records.len(),
+                            records.records.len(),
                             img.display()
                         ),
                     }
                     .into());
                 }
-                r.records.labels = Some(labels);
-                return Ok((img.display().to_string(), r));
+                records.labels = Some(labels);
+                records.keep_first(first);
+                let file = img.display().to_string();
+                return Ok((file.clone(), ra.plausible(&file, records, net)?));
             }
         }
     }
@@ -141,7 +153,10 @@ fn dataset(data: &str, net: &Network, ra: &RecordArgs) -> anyhow::Result<(String
                 "note: data/{data} is not prepared (python3 scripts/prepare_data.py {data}); \
                  using the committed testdata/{name} ({what})"
             );
-            return Ok((sub.display().to_string(), ra.load(&sub, net, true)?));
+            return Ok((
+                sub.display().to_string(),
+                ra.load_first(&sub, net, true, first)?,
+            ));
         }
     }
     bail!(
@@ -156,7 +171,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut net = super::load_network(&args.model)?;
     args.schema.apply(&mut net)?;
-    let (file, fitted) = dataset(&args.data, &net, &args.records)?;
+    let first = args.limit.unwrap_or(usize::MAX);
+    let (file, fitted) = dataset(&args.data, &net, &args.records, first)?;
     let implausible = fitted.implausible.len();
     let mut set = fitted.records;
     let labels = set

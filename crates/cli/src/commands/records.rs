@@ -85,6 +85,21 @@ impl RecordArgs {
         self.fit(&self.read(path, labelled)?, net)
     }
 
+    /// [`RecordArgs::load`] of only the first `first` records: the ones
+    /// after them are neither checked nor kept (`eval --limit`).
+    pub(crate) fn load_first(
+        &self,
+        path: &Path,
+        net: &Network,
+        labelled: bool,
+        first: usize,
+    ) -> Result<Fitted, InputError> {
+        let source = self.read(path, labelled)?;
+        let mut records = source.records(&Target::of(net))?;
+        records.keep_first(first);
+        self.plausible(source.file(), records, net)
+    }
+
     /// CSV text (`file` names it in messages) fitted to `net`, as
     /// [`RecordArgs::load`] fits a CSV file.
     pub(crate) fn load_csv(
@@ -102,7 +117,12 @@ impl RecordArgs {
     }
 
     /// Checks `records` of `file` against `net`'s plausible ranges.
-    fn plausible(&self, file: &str, records: Records, net: &Network) -> Result<Fitted, InputError> {
+    pub(crate) fn plausible(
+        &self,
+        file: &str,
+        records: Records,
+        net: &Network,
+    ) -> Result<Fitted, InputError> {
         let implausible = cryptmed_input::check_plausible(
             file,
             &records,
