@@ -17,6 +17,9 @@ pub trait Group: Send + Sync + 'static {
     fn add(a: u64, b: u64) -> u64;
     /// `-a`.
     fn neg(a: u64) -> u64;
+    /// `-a` when `negate`, else `a`, without a branch on `negate` (a
+    /// secret control bit in key generation).
+    fn select_neg(a: u64, negate: bool) -> u64;
     /// `a - b`.
     fn sub(a: u64, b: u64) -> u64 {
         Self::add(a, Self::neg(b))
@@ -63,6 +66,13 @@ impl Group for Ring {
         a.wrapping_neg()
     }
 
+    /// `(a ^ m) - m` with `m` all ones or zero: two's complement negation.
+    #[inline]
+    fn select_neg(a: u64, negate: bool) -> u64 {
+        let m = u64::from(negate).wrapping_neg();
+        (a ^ m).wrapping_sub(m)
+    }
+
     fn payload_blocks(width: usize) -> usize {
         width.div_ceil(2)
     }
@@ -107,6 +117,11 @@ impl Group for Xor {
 
     #[inline]
     fn neg(a: u64) -> u64 {
+        a & 1
+    }
+
+    #[inline]
+    fn select_neg(a: u64, _: bool) -> u64 {
         a & 1
     }
 
