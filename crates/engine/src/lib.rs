@@ -153,7 +153,7 @@ impl ComparisonKind {
     /// material); PPA on a tie (it asks far less of the dealer). Over a WAN
     /// the rounds decide; on a LAN the keys' generation, transfer and
     /// evaluation do (function secret sharing walks a 2.5 KB key per
-    /// comparison, about a microsecond, where PPA's rounds cost 0.2 ms
+    /// comparison, most of a microsecond, where PPA's rounds cost 0.2 ms
     /// each), so only the smallest networks get FSS there.
     pub fn choose(model: &Model, link: Link) -> ComparisonKind {
         Self::choose_on(model, link, Speed::measured())

@@ -92,8 +92,9 @@ fn the_backend_is_in_the_digest() {
 }
 
 /// The speed of the machine these expectations were worked out on (an
-/// AMD EPYC core: `Speed::measured()` gave 0.33 ns per key byte evaluated,
-/// 1.34 ns per key byte generated), fixed so that the choices do not move
+/// AMD EPYC core before the DCF code took masks for branches:
+/// `Speed::measured()` gave 0.33 ns per key byte evaluated, 1.34 ns per key
+/// byte generated), fixed so that the choices do not move
 /// with the machine that runs the tests.
 const SPEED: Speed = Speed {
     eval: 3.3e-10,

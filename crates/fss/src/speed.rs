@@ -1,6 +1,6 @@
 //! How fast this machine runs the DCF code, measured once per process: what
 //! a latency prediction needs to weigh function secret sharing's local work
-//! (about a microsecond per comparison) against rounds on a link.
+//! (most of a microsecond per comparison) against rounds on a link.
 
 use std::sync::OnceLock;
 use std::time::Instant;
