@@ -272,3 +272,16 @@ fn a_dicom_declaring_more_bytes_than_it_holds_is_refused_before_allocating() {
         "{e}"
     );
 }
+
+#[test]
+fn an_rle_header_claiming_too_many_segments_is_refused_before_allocating() {
+    // Found by fuzzing: an RLE fragment whose header claims hundreds of
+    // millions of segments, for which dicom-rs would reserve 2.3 GB.
+    let name = "fuzz_rle_segment_count_oom.dcm";
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+    assert!(
+        e.to_string().contains("segments in") && e.to_string().contains("at most 15"),
+        "{e}"
+    );
+}
