@@ -290,13 +290,16 @@ fn an_rle_header_claiming_too_many_segments_is_refused_before_allocating() {
 fn a_file_meta_element_declaring_more_bytes_than_the_file_is_refused_before_allocating() {
     // Found by fuzzing: a file meta element declaring 2.6 GB in 6.6 KB,
     // which dicom-rs's meta reader would reserve before reading.
-    let name = "fuzz_meta_length_oom.dcm";
-    let bytes = std::fs::read(fixtures().join(name)).unwrap();
-    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
-    assert!(
-        e.to_string().contains("a file meta element declares")
-            && e.to_string()
-                .contains(&format!("in a file of {}", bytes.len())),
-        "{e}"
-    );
+    // The second: an unknown VR, which dicom-rs reads as UN with a 4-byte
+    // length (3.8 GB in 917 bytes).
+    for name in ["fuzz_meta_length_oom.dcm", "fuzz_meta_unknown_vr_oom.dcm"] {
+        let bytes = std::fs::read(fixtures().join(name)).unwrap();
+        let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+        assert!(
+            e.to_string().contains("a file meta element declares")
+                && e.to_string()
+                    .contains(&format!("in a file of {}", bytes.len())),
+            "{name}: {e}"
+        );
+    }
 }

@@ -156,23 +156,13 @@ fn check_meta_lengths(bytes: &[u8], mut at: usize) -> Result<(), String> {
         let Some(vr) = bytes.get(at + 4..at + 6) else {
             return Ok(());
         };
-        // VRs with a 4-byte length after 2 reserved bytes (PS3.5 7.1.2).
-        let long = matches!(
-            vr,
-            b"OB"
-                | b"OD"
-                | b"OF"
-                | b"OL"
-                | b"OV"
-                | b"OW"
-                | b"SQ"
-                | b"SV"
-                | b"UC"
-                | b"UN"
-                | b"UR"
-                | b"UT"
-                | b"UV"
-        );
+        // The VRs with a 2-byte length (PS3.5 7.1.2); every other, and any
+        // unknown VR (read as UN), has 2 reserved bytes and a 4-byte length.
+        const SHORT: [&[u8]; 21] = [
+            b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
+            b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+        ];
+        let long = !SHORT.contains(&vr);
         let (len, head) = if long {
             let Some(b) = bytes.get(at + 8..at + 12) else {
                 return Ok(());
