@@ -38,7 +38,7 @@ def main(path):
                 continue
             target = []
             if cmp == "fss":
-                streamed = lan["offline_bytes"] * 2 > 512 * 2**20
+                streamed = lan["offline_bytes"] * 2 > 128 * 2**20
                 if net in WAN_TARGETS:
                     rounds, secs = WAN_TARGETS[net]
                     ok = wan["online_rounds"] <= rounds and wan["online_seconds_median"] <= secs

@@ -35,7 +35,7 @@ pub struct Report {
     /// Wall time of the online phase, seconds: the walk through the plan,
     /// from the first online message to the result. When the batch's
     /// material is received before the walk (the classic offline/online
-    /// split, up to 512 MiB of dealer bytes), this excludes the dealer;
+    /// split, up to 128 MiB of dealer bytes), this excludes the dealer;
     /// when it streams (larger batches), waits for it are included.
     pub online_seconds: f64,
     /// Time spent receiving and preparing dealer material, seconds (on a

@@ -5,8 +5,9 @@
 //! starts the next; a party pulls the chunks on a helper thread. Two modes,
 //! which both parties pick alike from the model and the batch size:
 //! - **Offline first** (the batch's material, both parties, at most
-//!   [`Model::with_offline_first_limit`], 512 MiB by default): a party receives all of it before its online walk
-//!   starts, the classic offline/online split. The online phase then never
+//!   [`Model::with_offline_first_limit`], 128 MiB by default): a party
+//!   receives all of it before its online walk starts, the classic
+//!   offline/online split. The online phase then never
 //!   waits on the dealer, so its time is the protocols' own (function
 //!   secret sharing's keys are megabytes that would otherwise stall it).
 //! - **Streamed** (larger batches, the imaging networks): the helper thread
