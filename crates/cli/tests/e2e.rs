@@ -92,28 +92,7 @@ fn three_processes_diagnose_like_plaintext_and_faults_exit_clearly() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("(Sin, opset 17)"));
     // Results to a closed pipe: a local failure (exit 1) that says so.
-    let mut child = Command::new(BIN)
-        .args([
-            "diagnose",
-            "--server",
-            &d.provider,
-            "--dealer",
-            &d.dealer,
-            "--ca",
-            &d.cert("ca.pem"),
-            "--cert",
-            &d.cert("client.pem"),
-            "--key",
-            &d.cert("client.key"),
-            "--input",
-            &path(&rec_path),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = d.diagnose_with_stdout_closed(&["--input", &path(&rec_path)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("writing results to standard output")
@@ -308,19 +287,13 @@ fn interrupted_session_keeps_results_and_resumes_in_the_same_format() {
 /// Output piped into a reader that has gone (as `| head` leaves it): the
 /// command ends quietly with status 141 (SIGPIPE's, as Unix tools report
 /// it), no panic.
+/// (Results of `diagnose` are another matter: losing them is an error,
+/// exit 1, as the first test checks.)
 #[test]
 fn a_reader_that_has_gone_ends_the_output_quietly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cryptmed"))
-        .args(["inspect", MODEL])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Closed before the command has loaded its model, let alone printed.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = run_with_stdout_closed(&["inspect", &path(&root().join(MODEL))]);
+    let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }

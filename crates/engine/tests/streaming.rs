@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use cryptmed_channel::{Channel, ChannelError, memory_pair};
-use cryptmed_engine::{ClientSession, DealerSession, EngineConfig, Model, ProviderSession, Reveal};
-use cryptmed_model::zoo;
+use cryptmed_channel::{Channel, ChannelError, MemoryChannel, memory_pair};
+use cryptmed_engine::{
+    ClientSession, DealerSession, EngineConfig, Model, ProgressFn, ProviderSession, Report, Reveal,
+};
+use cryptmed_model::{Network, zoo};
 
 /// A gate the test opens once the client reports progress.
 #[derive(Default)]
@@ -58,6 +60,49 @@ impl<C: Channel> Channel for Gated<C> {
     }
 }
 
+/// One random record of `net` through the three roles over in-memory
+/// channels (the provider runs `model`, dealer and client its public twin
+/// `public`), the dealer's link to the client wrapped by `wrap`, the client
+/// calling `progress` after each step; checks the logits against the
+/// fixed-point reference and returns the client's report.
+fn run_record<W: Channel + Send>(
+    net: &Network,
+    model: &Model,
+    public: &Model,
+    wrap: impl FnOnce(MemoryChannel) -> W,
+    progress: ProgressFn,
+) -> Report {
+    let record = zoo::random_inputs(net, 1, 9).remove(0);
+    let t = Duration::from_secs(60);
+    let (mut dp, mut pd) = memory_pair(t);
+    let (dc, mut cd) = memory_pair(t);
+    let (mut pc, mut cp) = memory_pair(t);
+    let mut dc = wrap(dc);
+    std::thread::scope(|s| {
+        let public_d = public.clone();
+        s.spawn(move || {
+            let mut d = DealerSession::new(public_d, &mut dp, &mut dc).unwrap();
+            d.run_batch(1, &mut dp, &mut dc).unwrap();
+        });
+        let model_p = model.clone();
+        s.spawn(move || {
+            let mut p = ProviderSession::new(model_p, &mut pd, &mut pc).unwrap();
+            p.run_batch(1, &mut pd, &mut pc).unwrap();
+        });
+        let mut c = ClientSession::new(public.clone(), &mut cd, &mut cp).unwrap();
+        c.set_progress(progress);
+        let (preds, report) = c
+            .run_batch(std::slice::from_ref(&record), &mut cd, &mut cp)
+            .unwrap();
+        let want = model.reference_fixed(&record).unwrap();
+        let got = preds[0].logits.as_ref().unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
+        }
+        report
+    })
+}
+
 #[test]
 fn the_client_computes_before_the_dealer_has_sent_everything() {
     // minionn-mnist: 10 plan steps and an output step.
@@ -75,50 +120,29 @@ fn the_client_computes_before_the_dealer_has_sent_everything() {
         .unwrap()
         .with_offline_first_limit(0);
     assert!(model.plan().steps.len() >= 8);
-    let record = zoo::random_inputs(&net, 1, 9).remove(0);
-    let t = Duration::from_secs(60);
-    let (mut dp, mut pd) = memory_pair(t);
-    let (dc, mut cd) = memory_pair(t);
-    let (mut pc, mut cp) = memory_pair(t);
     let gate = Arc::new(Gate::default());
     let gave_up = Arc::new(AtomicUsize::new(0));
-    // Free: the session seed, then the first three units of the batch.
-    let mut dc = Gated {
-        inner: dc,
-        flushes: 0,
-        free: 4,
-        gate: gate.clone(),
-        gave_up: gave_up.clone(),
-    };
     let steps_seen = Arc::new(Mutex::new(Vec::new()));
-    std::thread::scope(|s| {
-        let public_d = public.clone();
-        s.spawn(move || {
-            let mut d = DealerSession::new(public_d, &mut dp, &mut dc).unwrap();
-            d.run_batch(1, &mut dp, &mut dc).unwrap();
-        });
-        let model_p = model.clone();
-        s.spawn(move || {
-            let mut p = ProviderSession::new(model_p, &mut pd, &mut pc).unwrap();
-            p.run_batch(1, &mut pd, &mut pc).unwrap();
-        });
-        let mut c = ClientSession::new(public.clone(), &mut cd, &mut cp).unwrap();
-        let (g, seen) = (gate.clone(), steps_seen.clone());
-        c.set_progress(Arc::new(move |p| {
+    let (g, seen) = (gate.clone(), steps_seen.clone());
+    run_record(
+        &net,
+        &model,
+        &public,
+        // Free: the session seed, then the first three units of the batch.
+        |dc| Gated {
+            inner: dc,
+            flushes: 0,
+            free: 4,
+            gate,
+            gave_up: gave_up.clone(),
+        },
+        Arc::new(move |p| {
             seen.lock().unwrap().push((p.done, p.total));
             if p.done == 2 {
                 g.open();
             }
-        }));
-        let (preds, _) = c
-            .run_batch(std::slice::from_ref(&record), &mut cd, &mut cp)
-            .unwrap();
-        let want = model.reference_fixed(&record).unwrap();
-        let got = preds[0].logits.as_ref().unwrap();
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
-        }
-    });
+        }),
+    );
     assert_eq!(
         gave_up.load(Ordering::SeqCst),
         0,
@@ -152,52 +176,28 @@ fn a_small_batch_is_received_before_the_online_phase() {
             .with_offline_first_limit(cryptmed_engine::OFFLINE_FIRST_BYTES)
             .architecture_digest()
     );
-    let record = zoo::random_inputs(&net, 1, 9).remove(0);
-    let t = Duration::from_secs(60);
-    let (mut dp, mut pd) = memory_pair(t);
-    let (dc, mut cd) = memory_pair(t);
-    let (mut pc, mut cp) = memory_pair(t);
     // The dealer's link to the client counts its flushes: the session
     // seed, the batch header with the first unit, then one per unit.
     let flushes = Arc::new(AtomicUsize::new(0));
-    let mut dc = Counting {
-        inner: dc,
-        flushes: flushes.clone(),
-    };
     let units = model.plan().steps.len() + 1;
     let at_first_step = Arc::new(AtomicUsize::new(usize::MAX));
-    std::thread::scope(|s| {
-        let public_d = public.clone();
-        s.spawn(move || {
-            let mut d = DealerSession::new(public_d, &mut dp, &mut dc).unwrap();
-            d.run_batch(1, &mut dp, &mut dc).unwrap();
-        });
-        let model_p = model.clone();
-        s.spawn(move || {
-            let mut p = ProviderSession::new(model_p, &mut pd, &mut pc).unwrap();
-            p.run_batch(1, &mut pd, &mut pc).unwrap();
-        });
-        let mut c = ClientSession::new(public.clone(), &mut cd, &mut cp).unwrap();
-        let (f, first) = (flushes.clone(), at_first_step.clone());
-        c.set_progress(Arc::new(move |p| {
+    let (f, first) = (flushes.clone(), at_first_step.clone());
+    let report = run_record(
+        &net,
+        &model,
+        &public,
+        |dc| Counting { inner: dc, flushes },
+        Arc::new(move |p| {
             if p.done == 1 {
                 first.store(f.load(Ordering::SeqCst), Ordering::SeqCst);
             }
-        }));
-        let (preds, report) = c
-            .run_batch(std::slice::from_ref(&record), &mut cd, &mut cp)
-            .unwrap();
-        let want = model.reference_fixed(&record).unwrap();
-        let got = preds[0].logits.as_ref().unwrap();
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-3, "{got:?} vs {want:?}");
-        }
-        // The online phase is the walk alone; the session also waited for the dealer.
-        assert!(
-            report.session_seconds >= report.online_seconds,
-            "{report:?}"
-        );
-    });
+        }),
+    );
+    // The online phase is the walk alone; the session also waited for the dealer.
+    assert!(
+        report.session_seconds >= report.online_seconds,
+        "{report:?}"
+    );
     assert_eq!(
         at_first_step.load(Ordering::SeqCst),
         1 + units,

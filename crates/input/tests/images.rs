@@ -249,26 +249,26 @@ proptest! {
     }
 }
 
-#[test]
-fn a_malformed_rle_dicom_found_by_fuzzing_is_an_error_not_a_crash() {
-    let name = "fuzz_rle_out_of_bounds.dcm";
+/// The error decoding fixture `name` as DICOM gives, and the fixture's size.
+fn dicom_refusal(name: &str) -> (String, usize) {
     let bytes = std::fs::read(fixtures().join(name)).unwrap();
     let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
-    assert!(e.to_string().contains("malformed pixel data"), "{e}");
+    (e.to_string(), bytes.len())
+}
+
+#[test]
+fn a_malformed_rle_dicom_found_by_fuzzing_is_an_error_not_a_crash() {
+    let (e, _) = dicom_refusal("fuzz_rle_out_of_bounds.dcm");
+    assert!(e.contains("malformed pixel data"), "{e}");
 }
 
 #[test]
 fn a_dicom_declaring_more_bytes_than_it_holds_is_refused_before_allocating() {
     // Found by fuzzing: 6.6 KB whose element header declares 2.5 GB, which
     // dicom-rs would reserve before finding the data missing.
-    let name = "fuzz_declared_length_oom.dcm";
-    let bytes = std::fs::read(fixtures().join(name)).unwrap();
-    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+    let (e, len) = dicom_refusal("fuzz_declared_length_oom.dcm");
     assert!(
-        e.to_string().contains(&format!(
-            "declares 2524142595 bytes in a file of {}",
-            bytes.len()
-        )),
+        e.contains(&format!("declares 2524142595 bytes in a file of {len}")),
         "{e}"
     );
 }
@@ -277,28 +277,21 @@ fn a_dicom_declaring_more_bytes_than_it_holds_is_refused_before_allocating() {
 fn an_rle_header_claiming_too_many_segments_is_refused_before_allocating() {
     // Found by fuzzing: an RLE fragment whose header claims hundreds of
     // millions of segments, for which dicom-rs would reserve 2.3 GB.
-    let name = "fuzz_rle_segment_count_oom.dcm";
-    let bytes = std::fs::read(fixtures().join(name)).unwrap();
-    let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
-    assert!(
-        e.to_string().contains("segments in") && e.to_string().contains("at most 15"),
-        "{e}"
-    );
+    let (e, _) = dicom_refusal("fuzz_rle_segment_count_oom.dcm");
+    assert!(e.contains("segments in") && e.contains("at most 15"), "{e}");
 }
 
 #[test]
 fn a_file_meta_element_declaring_more_bytes_than_the_file_is_refused_before_allocating() {
     // Found by fuzzing: a file meta element declaring 2.6 GB in 6.6 KB,
-    // which dicom-rs's meta reader would reserve before reading.
-    // The second: an unknown VR, which dicom-rs reads as UN with a 4-byte
-    // length (3.8 GB in 917 bytes).
+    // which dicom-rs's meta reader would reserve before reading; and one
+    // with an unknown VR, which dicom-rs reads as UN with a 4-byte length
+    // (3.8 GB in 917 bytes).
     for name in ["fuzz_meta_length_oom.dcm", "fuzz_meta_unknown_vr_oom.dcm"] {
-        let bytes = std::fs::read(fixtures().join(name)).unwrap();
-        let e = image::decode(name, &bytes, Format::Dicom).unwrap_err();
+        let (e, len) = dicom_refusal(name);
         assert!(
-            e.to_string().contains("a file meta element declares")
-                && e.to_string()
-                    .contains(&format!("in a file of {}", bytes.len())),
+            e.contains("a file meta element declares")
+                && e.contains(&format!("in a file of {len}")),
             "{name}: {e}"
         );
     }

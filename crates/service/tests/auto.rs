@@ -70,26 +70,7 @@ fn forward(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
 
 /// A dealer and a provider choosing per session at `bandwidth` bits/s.
 fn deploy_auto(bandwidth: f64) -> Deployment {
-    let certs = certs();
-    let stop = Stop(Arc::new(AtomicBool::new(false)));
-    let dealer = start_dealer(security(&certs, "dealer", true), limits(), &stop);
-    let net = network();
-    let provider = start_provider_with(
-        &net,
-        Reveal::Label,
-        &dealer,
-        security(&certs, "provider", true),
-        limits(),
-        &stop,
-        Backend::PerSession { bandwidth },
-    );
-    Deployment {
-        certs,
-        dealer,
-        provider,
-        net,
-        stop,
-    }
+    deploy_with(Reveal::Label, limits(), Backend::PerSession { bandwidth })
 }
 
 /// Runs a session; returns the backend the client was told and the predictions.

@@ -110,6 +110,19 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// Runs the binary with its standard output already closed, as a reader
+/// that has gone (`| head`) leaves it.
+pub fn run_with_stdout_closed(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -222,6 +235,22 @@ impl Deployment {
     /// `diagnose` against the provider at `server` and the dealer at `dealer`
     /// with this deployment's client certificate, plus `extra`.
     pub fn diagnose_at(&self, server: &str, dealer: &str, extra: &[&str]) -> Output {
+        self.diagnose_by(run, server, dealer, extra)
+    }
+
+    /// [`Deployment::diagnose`] with its standard output already closed
+    /// ([`run_with_stdout_closed`]).
+    pub fn diagnose_with_stdout_closed(&self, extra: &[&str]) -> Output {
+        self.diagnose_by(run_with_stdout_closed, &self.provider, &self.dealer, extra)
+    }
+
+    fn diagnose_by(
+        &self,
+        runner: fn(&[&str]) -> Output,
+        server: &str,
+        dealer: &str,
+        extra: &[&str],
+    ) -> Output {
         let (cert, key, ca) = (
             self.cert("client.pem"),
             self.cert("client.key"),
@@ -242,7 +271,7 @@ impl Deployment {
             "--timeout",
             "10",
         ];
-        run(&with(args, extra))
+        runner(&with(args, extra))
     }
 }
 

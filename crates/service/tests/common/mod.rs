@@ -254,17 +254,23 @@ pub struct Deployment {
 
 /// Starts a dealer and a provider of the breast-cancer model.
 pub fn deploy(reveal: Reveal, limits: Limits) -> Deployment {
+    deploy_with(reveal, limits, Backend::Fixed)
+}
+
+/// [`deploy`] with a choice of how sessions pick their comparison backend.
+pub fn deploy_with(reveal: Reveal, limits: Limits, backend: Backend) -> Deployment {
     let certs = certs();
     let stop = Stop(Arc::new(AtomicBool::new(false)));
     let dealer = start_dealer(security(&certs, "dealer", true), limits, &stop);
     let net = network();
-    let provider = start_provider(
+    let provider = start_provider_with(
         &net,
         reveal,
         &dealer,
         security(&certs, "provider", true),
         limits,
         &stop,
+        backend,
     );
     Deployment {
         certs,
