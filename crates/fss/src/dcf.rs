@@ -156,7 +156,16 @@ impl<G: Group> Dcf<G> {
             for (c, out) in out.chunks_mut(EVAL_CHUNK * w).enumerate() {
                 let lo = first + c * EVAL_CHUNK;
                 let hi = lo + out.len() / w;
-                self.eval_chunk(&aes, party, roots, cws, &points[lo..hi], lo, per, out);
+                let chunk = (party, roots, cws, &points[lo..hi], lo, per, out);
+                // The common payload widths get their own compiled walk
+                // (their loops unrolled); 0 means any width.
+                match w {
+                    1 => self.eval_chunk::<1>(&aes, chunk),
+                    2 => self.eval_chunk::<2>(&aes, chunk),
+                    3 => self.eval_chunk::<3>(&aes, chunk),
+                    4 => self.eval_chunk::<4>(&aes, chunk),
+                    _ => self.eval_chunk::<0>(&aes, chunk),
+                }
             }
         };
         split(&mut out, w, per, work);
@@ -279,25 +288,22 @@ impl<G: Group> Dcf<G> {
     }
 
     /// Evaluation of one chunk of points (`first` is the index of the chunk's first point).
-    #[allow(clippy::too_many_arguments)]
-    fn eval_chunk(
-        &self,
-        aes: &FixedAes,
-        party: usize,
-        roots: &[u128],
-        cws: &[u8],
-        points: &[u64],
-        first: usize,
-        per: usize,
-        out: &mut [u64],
-    ) {
-        let (w, n) = (self.width, self.bits as usize);
+    /// `W` is the payload width when known at compile time, else 0.
+    fn eval_chunk<const W: usize>(&self, aes: &FixedAes, chunk: EvalChunk<'_>) {
+        let (party, roots, cws, points, first, per, out) = chunk;
+        let w = if W == 0 { self.width } else { W };
+        let n = self.bits as usize;
         let h = G::payload_blocks(w);
         let step = self.eval_blocks();
         let kb = self.key_bytes();
         // Each point's key, found once (not a division per level).
         let keys: Vec<usize> = (first..first + points.len()).map(|i| i / per).collect();
         let mut s: Vec<u128> = keys.iter().map(|k| roots[*k] & SEED_MASK).collect();
+        // Bring the chunk's keys into cache front to back (a stream the
+        // prefetcher follows) before the walk reads a word of each per level.
+        let (lo, hi) = (keys[0] * kb, (keys[keys.len() - 1] + 1) * kb);
+        let touched = cws[lo..hi].iter().step_by(64).fold(0u8, |a, b| a ^ b);
+        std::hint::black_box(touched);
         let mut t = vec![party == 1; points.len()];
         let mut blocks = vec![0u128; points.len() * step];
         let mut buf = Vec::with_capacity(blocks.len());
@@ -352,6 +358,18 @@ impl<G: Group> Dcf<G> {
         }
     }
 }
+
+/// One chunk of an evaluation: party, roots, correction words, the chunk's
+/// points, the index of its first point, points per key, and its outputs.
+type EvalChunk<'a> = (
+    usize,
+    &'a [u128],
+    &'a [u8],
+    &'a [u64],
+    usize,
+    usize,
+    &'a mut [u64],
+);
 
 /// Threads worth using for `items` work items.
 fn threads_for(items: usize) -> usize {

@@ -109,7 +109,8 @@ fn boundary_and_extreme_points_for_every_group_and_width() {
         .collect();
         let pts: Vec<Vec<u64>> = alphas.iter().map(|a| boundary_points(bits, *a)).collect();
         check::<Xor>(bits, 1, &alphas, &pts, u64::from(bits));
-        for width in [1, 2, 3, 5] {
+        // 1 to 4 have their own compiled walks, 5 and 7 take the general one.
+        for width in [1, 2, 3, 4, 5, 7] {
             check::<Ring>(
                 bits,
                 width,
