@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Measures both comparison backends side by side (issue 12): every benchmark
-# network on LAN and WAN (40 ms, 100 Mbit/s between provider and client),
-# batch 1 for latency and batches of 16 and 64 for throughput, then writes
+# network on loopback and WAN (40 ms, 100 Mbit/s between provider and
+# client), batch 1 for latency and batches of 16 and 64 for throughput, and
+# on a switched LAN (0.2 ms, 1 Gbit/s, batch 1), then writes
 # results/comparison.json, results/latency-lan-wan-backends.svg and
 # results/backends-bytes.svg (online and dealer bytes per record), and the
 # README's table of both backends (between `backends:begin` and `backends:end`).
 #
-#   scripts/compare_backends.sh                 # run (about 8 minutes on 2 cores), then render
+#   scripts/compare_backends.sh                 # run (about 10 minutes on 2 cores), then render
 #   scripts/compare_backends.sh --render-only   # re-render from results/comparison.json
 #
 # minionn-cifar under FSS runs batch 1 only: its keys are 0.9 GB per record,
@@ -30,6 +31,8 @@ if [ "${1:-}" != "--render-only" ]; then
       echo "== $net $cmp" >&2
       "$bin" bench --network "$net" --comparison "$cmp" --repeats "$repeats" \
         --batch-repeats "$br" --json "$work/$net-$cmp.json" > /dev/null
+      "$bin" bench --network "$net" --comparison "$cmp" --repeats "$repeats" \
+        --batch-repeats 0 --profile switched --json "$work/$net-$cmp-switched.json" > /dev/null
     done
   done
   python3 - "$work" <<'PY'

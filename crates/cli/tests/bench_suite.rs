@@ -117,6 +117,56 @@ fn suite_runs_a_network_over_tcp_and_renders_its_results() {
 }
 
 #[test]
+fn switched_lan_profile_delays_every_round_and_reports_its_measured_round_trip() {
+    let dir = std::env::temp_dir().join(format!("cryptmed-switched-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = cryptmed(&[
+        "bench",
+        "--network",
+        "medical-mlp",
+        "--profile",
+        "switched",
+        "--repeats",
+        "3",
+        "--batch-repeats",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 1, "batch 1 only");
+    let r = &rows[0];
+    assert_eq!(r["profile"], "switched");
+    // Each round waits at least one 0.1 ms crossing of the relay (loopback
+    // runs this network in about 0.5 ms for all its rounds).
+    let rounds = r["online_rounds"].as_f64().unwrap();
+    let median = r["online_seconds_median"].as_f64().unwrap();
+    assert!(median >= rounds * 1e-4, "{median} s for {rounds} rounds");
+    // The round trip measured through the relay: at least the nominal 0.2 ms.
+    let shaping = r["wan_shaping"].as_str().unwrap();
+    let rtt: f64 = shaping
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no measured round trip in {shaping:?}"));
+    assert!((0.2..5.0).contains(&rtt), "measured round trip {rtt} ms");
+    let md = cryptmed(&["bench", "--from", json.to_str().unwrap(), "--markdown"]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(
+        md.contains("Switched LAN: 0.2 ms round trip, 1 Gbit/s"),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn suite_refuses_unknown_networks_and_foreign_json() {
     let out = cryptmed(&["bench", "--network", "resnet-152"]);
     assert!(!out.status.success());

@@ -35,7 +35,7 @@ pub(crate) struct Args {
     /// Quick mode: seeded random weights, all three roles in this process over in-memory channels.
     #[arg(long)]
     random_weights: bool,
-    /// Suite: network profiles to run (lan: loopback; wan: 40 ms round trip, 100 Mbit/s).
+    /// Suite: network profiles to run (lan: loopback; wan: 40 ms round trip, 100 Mbit/s; switched: 0.2 ms round trip, 1 Gbit/s).
     #[arg(long, value_enum, default_value_t = Profile::Both)]
     profile: Profile,
     /// Suite: batches of one record per network and profile (latency samples).
@@ -77,6 +77,9 @@ pub(crate) enum Profile {
     Wan,
     /// Both.
     Both,
+    /// 0.2 ms round trip and 1 Gbit/s between provider and client: a
+    /// switched LAN, as `inspect` and `auto` model one (user-space relay).
+    Switched,
 }
 
 /// One network's measured costs (the `--json` output).
@@ -270,6 +273,7 @@ fn suite(args: &Args) -> anyhow::Result<()> {
                 Profile::Lan => vec!["lan"],
                 Profile::Wan => vec!["wan"],
                 Profile::Both => vec!["lan", "wan"],
+                Profile::Switched => vec!["switched"],
             };
             super::suite::run(&super::suite::Options {
                 networks,

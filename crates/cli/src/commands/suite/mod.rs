@@ -517,6 +517,13 @@ fn row(name: &str, profile: &str, batch: usize, case: &Case, run: &Run, bound: (
     }
 }
 
+/// A relay of `shape` in front of the provider at `server` (`host:port`);
+/// the address the client connects to instead.
+fn relay_to(server: &str, shape: wan::Shape) -> anyhow::Result<String> {
+    let port: u16 = server.rsplit(':').next().unwrap_or("0").parse()?;
+    Ok(format!("127.0.0.1:{}", wan::start_relay(port, shape)?))
+}
+
 /// Where the WAN profile's client connects, and how it is shaped.
 enum WanLink {
     Netem(wan::Netns),
@@ -574,12 +581,16 @@ fn run_in(opts: &Options, work: &Path, link: Option<&WanLink>) -> anyhow::Result
                     (wan_deployment.server.clone(), wan_deployment.dealer.clone())
                 }
                 ("wan", Some(WanLink::Relay(why))) => {
-                    let pp: u16 = lan.server.rsplit(':').next().unwrap_or("0").parse()?;
                     shaping = Some(why.clone());
-                    (
-                        format!("127.0.0.1:{}", wan::start_relay(pp)?),
-                        lan.dealer.clone(),
-                    )
+                    (relay_to(&lan.server, wan::WAN)?, lan.dealer.clone())
+                }
+                ("switched", _) => {
+                    let rtt = wan::measured_round_trip(wan::SWITCHED)?;
+                    shaping = Some(format!(
+                        "user-space relay, {:.2} ms round trip measured through it",
+                        rtt.as_secs_f64() * 1e3
+                    ));
+                    (relay_to(&lan.server, wan::SWITCHED)?, lan.dealer.clone())
                 }
                 _ => {
                     shaping = None;

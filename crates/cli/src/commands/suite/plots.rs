@@ -212,28 +212,39 @@ pub(crate) fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<Vec<String>> {
             })
             .collect(),
     )?;
+    // Loopback and WAN, and the switched LAN when the run measured it.
+    let profiles: Vec<(&str, &str)> = [
+        ("lan", "LAN (loopback)"),
+        ("switched", "switched LAN (0.2 ms)"),
+        ("wan", "WAN"),
+    ]
+    .into_iter()
+    .filter(|(p, _)| *p != "switched" || rows.iter().any(|r| r.profile == *p))
+    .collect();
+    let names: Vec<&str> = profiles.iter().map(|(_, n)| *n).collect();
     chart(
         "latency-lan-wan.svg".into(),
         "online latency at batch 1: LAN and WAN (40 ms RTT, 100 Mbit/s)",
         "milliseconds",
-        &["LAN", "WAN"],
+        &names,
         lan_all
             .iter()
             .map(|r| {
-                let wan = rows
-                    .iter()
-                    .find(|w| {
-                        w.network == r.network
-                            && w.comparison == r.comparison
-                            && w.batch == 1
-                            && w.profile == "wan"
-                    })
-                    .map_or(0.0, |w| w.online_seconds_median * 1e3);
+                let at = |profile: &str| {
+                    rows.iter()
+                        .find(|w| {
+                            w.network == r.network
+                                && w.comparison == r.comparison
+                                && w.batch == 1
+                                && w.profile == profile
+                        })
+                        .map_or(0.0, |w| w.online_seconds_median * 1e3)
+                };
                 let label = match r.comparison.as_str() {
                     "ppa" => r.network.clone(),
                     c => format!("{} ({c})", r.network),
                 };
-                (label, vec![r.online_seconds_median * 1e3, wan])
+                (label, profiles.iter().map(|(p, _)| at(p)).collect())
             })
             .collect(),
     )?;

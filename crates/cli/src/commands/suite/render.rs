@@ -83,6 +83,12 @@ fn accuracy(a: Option<f64>, n: usize) -> String {
 fn profile_title(profile: &str, rows: &[&Row]) -> String {
     match profile {
         "lan" => "LAN: loopback".into(),
+        "switched" => format!(
+            "Switched LAN: 0.2 ms round trip, 1 Gbit/s between provider and client; {}",
+            rows.first()
+                .and_then(|r| r.wan_shaping.clone())
+                .unwrap_or_default()
+        ),
         _ => format!(
             "WAN: 40 ms round trip, 100 Mbit/s between provider and client; {}",
             rows.first()
@@ -158,7 +164,7 @@ fn render(all: &[Row], markdown: bool) -> String {
         all.iter().partition(|r| imaging::is_imaging(&r.network));
     let rows: Vec<Row> = rows.into_iter().cloned().collect();
     let rows = rows.as_slice();
-    for profile in ["lan", "wan"] {
+    for profile in ["lan", "switched", "wan"] {
         let rs: Vec<&Row> = rows.iter().filter(|r| r.profile == profile).collect();
         if rs.is_empty() {
             continue;

@@ -1,9 +1,17 @@
-//! The WAN profile: 40 ms round trip and 100 Mbit/s between provider and
-//! client. Preferred: Linux traffic control (`netem`) on a veth pair into a
-//! network namespace this module creates, when running as root with `ip` and
-//! `tc` and a kernel that has `netem`. Otherwise a user-space relay on
-//! loopback that delays each direction by 20 ms and paces it to the link rate,
-//! and the reason netem was not used is reported.
+//! Shaped links between provider and client.
+//!
+//! The WAN profile: 40 ms round trip and 100 Mbit/s. Preferred: Linux
+//! traffic control (`netem`) on a veth pair into a network namespace this
+//! module creates, when running as root with `ip` and `tc` and a kernel that
+//! has `netem`. Otherwise a user-space relay on loopback that delays each
+//! direction by 20 ms and paces it to the link rate, and the reason netem was
+//! not used is reported.
+//!
+//! The switched-LAN profile: 0.2 ms round trip and 1 Gbit/s, the link
+//! `inspect` and `--comparison auto` call a LAN (a hospital's switched
+//! Ethernet; loopback, the `lan` profile, has no network at all). Always the
+//! user-space relay, whose own thread hand-offs and timer slack add to the
+//! nominal delay: the suite reports the round trip it measured through it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,10 +19,26 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// One-way delay of the WAN profile.
-pub(crate) const DELAY: Duration = Duration::from_millis(20);
-/// Link rate of the WAN profile, bits per second.
-pub(crate) const RATE_BPS: f64 = 100e6;
+/// A link's one-way delay and rate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// One-way propagation delay.
+    pub(crate) delay: Duration,
+    /// Link rate, bits per second.
+    pub(crate) rate_bps: f64,
+}
+
+/// The WAN profile: 20 ms each way, 100 Mbit/s.
+pub(crate) const WAN: Shape = Shape {
+    delay: Duration::from_millis(20),
+    rate_bps: 100e6,
+};
+
+/// The switched-LAN profile: 0.1 ms each way, 1 Gbit/s.
+pub(crate) const SWITCHED: Shape = Shape {
+    delay: Duration::from_micros(100),
+    rate_bps: 1e9,
+};
 
 /// A network namespace joined to the host by a veth pair, with netem on both ends.
 /// Removed on drop.
@@ -64,8 +88,8 @@ impl Netns {
             host_dev: format!("cmwh{pid}"),
         };
         let inner_dev = format!("cmwn{pid}");
-        let delay = format!("{}ms", DELAY.as_millis());
-        let rate = format!("{}mbit", (RATE_BPS / 1e6) as u64);
+        let delay = format!("{}ms", WAN.delay.as_millis());
+        let rate = format!("{}mbit", (WAN.rate_bps / 1e6) as u64);
         let netem = ["netem", "delay", &delay, "rate", &rate, "limit", "100000"];
         let steps: Vec<Vec<&str>> = vec![
             vec!["ip", "netns", "add", &ns.name],
@@ -131,9 +155,9 @@ impl Drop for Netns {
 }
 
 /// Starts a relay on loopback to `target` that delays each direction by
-/// [`DELAY`] and paces it to [`RATE_BPS`]; returns its port. It lives as long
-/// as the process.
-pub(crate) fn start_relay(target: u16) -> std::io::Result<u16> {
+/// the shape's delay and paces it to its rate; returns its port. It lives as
+/// long as the process.
+pub(crate) fn start_relay(target: u16, shape: Shape) -> std::io::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
@@ -147,7 +171,7 @@ pub(crate) fn start_relay(target: u16) -> std::io::Result<u16> {
                 (up.try_clone(), conn.try_clone()),
             ] {
                 if let (Ok(from), Ok(to)) = (from, to) {
-                    pipe(from, to);
+                    pipe(from, to, shape);
                 }
             }
         }
@@ -157,7 +181,7 @@ pub(crate) fn start_relay(target: u16) -> std::io::Result<u16> {
 
 /// Copies `from` to `to`: each chunk is serialised at the link rate, then
 /// delivered after the propagation delay.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, shape: Shape) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
@@ -176,16 +200,60 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
         let mut free = Instant::now();
         for (arrived, chunk) in rx {
             let start = free.max(arrived);
-            free = start + Duration::from_secs_f64(chunk.len() as f64 * 8.0 / RATE_BPS);
-            let deliver = free + DELAY;
-            let now = Instant::now();
-            if deliver > now {
-                std::thread::sleep(deliver - now);
-            }
+            free = start + Duration::from_secs_f64(chunk.len() as f64 * 8.0 / shape.rate_bps);
+            wait_until(free + shape.delay);
             if to.write_all(&chunk).is_err() {
                 break;
             }
         }
         let _ = to.shutdown(std::net::Shutdown::Write);
     });
+}
+
+/// Below this a wait spins instead of sleeping: a sleep overshoots by the
+/// timer slack (about 50 us on Linux), as much as the switched LAN's delay.
+const SPIN: Duration = Duration::from_micros(80);
+
+/// Returns at `deadline`: sleeps while it is far, then spins.
+fn wait_until(deadline: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let left = deadline - now;
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The median round trip of one byte through a relay of this shape to a
+/// local echo, over 51 exchanges (what the relay's threads and timers add
+/// to the nominal delay shows here).
+pub(crate) fn measured_round_trip(shape: Shape) -> std::io::Result<Duration> {
+    let echo = TcpListener::bind("127.0.0.1:0")?;
+    let target = echo.local_addr()?.port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = echo.accept() {
+            let _ = s.set_nodelay(true);
+            let mut b = [0u8; 1];
+            while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
+        }
+    });
+    let mut s = TcpStream::connect(("127.0.0.1", start_relay(target, shape)?))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut times = Vec::with_capacity(51);
+    let mut b = [7u8; 1];
+    for _ in 0..51 {
+        let t = Instant::now();
+        s.write_all(&b)?;
+        s.read_exact(&mut b)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
 }
