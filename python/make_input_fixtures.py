@@ -13,9 +13,15 @@
   big-endian and RLE transfer syntaxes, and one JPEG-LS file the reader
   must refuse; `dicom.json` holds pydicom's grey levels after the modality
   rescale and the first window (DICOM PS3.3 C.11.2.1.2.1 linear function
-  to 0..255), or a min-max normalisation when there is no window.
+  to 0..255), or a min-max normalisation when there is no window;
+* NPY files written by numpy's own `np.save` (the reader's tests otherwise
+  build their bytes by hand): float64 records of a 30-column model with a
+  batch axis, a float32 image-shaped record (1, 28, 28), a single flat
+  float32 record, and a Fortran-ordered array the reader must refuse;
+  `npy.json` holds their shapes and values (as float64 bytes).
 
-Usage: python3 python/make_input_fixtures.py  (needs pillow, numpy, pydicom, apt-get)
+Usage: python3 python/make_input_fixtures.py [npy]  (needs pillow, numpy, pydicom, apt-get;
+`npy` makes the NPY files alone)
 """
 
 import glob
@@ -24,6 +30,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -91,7 +98,29 @@ def dicom():
         json.dump(expected, f)
 
 
+def npy():
+    rng = np.random.default_rng(5)
+    d = os.path.join(OUT, "npy")
+    os.makedirs(d, exist_ok=True)
+    # Extremes a reader must carry exactly: zero, negatives, tiny and large magnitudes.
+    batch = rng.normal(0, 3, (3, 30))
+    batch[0, :4] = [0.0, -0.0, 1e-300, -1.5e300]
+    image = (rng.integers(0, 256, (1, 28, 28)) / 255).astype(np.float32)
+    flat = np.linspace(-1, 1, 30, dtype=np.float32)
+    arrays = {"batch_f8_3x30.npy": batch, "image_f4_1x28x28.npy": image, "flat_f4_30.npy": flat}
+    expected = {}
+    for name, a in arrays.items():
+        np.save(os.path.join(d, name), a)
+        # The values as float64, little-endian bytes in hex (exact, unlike decimal text).
+        expected[name] = {"shape": list(a.shape), "f64_le_hex": a.astype("<f8").ravel().tobytes().hex()}
+    np.save(os.path.join(d, "fortran_f8_30x2.npy"), np.asfortranarray(rng.normal(0, 1, (30, 2))))
+    with open(os.path.join(d, "npy.json"), "w") as f:
+        json.dump(expected, f)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    synthetic()
-    dicom()
+    if sys.argv[1:] != ["npy"]:
+        synthetic()
+        dicom()
+    npy()
