@@ -175,8 +175,11 @@ fn the_audit_trail_has_one_line_per_session_and_no_record_share_weight_or_result
     );
     std::thread::spawn(move || dealer::serve_audited(l, sec, limits(), audit, st));
     let net = network();
+    // Function secret sharing: the dealer sends each party about half of
+    // its bytes (the keys), so the provider's line shows its dealer link.
     let config = EngineConfig {
         reveal: Reveal::Logits,
+        comparison: cryptmed_engine::ComparisonKind::Fss,
         ..EngineConfig::default()
     };
     let model = cryptmed_engine::Model::compile(net.clone(), config).unwrap();
@@ -267,6 +270,14 @@ fn the_audit_trail_has_one_line_per_session_and_no_record_share_weight_or_result
     );
     assert_eq!(p.records, recs.len() as u64);
     assert!(p.bytes > 0 && p.error.is_none() && p.time.ends_with('Z'));
+    // Both of the provider's links count: its half of the keys is most of
+    // the dealer's bytes' other half (the client link alone is under 1%).
+    assert!(
+        p.bytes > dent[0].bytes / 3,
+        "provider {} bytes, dealer {}",
+        p.bytes,
+        dent[0].bytes
+    );
     let q = &pent[1];
     assert_eq!(
         (q.outcome.as_str(), q.error.as_deref(), q.records),
