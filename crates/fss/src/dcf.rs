@@ -114,13 +114,19 @@ impl<G: Group> Dcf<G> {
             for (c, out) in part.chunks_mut(GEN_CHUNK * kb).enumerate() {
                 let lo = first + c * GEN_CHUNK;
                 let hi = lo + out.len() / kb;
-                self.gen_chunk(
-                    &aes,
+                let chunk = (
                     [&roots[0][lo..hi], &roots[1][lo..hi]],
                     &alphas[lo..hi],
                     &betas[lo * self.width..hi * self.width],
                     out,
                 );
+                match self.width {
+                    1 => self.gen_chunk::<1>(&aes, chunk),
+                    2 => self.gen_chunk::<2>(&aes, chunk),
+                    3 => self.gen_chunk::<3>(&aes, chunk),
+                    4 => self.gen_chunk::<4>(&aes, chunk),
+                    _ => self.gen_chunk::<0>(&aes, chunk),
+                }
             }
         };
         split(&mut out, kb, 1, work);
@@ -172,16 +178,12 @@ impl<G: Group> Dcf<G> {
         out
     }
 
-    /// Key generation for one chunk of keys, level by level.
-    fn gen_chunk(
-        &self,
-        aes: &FixedAes,
-        roots: [&[u128]; 2],
-        alphas: &[u64],
-        betas: &[u64],
-        out: &mut [u8],
-    ) {
-        let (c, w, n) = (alphas.len(), self.width, self.bits as usize);
+    /// Key generation for one chunk of keys, level by level; `W` is the
+    /// payload width when known at compile time, else 0.
+    fn gen_chunk<const W: usize>(&self, aes: &FixedAes, chunk: GenChunk<'_>) {
+        let (roots, alphas, betas, out) = chunk;
+        let w = if W == 0 { self.width } else { W };
+        let (c, n) = (alphas.len(), self.bits as usize);
         let h = G::payload_blocks(w);
         let per = self.gen_blocks();
         let kb = self.key_bytes();
@@ -202,8 +204,10 @@ impl<G: Group> Dcf<G> {
             [vec![0u64; w], vec![0u64; w]],
         ];
         for level in 0..n {
-            for (i, b) in blocks.iter_mut().enumerate() {
-                *b = s[i / per] ^ FixedAes::tweak(i % per);
+            for (b, seed) in blocks.chunks_exact_mut(per).zip(&s) {
+                for (j, b) in b.iter_mut().enumerate() {
+                    *b = seed ^ FixedAes::tweak(j);
+                }
             }
             aes.hash(&mut blocks, &mut buf);
             for k in 0..c {
@@ -274,9 +278,10 @@ impl<G: Group> Dcf<G> {
         let w = self.width;
         let per = self.eval_blocks();
         let mut blocks = vec![0u128; seeds.len() * per];
-        for (i, b) in blocks.iter_mut().enumerate() {
-            let j = i % per;
-            *b = seeds[i / per] ^ FixedAes::tweak(if j == 0 { 0 } else { 1 + j });
+        for (b, seed) in blocks.chunks_exact_mut(per).zip(seeds) {
+            for (j, b) in b.iter_mut().enumerate() {
+                *b = seed ^ FixedAes::tweak(if j == 0 { 0 } else { 1 + j });
+            }
         }
         aes.hash(&mut blocks, buf);
         let mut out = vec![0u64; seeds.len() * w];
@@ -358,6 +363,10 @@ impl<G: Group> Dcf<G> {
         }
     }
 }
+
+/// One chunk of a key generation: both parties' roots, the points, the
+/// payloads and the keys' bytes.
+type GenChunk<'a> = ([&'a [u128]; 2], &'a [u64], &'a [u64], &'a mut [u8]);
 
 /// One chunk of an evaluation: party, roots, correction words, the chunk's
 /// points, the index of its first point, points per key, and its outputs.
