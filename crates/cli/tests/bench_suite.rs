@@ -12,21 +12,25 @@ fn cryptmed(args: &[&str]) -> std::process::Output {
         .expect("running cryptmed")
 }
 
-#[test]
-fn suite_runs_a_network_over_tcp_and_renders_its_results() {
-    let dir = std::env::temp_dir().join(format!("cryptmed-suite-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Runs the suite on medical-mlp with `profile` and `batch_repeats` (3
+/// records at batch 1) into `DIR/bench.json`; returns the JSON's path and rows.
+fn medical_suite(
+    dir: &std::path::Path,
+    profile: &str,
+    batch_repeats: &str,
+) -> (std::path::PathBuf, Vec<Value>) {
+    std::fs::create_dir_all(dir).unwrap();
     let json = dir.join("bench.json");
     let out = cryptmed(&[
         "bench",
         "--network",
         "medical-mlp",
         "--profile",
-        "lan",
+        profile,
         "--repeats",
         "3",
         "--batch-repeats",
-        "1",
+        batch_repeats,
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -35,7 +39,14 @@ fn suite_runs_a_network_over_tcp_and_renders_its_results() {
         "bench failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (json, rows)
+}
+
+#[test]
+fn suite_runs_a_network_over_tcp_and_renders_its_results() {
+    let dir = std::env::temp_dir().join(format!("cryptmed-suite-test-{}", std::process::id()));
+    let (json, rows) = medical_suite(&dir, "lan", "1");
     // One row per batch size, each with the fields.
     assert_eq!(rows.len(), 3);
     for (r, batch) in rows.iter().zip([1, 16, 64]) {
@@ -119,27 +130,7 @@ fn suite_runs_a_network_over_tcp_and_renders_its_results() {
 #[test]
 fn switched_lan_profile_delays_every_round_and_reports_its_measured_round_trip() {
     let dir = std::env::temp_dir().join(format!("cryptmed-switched-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = cryptmed(&[
-        "bench",
-        "--network",
-        "medical-mlp",
-        "--profile",
-        "switched",
-        "--repeats",
-        "3",
-        "--batch-repeats",
-        "0",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (json, rows) = medical_suite(&dir, "switched", "0");
     assert_eq!(rows.len(), 1, "batch 1 only");
     let r = &rows[0];
     assert_eq!(r["profile"], "switched");
