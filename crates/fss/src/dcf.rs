@@ -196,10 +196,8 @@ impl<G: Group> Dcf<G> {
         let mut t: Vec<bool> = (0..2 * c).map(|i| i >= c).collect();
         let mut va = vec![0u64; c * w];
         let mut vals = vec![0u64; c * w * (n + 1)];
-        let mut blocks = vec![[0u8; 16]; 2 * c * per];
-        let mut buf = Vec::new();
-        // Both parties' hashed expansions of the current key.
-        let mut hashed = vec![0u128; 2 * per];
+        let mut blocks = vec![0u128; 2 * c * per];
+        let mut buf = Vec::with_capacity(blocks.len());
         // pay[p][side]: one side's payload of party p for the current key.
         let mut pay = [
             [vec![0u64; w], vec![0u64; w]],
@@ -208,23 +206,17 @@ impl<G: Group> Dcf<G> {
         for level in 0..n {
             for (b, seed) in blocks.chunks_exact_mut(per).zip(&s) {
                 for (j, b) in b.iter_mut().enumerate() {
-                    *b = (seed ^ FixedAes::tweak(j)).to_le_bytes();
+                    *b = seed ^ FixedAes::tweak(j);
                 }
             }
-            aes.encrypt(&mut blocks);
+            aes.hash(&mut blocks, &mut buf);
             for k in 0..c {
                 let a = (alphas[k] >> (n - 1 - level)) & 1 == 1;
                 let (keep, lose) = (usize::from(a), usize::from(!a));
                 let mut seed = [[0u128; 2]; 2];
                 let mut tb = [[false; 2]; 2];
                 for p in 0..2 {
-                    // The hash's feed-forward, `AES(x) ^ x` with `x = seed ^ tweak(j)`.
-                    let at = (p * c + k) * per;
-                    let e = &mut hashed[p * per..(p + 1) * per];
-                    for (j, (h, b)) in e.iter_mut().zip(&blocks[at..at + per]).enumerate() {
-                        *h = u128::from_le_bytes(*b) ^ s[p * c + k] ^ FixedAes::tweak(j);
-                    }
-                    let e = &hashed[p * per..(p + 1) * per];
+                    let e = &blocks[(p * c + k) * per..(p * c + k + 1) * per];
                     for side in 0..2 {
                         seed[p][side] = e[side] & SEED_MASK;
                         tb[p][side] = e[side] & 1 == 1;
@@ -318,51 +310,41 @@ impl<G: Group> Dcf<G> {
         let touched = cws[lo..hi].iter().step_by(64).fold(0u8, |a, b| a ^ b);
         std::hint::black_box(touched);
         let mut t = vec![party == 1; points.len()];
-        let mut blocks = vec![[0u8; 16]; points.len() * step];
-        let mut buf = Vec::new();
-        let mut pb = vec![0u128; step - 1];
+        let mut blocks = vec![0u128; points.len() * step];
+        let mut buf = Vec::with_capacity(blocks.len());
         let mut pay = vec![0u64; w];
         let negate = party == 1;
         for level in 0..n {
             let shift = n - 1 - level;
-            // Block j of a point's expansion is AES of `seed ^ tweak(j)`;
-            // the hash's feed-forward (`^ seed ^ tweak(j)`) is applied as
-            // each block is read, which saves two passes over them.
-            let tweak = |side: usize, j: usize| {
-                FixedAes::tweak(if j == 0 { side } else { 1 + side * h + j })
-            };
             for ((b, x), seed) in blocks.chunks_exact_mut(step).zip(points).zip(&s) {
                 let side = ((x >> shift) & 1) as usize;
-                for (j, y) in b.iter_mut().enumerate() {
-                    *y = (seed ^ tweak(side, j)).to_le_bytes();
+                b[0] = seed ^ FixedAes::tweak(side);
+                for (j, y) in b[1..].iter_mut().enumerate() {
+                    *y = seed ^ FixedAes::tweak(2 + side * h + j);
                 }
             }
-            aes.encrypt(&mut blocks);
+            aes.hash(&mut blocks, &mut buf);
             let iter = blocks
                 .chunks_exact(step)
                 .zip(out.chunks_exact_mut(w))
                 .zip(points.iter().zip(&keys))
                 .zip(s.iter_mut().zip(t.iter_mut()));
             for (((b, o), (x, k)), (seed, tb)) in iter {
-                let side = ((x >> shift) & 1) as usize;
-                let b0 = u128::from_le_bytes(b[0]) ^ *seed ^ tweak(side, 0);
-                for (j, (y, p)) in b[1..].iter().zip(pb.iter_mut()).enumerate() {
-                    *p = u128::from_le_bytes(*y) ^ *seed ^ tweak(side, j + 1);
-                }
+                let side = ((x >> shift) & 1) as u32;
                 let key = &cws[k * kb..(k + 1) * kb];
                 let cw = u128::from_le_bytes(
                     key[16 * level..16 * level + 16]
                         .try_into()
                         .unwrap_or([0; 16]),
                 );
-                G::payload(b0, &pb, &mut pay);
+                G::payload(b[0], &b[1..], &mut pay);
                 // The control bit is pseudo-random: masks, not branches
                 // (a mispredicted branch per level and element costs more
                 // than the AES call).
                 let on = u64::from(*tb).wrapping_neg();
                 let fix = cw & (u128::from(on) | u128::from(on) << 64);
-                *seed = (b0 ^ fix) & SEED_MASK;
-                *tb = (b0 & 1 == 1) ^ ((fix >> side) & 1 == 1);
+                *seed = (b[0] ^ fix) & SEED_MASK;
+                *tb = (b[0] & 1 == 1) ^ ((fix >> side) & 1 == 1);
                 let vals = &key[16 * n..];
                 for (j, (o, p)) in o.iter_mut().zip(&pay).enumerate() {
                     let v = G::add(*p, G::read(vals, level * w + j) & on);

@@ -41,13 +41,6 @@ impl FixedAes {
         (j as u128) << 64
     }
 
-    /// Encrypts every block in place, `AES_k(x)` without the feed-forward
-    /// (the caller XORs `x` back in as it reads each block).
-    pub(crate) fn encrypt(&self, blocks: &mut [[u8; 16]]) {
-        self.aes
-            .encrypt_blocks(Array::cast_slice_from_core_mut(blocks));
-    }
-
     /// Replaces every `x` in `blocks` by `AES_k(x) ^ x`, in batches of `buf`'s size.
     pub(crate) fn hash(&self, blocks: &mut [u128], buf: &mut Vec<[u8; 16]>) {
         buf.clear();
