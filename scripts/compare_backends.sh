@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-repeats=${REPEATS:-5}
+repeats=${REPEATS:-15}
 batch_repeats=${BATCH_REPEATS:-2}
 cargo build --release --locked -p cryptmed
 bin=./target/release/cryptmed
