@@ -25,6 +25,21 @@ const EVAL_CHUNK: usize = 128;
 /// Work items below which a batch stays on one thread.
 const PARALLEL_MIN: usize = 4096;
 
+/// `$s.$method::<W>(args)` with `W` the payload width `$w` when that width
+/// has its own compiled walk (1 to 4, the protocols' widths: loops unrolled),
+/// else `W = 0`, the walk for any width.
+macro_rules! by_width {
+    ($w:expr, $s:ident . $method:ident ($($arg:expr),*)) => {
+        match $w {
+            1 => $s.$method::<1>($($arg),*),
+            2 => $s.$method::<2>($($arg),*),
+            3 => $s.$method::<3>($($arg),*),
+            4 => $s.$method::<4>($($arg),*),
+            _ => $s.$method::<0>($($arg),*),
+        }
+    };
+}
+
 /// A DCF family: inputs of `bits` bits (most significant first), outputs
 /// vectors of `width` elements of the group `G`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,13 +135,7 @@ impl<G: Group> Dcf<G> {
                     &betas[lo * self.width..hi * self.width],
                     out,
                 );
-                match self.width {
-                    1 => self.gen_chunk::<1>(&aes, chunk),
-                    2 => self.gen_chunk::<2>(&aes, chunk),
-                    3 => self.gen_chunk::<3>(&aes, chunk),
-                    4 => self.gen_chunk::<4>(&aes, chunk),
-                    _ => self.gen_chunk::<0>(&aes, chunk),
-                }
+                by_width!(self.width, self.gen_chunk(&aes, chunk));
             }
         };
         split(&mut out, kb, 1, work);
@@ -163,15 +172,7 @@ impl<G: Group> Dcf<G> {
                 let lo = first + c * EVAL_CHUNK;
                 let hi = lo + out.len() / w;
                 let chunk = (party, roots, cws, &points[lo..hi], lo, per, out);
-                // The common payload widths get their own compiled walk
-                // (their loops unrolled); 0 means any width.
-                match w {
-                    1 => self.eval_chunk::<1>(&aes, chunk),
-                    2 => self.eval_chunk::<2>(&aes, chunk),
-                    3 => self.eval_chunk::<3>(&aes, chunk),
-                    4 => self.eval_chunk::<4>(&aes, chunk),
-                    _ => self.eval_chunk::<0>(&aes, chunk),
-                }
+                by_width!(w, self.eval_chunk(&aes, chunk));
             }
         };
         split(&mut out, w, per, work);

@@ -335,60 +335,67 @@ fn run(
     }
     entry.peers.push(dconn.peer.subject.clone());
     watch.add(dconn.socket.as_ref());
+    let join = Frame::Join {
+        version: VERSION,
+        role: "provider".into(),
+        session,
+        peer: client_fp.into(),
+        network,
+        config: config_json,
+        digest,
+    };
     let mut dealer = Counted::new(Link::new(dconn.stream));
-    // The audit trail counts both of this session's links; the dealer's
-    // is counted however the session ends.
-    let r = (|| {
-        send(
-            &mut dealer,
-            &Frame::Join {
-                version: VERSION,
-                role: "provider".into(),
-                session,
-                peer: client_fp.into(),
-                network,
-                config: config_json,
-                digest,
-            },
-            "dealer",
-            "join",
-        )?;
-        debug!(dealer = %setup.dealer, "joined the dealer");
-        let paired = expect(&mut dealer, lim.max_frame, "dealer", "pairing")?;
-        let Frame::Paired { .. } = paired else {
-            return Err(unexpected("dealer", "pairing", "paired", &paired));
-        };
-        send(link, &Frame::Ready, "client", "pairing")?;
-        *framed = false;
-        debug!("paired");
-        let mut party = ProviderSession::new(model, &mut dealer, link)?;
-        debug!(bytes = party.setup_bytes(), "setup sent");
-        let mut served = 0u64;
-        loop {
-            match expect(link, lim.max_frame, "client", "batch")? {
-                Frame::Batch { size } if size > 0 && size as usize <= lim.max_batch => {
-                    let report = party.run_batch(size as usize, &mut dealer, link)?;
-                    served += size;
-                    debug!(
-                        records = size,
-                        online_bytes = report.online_bytes_sent + report.online_bytes_recv,
-                        rounds = report.online_rounds,
-                        "batch done"
-                    );
-                }
-                Frame::Batch { size } => {
-                    return Err(ServiceError::Protocol(format!(
-                        "the client asked for a batch of {size} records, outside 1..={}",
-                        lim.max_batch
-                    )));
-                }
-                Frame::Done => return Ok(served),
-                other => return Err(unexpected("client", "batch", "batch or done", &other)),
-            }
-        }
-    })();
+    let r = serve_paired(&mut dealer, &join, link, framed, model, setup);
+    // The audit trail counts both of this session's links, however it ends.
     entry.bytes += dealer.stats().bytes();
     r
+}
+
+/// Joins the dealer with `join`, then serves the client's batches until it
+/// is done; returns the records served.
+fn serve_paired(
+    dealer: &mut Counter,
+    join: &Frame,
+    link: &mut Counter,
+    framed: &mut bool,
+    model: Model,
+    setup: &ProviderSetup,
+) -> Result<u64, ServiceError> {
+    let lim = &setup.limits;
+    send(dealer, join, "dealer", "join")?;
+    debug!(dealer = %setup.dealer, "joined the dealer");
+    let paired = expect(dealer, lim.max_frame, "dealer", "pairing")?;
+    let Frame::Paired { .. } = paired else {
+        return Err(unexpected("dealer", "pairing", "paired", &paired));
+    };
+    send(link, &Frame::Ready, "client", "pairing")?;
+    *framed = false;
+    debug!("paired");
+    let mut party = ProviderSession::new(model, dealer, link)?;
+    debug!(bytes = party.setup_bytes(), "setup sent");
+    let mut served = 0u64;
+    loop {
+        match expect(link, lim.max_frame, "client", "batch")? {
+            Frame::Batch { size } if size > 0 && size as usize <= lim.max_batch => {
+                let report = party.run_batch(size as usize, dealer, link)?;
+                served += size;
+                debug!(
+                    records = size,
+                    online_bytes = report.online_bytes_sent + report.online_bytes_recv,
+                    rounds = report.online_rounds,
+                    "batch done"
+                );
+            }
+            Frame::Batch { size } => {
+                return Err(ServiceError::Protocol(format!(
+                    "the client asked for a batch of {size} records, outside 1..={}",
+                    lim.max_batch
+                )));
+            }
+            Frame::Done => return Ok(served),
+            other => return Err(unexpected("client", "batch", "batch or done", &other)),
+        }
+    }
 }
 
 /// The client link's round trip, seconds: the fastest of [`PROBES`] pings,

@@ -70,7 +70,8 @@ pub(crate) struct Row {
     pub(crate) comparison: String,
     /// `trained` (a committed ONNX model) or `random` (seeded weights, cost only).
     pub(crate) weights: String,
-    /// How the WAN profile was applied (`netem`, or `relay` and why), for `wan` rows.
+    /// How the link was shaped: for `wan` rows `netem`, or the relay and why;
+    /// for `switched` rows the relay and the round trip measured through it.
     pub(crate) wan_shaping: Option<String>,
     /// Records run in this configuration.
     pub(crate) records: usize,

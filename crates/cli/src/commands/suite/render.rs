@@ -2,7 +2,7 @@
 //! README's results section is generated from this): one set of tables,
 //! two renderings.
 
-use super::{BATCHES, Row, imaging, references};
+use super::{BATCHES, Row, imaging, references, wan};
 
 /// A table of strings, rendered aligned for a terminal or as Markdown.
 struct Table {
@@ -81,20 +81,20 @@ fn accuracy(a: Option<f64>, n: usize) -> String {
 }
 
 fn profile_title(profile: &str, rows: &[&Row]) -> String {
+    let shaping = || {
+        rows.first()
+            .and_then(|r| r.wan_shaping.clone())
+            .unwrap_or_default()
+    };
+    let link = "between provider and client";
     match profile {
         "lan" => "LAN: loopback".into(),
         "switched" => format!(
-            "Switched LAN: 0.2 ms round trip, 1 Gbit/s between provider and client; {}",
-            rows.first()
-                .and_then(|r| r.wan_shaping.clone())
-                .unwrap_or_default()
+            "Switched LAN: {} {link}; {}",
+            wan::SWITCHED.describe(),
+            shaping()
         ),
-        _ => format!(
-            "WAN: 40 ms round trip, 100 Mbit/s between provider and client; {}",
-            rows.first()
-                .and_then(|r| r.wan_shaping.clone())
-                .unwrap_or_default()
-        ),
+        _ => format!("WAN: {} {link}; {}", wan::WAN.describe(), shaping()),
     }
 }
 

@@ -28,6 +28,19 @@ pub(crate) struct Shape {
     pub(crate) rate_bps: f64,
 }
 
+impl Shape {
+    /// Its round trip and rate for titles: `40 ms round trip, 100 Mbit/s`.
+    pub(crate) fn describe(&self) -> String {
+        let rate = if self.rate_bps >= 1e9 {
+            format!("{} Gbit/s", self.rate_bps / 1e9)
+        } else {
+            format!("{} Mbit/s", self.rate_bps / 1e6)
+        };
+        let rtt = 2.0 * self.delay.as_secs_f64() * 1e3;
+        format!("{rtt} ms round trip, {rate}")
+    }
+}
+
 /// The WAN profile: 20 ms each way, 100 Mbit/s.
 pub(crate) const WAN: Shape = Shape {
     delay: Duration::from_millis(20),
